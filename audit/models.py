@@ -1,0 +1,66 @@
+"""The append-only audit log: who did what to which patient, when, with what outcome.
+
+Each row's ``hash`` covers its own fields and the previous row's hash, so an edited, deleted or
+inserted row breaks the chain (``manage.py verify_audit``). Rows are only ever created through
+``audit.services.record_event``; ``save()`` refuses updates and ``delete()`` refuses always.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditEvent(models.Model):
+    class Outcome(models.TextChoices):
+        OK = "ok", _("OK")
+        DENIED = "denied", _("Denied")
+        FAILED = "failed", _("Failed")
+
+    at = models.DateTimeField(db_index=True, help_text=_("UTC"))
+    actor = models.CharField(max_length=150, help_text=_("User name, or 'scheduler' / 'system'"))
+    event = models.CharField(max_length=64, db_index=True, help_text=_("Keyword, see docs/audit.md"))
+    institution = models.CharField(max_length=32, blank=True, db_index=True)
+    mrns = models.JSONField(default=list, blank=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
+    detail = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.event}"
+
+    def compute_hash(self) -> str:
+        payload = json.dumps(
+            {
+                "at": self.at.isoformat(),
+                "actor": self.actor,
+                "event": self.event,
+                "institution": self.institution,
+                "mrns": self.mrns,
+                "object_type": self.object_type,
+                "object_id": self.object_id,
+                "outcome": self.outcome,
+                "detail": self.detail,
+                "prev_hash": self.prev_hash,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit events are append-only")

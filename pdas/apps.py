@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PdasConfig(AppConfig):
+    name = "pdas"
+    verbose_name = "PDAS"
