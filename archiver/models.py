@@ -102,6 +102,9 @@ class StorageTarget(models.Model):
     password_file = models.CharField(max_length=500, blank=True)
     key_file = models.CharField(max_length=500, blank=True)
     known_hosts = models.CharField(max_length=500, blank=True)
+    ca_file = models.CharField(
+        max_length=500, blank=True, help_text=_("CA certificate(s) that sign an FTPS server's certificate")
+    )
     allow_plain_ftp = models.BooleanField(
         default=False, help_text=_("Allow ftp:// without TLS (only on a private storage network)")
     )
