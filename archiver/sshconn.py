@@ -1,0 +1,79 @@
+"""Opening SSH connections with a pinned host key, shared by the SSH TPS source and SFTP targets."""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import paramiko
+
+
+class SshConnectError(Exception):
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class SshAddress:
+    user: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def from_url(cls, url: str, *, schemes: tuple[str, ...]) -> "SshAddress":
+        parts = urlsplit(url)
+        if parts.scheme not in schemes or not parts.hostname or not parts.username:
+            raise ValueError(f"{url}: expected {schemes[0]}://user@host[:port]/absolute/path")
+        try:
+            port = parts.port or 22
+        except ValueError:
+            raise ValueError(f"{url}: bad port") from None
+        path = unquote(parts.path) or "/"
+        if not path.startswith("/"):
+            raise ValueError(f"{url}: the path must be absolute")
+        return cls(user=unquote(parts.username), host=parts.hostname, port=port, path=path.rstrip("/") or "/")
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+def connect(address: SshAddress, *, password: str | None = None, key_file: str | None = None,
+            known_hosts: str | None = None, timeout: float = 15) -> paramiko.SSHClient:
+    """An authenticated client. The host key must be in ``known_hosts``: it is never added on first use."""
+    if not known_hosts:
+        raise SshConnectError(f"{address}: no known_hosts file is configured (host keys are pinned)", retryable=False)
+    if not Path(known_hosts).is_file():
+        raise SshConnectError(f"{address}: known_hosts file {known_hosts} does not exist", retryable=False)
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(known_hosts)
+    except (OSError, paramiko.SSHException) as exc:
+        raise SshConnectError(f"{address}: cannot read known_hosts {known_hosts}: {exc}", retryable=False) from None
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            address.host, port=address.port, username=address.user, password=password or None,
+            key_filename=key_file or None, timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+            allow_agent=False, look_for_keys=False,
+        )
+    except paramiko.BadHostKeyException:
+        client.close()
+        raise SshConnectError(f"{address}: host key does not match {known_hosts} (refusing to connect)",
+                              retryable=False) from None
+    except paramiko.AuthenticationException:
+        client.close()
+        raise SshConnectError(f"{address}: authentication failed", retryable=False) from None
+    except paramiko.SSHException as exc:
+        client.close()
+        unknown = "not found in known_hosts" in str(exc)
+        raise SshConnectError(f"{address}: {exc}", retryable=not unknown) from None
+    except (OSError, socket.timeout, EOFError) as exc:
+        client.close()
+        raise SshConnectError(f"{address}: cannot connect: {exc}", retryable=True) from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(30)
+    return client
