@@ -149,6 +149,10 @@ class TpsPatient(models.Model):
         help_text=_("Set when PDAS restored this directory; cleared when its content changes"),
     )
     restored_fingerprint = models.CharField(max_length=64, blank=True)
+    # The archiving claim: a worker owns the patient while ``claim_expires`` is in the future and
+    # renews it as it works; a killed worker's claim simply runs out.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claim_expires = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["institution", "group", "tps_path"]
@@ -378,14 +382,18 @@ class PatientArchiveTask(models.Model):
 
 
 class QuarantinedPatient(models.Model):
-    """Originals moved off the TPS after a verified archive, kept until ``purge_after``."""
+    """Originals moved off the TPS after a verified archive, kept until ``purge_after``.
+
+    The row is written before the move (``moved_at`` blank), so a crash mid-move is found and
+    finished by the next run.
+    """
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="quarantine")
     archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="quarantined")
     tps_path = models.CharField(max_length=500)
     quarantine_path = models.CharField(max_length=1000)
     total_bytes = models.BigIntegerField(default=0)
-    moved_at = models.DateTimeField(default=timezone.now)
+    moved_at = models.DateTimeField(null=True, blank=True, help_text=_("Blank while the move is under way"))
     purge_after = models.DateTimeField()
     purged_at = models.DateTimeField(null=True, blank=True)
 
