@@ -154,6 +154,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Archiving: a worker's claim on a patient lasts this long unless renewed (it is renewed as work
+# progresses), so the claim of a killed worker runs out and a rerun can take the patient over.
+PDAS_CLAIM_LEASE_SECONDS = env.integer("PDAS_CLAIM_LEASE_SECONDS", 900)
+
 EMAIL_BACKEND = env.string("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env.string("DJANGO_EMAIL_HOST", "localhost")
 EMAIL_PORT = env.integer("DJANGO_EMAIL_PORT", 25)
