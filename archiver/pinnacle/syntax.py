@@ -3,9 +3,10 @@
 ``parse()`` turns a file's text into a ``Node``: an ordered list of (key, value) pairs in which a
 key may repeat (``Plan ={..}; Plan ={..};``). Values are ``str`` (quoted strings unquoted, bare
 words and numbers kept as written, so an MRN keeps its leading zeros), ``Node`` for blocks, and
-``list[str]`` for arrays (``Points[] ={ 1,2, 3,4 };``). Dotted keys written with spaces
-(``DoseGrid .VoxelSize .X``) are joined (``DoseGrid.VoxelSize.X``). ``dumps()`` writes the same
-syntax back.
+``list[str]`` for arrays (``Points[] ={ 1,2, 3,4 };``). Bare words come back as ``Bare`` (a
+``str``), so ``dumps(parse(text))`` writes numbers, enums and ``\\XDR:0\\`` literals unquoted, as
+Pinnacle wrote them. Dotted keys written with spaces (``DoseGrid .VoxelSize .X``) are joined
+(``DoseGrid.VoxelSize.X``). ``dumps()`` writes the same syntax back.
 
 ``decode()`` never fails: UTF-8, then GB18030, then latin-1 (SPEC section 1).
 """
@@ -15,6 +16,10 @@ import re
 from typing import Any, Iterable, Iterator, Mapping
 
 Value = Any  # str | Node | list[str]
+
+
+class Bare(str):
+    """A value ``dumps()`` writes without quotes (numbers, enums, ``\\XDR:0\\`` literals)."""
 
 
 class ParseError(ValueError):
@@ -118,7 +123,7 @@ def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
         if kind == "open_comment":
             return  # an unterminated trailing comment: everything before it was read
         if kind == "open_string":
-            raise ParseError("unterminated string", line)
+            raise ParseError("unterminated string (truncated file?)", line)
         if kind not in ("space", "comment"):
             yield kind, value, line
         line += value.count("\n")
@@ -132,13 +137,25 @@ def _unquote(token: str) -> str:
 
 
 def parse(text: str) -> Node:
-    """Parse a whole file. Raises ``ParseError`` naming the line on malformed input."""
+    """Parse a whole file. Raises ``ParseError`` naming the line on malformed input.
+
+    A file that ends inside a block names the outermost open block and the line it opened on
+    (``line 44: file ends inside block 'PlanList' (truncated file?)``): that is the block a person
+    looks for, whatever nested block the cut happened in.
+    """
     tokens = list(_tokens(text))
-    node, index = _parse_block(tokens, 0, top=True, opened_at=1, name="")
+    node, index = _parse_block(tokens, 0, top=True, outer=None, name="")
     return node
 
 
-def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, opened_at: int, name: str):
+def _truncated(outer: tuple[str, int] | None, line: int, what: str) -> ParseError:
+    if outer is None:
+        return ParseError(f"file ends after {what} (truncated file?)", line)
+    return ParseError(f"file ends inside block {outer[0]!r} (truncated file?)", outer[1])
+
+
+def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, outer: tuple[str, int] | None,
+                 name: str):
     items: list[tuple[str, Value]] = []
     array: list[str] | None = None
     n = len(tokens)
@@ -146,7 +163,7 @@ def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, opene
         if i >= n:
             if top:
                 return Node(items), i
-            raise ParseError(f"file ends inside block {name!r} opened here (truncated file?)", opened_at)
+            raise _truncated(outer, tokens[-1][2], repr(name))
         kind, value, line = tokens[i]
         if kind == "close":
             if top:
@@ -161,20 +178,23 @@ def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, opene
         while j < n and tokens[j][0] == "word":
             words.append(tokens[j][1])
             j += 1
-        if words and j < n and tokens[j][0] in ("equals", "open"):
+        if words and j >= n:
+            raise _truncated(outer, tokens[-1][2], repr(" ".join(words)))
+        if words and tokens[j][0] in ("equals", "open"):
             key = "".join(words)
             if tokens[j][0] == "open":
-                child, i = _parse_block(tokens, j + 1, top=False, opened_at=tokens[j][2], name=key)
+                child_outer = outer or (key, tokens[j][2])
+                child, i = _parse_block(tokens, j + 1, top=False, outer=child_outer, name=key)
                 items.append((key.removesuffix("[]") if isinstance(child, list) else key, child))
                 continue
             j += 1
             if j >= n:
-                raise ParseError(f"file ends after '{key} ='", line)
+                raise _truncated(outer, line, f"'{key} ='")
             vkind, vtext, vline = tokens[j]
             if vkind == "string":
                 items.append((key, _unquote(vtext)))
             elif vkind in ("word", "literal"):
-                items.append((key, vtext))
+                items.append((key, Bare(vtext)))
             elif vkind == "semi":
                 items.append((key, ""))
                 j -= 1
@@ -192,12 +212,8 @@ def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, opene
         if items:
             raise ParseError(f"unexpected {value!r} in block {name!r}", line)
         array = array if array is not None else []
-        array.append(_unquote(value) if kind == "string" else value)
+        array.append(_unquote(value) if kind == "string" else Bare(value))
         i += 1
-
-
-class Bare(str):
-    """A value ``dumps()`` writes without quotes (numbers, enums, ``\\XDR:0\\`` literals)."""
 
 
 def _format_value(value: Value) -> str:
@@ -239,7 +255,7 @@ def _dump_into(lines: list[str], block, depth: int) -> None:
         elif isinstance(value, list):
             lines.append(f"{pad}{key}[] ={{")
             if value:
-                lines.append(pad + "  " + ",".join(_format_value(v) if not isinstance(v, str) else v for v in value) + ",")
+                lines.append(pad + "  " + ",".join(_format_value(v) for v in value) + ",")
             lines.append(f"{pad}}};")
         else:
             lines.append(f"{pad}{key} = {_format_value(value)};")
