@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
+
+pytest_plugins = [
+    "tests.servers.redis",
+    "tests.servers.celery_worker",
+    "tests.servers.sshd",
+    "tests.servers.ftp",
+    "tests.servers.postgres",
+    "tests.servers.chromium",
+]
+
+_TEST_DB_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the SQLite test database in a file instead of Django's in-memory default.
+
+    A Celery worker (tests/servers/celery_worker.py) is another process and must open the same
+    database as the test. PostgreSQL test databases are shared that way already.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        directory = Path(tempfile.mkdtemp(prefix="pdas-testdb-"))
+        database.setdefault("TEST", {})["NAME"] = str(directory / "test.sqlite3")
+        config.stash[_TEST_DB_DIR] = directory
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    directory = config.stash.get(_TEST_DB_DIR, None)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
