@@ -17,3 +17,64 @@ def present_tps_patients(*, institution: Institution) -> QuerySet[TpsPatient]:
 def tps_patients_in_group(*, institution: Institution, group: str) -> QuerySet[TpsPatient]:
     """Patient folders of one TPS group (by its name) found by the last sync, with their plans."""
     return present_tps_patients(institution=institution).filter(group=group)
+
+
+# --- archiving -------------------------------------------------------------------------------------
+
+
+def archive_candidates(*, institution: Institution) -> QuerySet[TpsPatient]:
+    """Patients the archiver takes from the pending group: present, readable, at least one plan, and
+    not a PDAS restore left unchanged (curation shows those green; they are not archived again)."""
+    from django.db.models import F, Q
+
+    return (
+        TpsPatient.objects.filter(institution=institution, group=institution.pending_group, present=True,
+                                  read_error="", plans__isnull=False)
+        .exclude(Q(restored_from__isnull=False) & Q(restored_fingerprint=F("fingerprint")))
+        .distinct()
+        .order_by("tps_path")
+    )
+
+
+def archive_runs_with_counts():
+    from django.db.models import Count, Q, Sum
+
+    from archiver.models import ArchiveRun, PatientArchiveTask
+
+    result = PatientArchiveTask.Result
+    return ArchiveRun.objects.select_related("institution").annotate(
+        patients=Count("tasks"),
+        passed=Count("tasks", filter=Q(tasks__result=result.PASS)),
+        errors=Count("tasks", filter=Q(tasks__result=result.ERROR)),
+        warnings=Count("tasks", filter=Q(tasks__result=result.WARNING)),
+        raw_bytes=Sum("tasks__archive__raw_bytes", filter=Q(tasks__result=result.PASS)),
+    ).order_by("-created_at")
+
+
+def run_tasks(*, run):
+    return run.tasks.select_related("patient", "archive").order_by("id")
+
+
+def run_result_counts(*, run) -> dict[str, int]:
+    from django.db.models import Count
+
+    counts = {"pass": 0, "error": 0, "warning": 0, "pending": 0}
+    for row in run.tasks.values("result").annotate(n=Count("id")):
+        counts[row["result"]] = row["n"]
+    return counts
+
+
+def run_progress(*, run) -> dict:
+    """What the run page polls: counts, bytes, and each patient's step and result."""
+    tasks = list(run.tasks.values("id", "result", "step", "bytes_done", "bytes_total", "reason"))
+    from archiver.models import PatientArchiveTask
+
+    steps = dict(PatientArchiveTask.Step.choices)
+    for task in tasks:
+        task["step_display"] = str(steps.get(task["step"], task["step"]))
+    counts = run_result_counts(run=run)
+    return {
+        "status": run.status, "status_display": str(run.get_status_display()), "counts": counts,
+        "bytes_done": sum(t["bytes_done"] for t in tasks), "bytes_total": sum(t["bytes_total"] for t in tasks),
+        "finished": counts["pending"] == 0, "tasks": tasks,
+    }

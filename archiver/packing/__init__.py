@@ -1,0 +1,1 @@
+"""Packing a patient into one archive file (SPEC section 4)."""

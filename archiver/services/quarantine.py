@@ -1,0 +1,89 @@
+"""Removing originals: a move into the quarantine on the TPS, purged after the retention period.
+
+The quarantine lives under the TPS root (``.pdas-quarantine`` unless the institution names another
+folder relative to the root) so the move is a rename on one file system: atomic, no copy. The
+folder keeps the patient's path (``<day>/<archive>/Institution_3/Mount_0/Patient_7``), so putting it
+back is one move too.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+
+from django.utils import timezone
+
+from archiver.models import Archive, Institution, QuarantinedPatient, TpsPatient
+from archiver.pinnacle.institution_file import ParseError, remove_patient_lite
+from archiver.tps.base import TpsError, TpsSource, clean_relpath
+from audit.services import record_event
+
+DEFAULT_DIR = ".pdas-quarantine"
+
+
+def quarantine_root(institution: Institution) -> str:
+    return clean_relpath(institution.quarantine_dir or DEFAULT_DIR)
+
+
+def quarantine_patient(*, institution: Institution, source: TpsSource, patient: TpsPatient, archive: Archive,
+                       institution_dir: str, actor) -> QuarantinedPatient:
+    """Move a verified patient's folder into the quarantine and drop it from Pinnacle's list."""
+    if archive.status != Archive.Status.VERIFIED:
+        raise TpsError(f"refusing to remove {patient.tps_path}: archive {archive.name} is not verified")
+    now = timezone.now()
+    target = posixpath.join(quarantine_root(institution), now.strftime("%Y%m%d"), archive.name, patient.tps_path)
+    row = QuarantinedPatient.objects.create(
+        institution=institution, archive=archive, tps_path=patient.tps_path, quarantine_path=target,
+        total_bytes=patient.total_bytes, purge_after=now + dt.timedelta(days=institution.quarantine_days),
+    )
+    source.make_dirs(posixpath.dirname(target))
+    source.rename(patient.tps_path, target)
+    _complete(row, institution=institution, source=source, patient=patient, institution_dir=institution_dir,
+              actor=actor)
+    return row
+
+
+def _complete(row: QuarantinedPatient, *, institution: Institution, source: TpsSource, patient: TpsPatient,
+              institution_dir: str, actor) -> None:
+    header_note = ""
+    try:
+        remove_patient_lite(source, institution_dir=institution_dir, patient_path=patient.tps_path)
+    except (ParseError, TpsError) as exc:
+        header_note = f"Institution file not updated: {exc}"
+    row.moved_at = timezone.now()
+    row.purge_after = row.moved_at + dt.timedelta(days=institution.quarantine_days)  # retention counts from the move
+    row.save(update_fields=["moved_at", "purge_after"])
+    TpsPatient.objects.filter(pk=patient.pk).update(present=False)
+    record_event(actor=actor, event="originals.remove", institution=institution.code, mrns=[patient.mrn], obj=row,
+                 detail={"tps_path": patient.tps_path, "quarantine_path": row.quarantine_path,
+                         "archive": row.archive.name, "purge_after": row.purge_after.isoformat(),
+                         "note": header_note})
+
+
+def complete_interrupted_move(*, institution: Institution, source: TpsSource, patient: TpsPatient, actor) -> bool:
+    """Finish a removal that moved the folder but died before recording it; False if there is none."""
+    row = (QuarantinedPatient.objects.filter(institution=institution, tps_path=patient.tps_path, moved_at__isnull=True)
+           .select_related("archive").order_by("-id").first())
+    if row is None or source.stat(row.quarantine_path) is None or source.stat(patient.tps_path) is not None:
+        return False
+    institution_dir = patient.tps_path.split("/", 1)[0]
+    _complete(row, institution=institution, source=source, patient=patient, institution_dir=institution_dir,
+              actor=actor)
+    return True
+
+
+def purge_quarantine(*, institution: Institution, source: TpsSource, actor, now: dt.datetime | None = None) -> int:
+    """Delete quarantined folders whose retention has run out; returns how many were purged."""
+    now = now or timezone.now()
+    purged = 0
+    for row in QuarantinedPatient.objects.filter(institution=institution, purged_at__isnull=True,
+                                                 moved_at__isnull=False, purge_after__lte=now).select_related("archive"):
+        if row.archive.status != Archive.Status.VERIFIED:
+            continue  # never purge originals whose archive is no longer known good
+        if source.stat(row.quarantine_path) is not None:
+            source.remove_tree(row.quarantine_path)
+        row.purged_at = now
+        row.save(update_fields=["purged_at"])
+        purged += 1
+        record_event(actor=actor, event="quarantine.purge", institution=institution.code, mrns=[row.archive.mrn],
+                     obj=row, detail={"quarantine_path": row.quarantine_path, "archive": row.archive.name})
+    return purged

@@ -1,0 +1,84 @@
+#!/bin/sh
+# PDAS pack script: runs on the Pinnacle host (Linux or Solaris), using only sh, find, tar, gzip
+# (or zstd) and a SHA-256 tool. PDAS calls it over SSH in two steps:
+#
+#   pdas-pack.sh hash TPS_ROOT PATIENT_REL
+#       prints "<sha256> <size> <path>" for every regular file of the patient that is archived
+#       (symbolic links and Pinnacle autosave/junk files are left out), paths relative to TPS_ROOT.
+#   pdas-pack.sh pack TPS_ROOT PATIENT_REL STAGE_DIR OUT_FILE gzip|zstd [LEVEL]
+#       writes OUT_FILE: a tar of STAGE_DIR/Institution, STAGE_DIR/PDAS-MANIFEST.json, then the
+#       patient's files, compressed; prints "<sha256> <size>" of OUT_FILE. Writes OUT_FILE.partial
+#       first and renames it, so a half-written archive never carries the final name.
+#
+# A site may replace this script with its own (Institution.pack_script) as long as it keeps
+# these two commands and their output. Exit status: 0 ok, 2 bad arguments, 3 tool missing, 4 failure.
+set -u
+umask 077
+
+die() { echo "pdas-pack: $2" >&2; exit "$1"; }
+
+sha256_tool() {
+    if command -v sha256sum >/dev/null 2>&1; then echo "sha256sum -b"
+    elif command -v shasum >/dev/null 2>&1; then echo "shasum -a 256 -b"
+    elif command -v digest >/dev/null 2>&1; then echo "digest -a sha256"
+    elif command -v openssl >/dev/null 2>&1; then echo "openssl dgst -sha256 -r"
+    else die 3 "no SHA-256 tool (sha256sum, shasum, digest or openssl) on this host"; fi
+}
+
+# Regular files of the patient, no links, no autosave/junk (.auto.plan.Trial.binary.*, *.ErrorLog, *.Transcript).
+patient_files() {
+    find "$1" -type f ! -name '.auto.plan.Trial.binary.*' ! -name '*.ErrorLog' ! -name '*.Transcript' -print | LC_ALL=C sort
+}
+
+digest_of() {
+    # Tools print the digest first (digest -a prints only the digest).
+    $SHA "$1" | { read -r sum _rest; echo "$sum"; }
+}
+
+size_of() { wc -c < "$1" | tr -d ' '; }
+
+cmd=${1:-}
+[ -n "$cmd" ] || die 2 "usage: pdas-pack.sh hash|pack ..."
+shift
+
+case "$cmd" in
+hash)
+    [ $# -eq 2 ] || die 2 "usage: pdas-pack.sh hash TPS_ROOT PATIENT_REL"
+    cd "$1" || die 4 "cannot enter $1"
+    [ -d "$2" ] || die 4 "no patient directory $2 under $1"
+    SHA=$(sha256_tool)
+    patient_files "$2" | while IFS= read -r f; do
+        echo "$(digest_of "$f") $(size_of "$f") $f"
+    done
+    ;;
+pack)
+    [ $# -ge 5 ] || die 2 "usage: pdas-pack.sh pack TPS_ROOT PATIENT_REL STAGE_DIR OUT_FILE gzip|zstd [LEVEL]"
+    root=$1 patient=$2 stage=$3 out=$4 codec=$5 level=${6:-}
+    case "$codec" in
+        gzip) compress="gzip -c -${level:-1} -n" ;;
+        zstd) command -v zstd >/dev/null 2>&1 || die 3 "zstd is not installed on this host"
+              compress="zstd -q -c -${level:-3}" ;;
+        *) die 2 "unknown codec $codec (gzip or zstd)" ;;
+    esac
+    [ -f "$stage/Institution" ] && [ -f "$stage/PDAS-MANIFEST.json" ] || die 4 "$stage lacks Institution or PDAS-MANIFEST.json"
+    cd "$root" || die 4 "cannot enter $root"
+    [ -d "$patient" ] || die 4 "no patient directory $patient under $root"
+    SHA=$(sha256_tool)
+    list="$out.files"
+    patient_files "$patient" > "$list" || die 4 "cannot list $patient"
+    rm -f "$out.partial"
+    # Header and manifest first (from the stage folder), then the patient's files (from the TPS root).
+    # POSIX sh has no pipefail: tar's own status goes through a file.
+    { tar -cf - -C "$stage" Institution PDAS-MANIFEST.json -C "$root" $(cat "$list"); echo $? > "$out.tar-status"; } \
+        | $compress > "$out.partial" || { rm -f "$out.partial" "$list" "$out.tar-status"; die 4 "compression failed"; }
+    tar_status=$(cat "$out.tar-status" 2>/dev/null || echo 1)
+    rm -f "$list" "$out.tar-status"
+    [ "$tar_status" = 0 ] || { rm -f "$out.partial"; die 4 "tar failed (status $tar_status)"; }
+    [ -s "$out.partial" ] || die 4 "empty archive"
+    mv "$out.partial" "$out" || die 4 "cannot rename $out.partial"
+    echo "$(digest_of "$out") $(size_of "$out")"
+    ;;
+*)
+    die 2 "unknown command $cmd (hash or pack)"
+    ;;
+esac

@@ -1,0 +1,212 @@
+"""The archive pipeline end to end on a local TPS tree and file targets.
+
+What must hold in every case: a patient's originals leave the TPS only when every target holds a
+verified copy, and whatever goes wrong, each plan is either still in the TPS or in a verified archive.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from archiver.models import Archive, ArchiveCopy, FixityCheck, PatientArchiveTask, QuarantinedPatient, TpsPatient
+from archiver.services import archiving
+from archiver.services.claims import claim_patient
+from archiver.services.tps_sync import sync_institution
+from archiver.storage.local import FileStorage
+from audit.models import AuditEvent
+from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from tests.factories import InstitutionFactory, StorageTargetFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "Patients"
+    ready = write_patient(root, institution=1, patient_id=7, mrn="000123", last_name="张", first_name="三",
+                          plans=[plan(0, "LT BREAST", trials=["sMLC"]), plan(1, "RT BREAST")], encoding="gb18030")
+    other = write_patient(root, institution=1, patient_id=8, mrn="000124", last_name="Smith", first_name="Ann")
+    broken = write_patient(root, institution=1, patient_id=9, mrn="000125",
+                           plans=[plan(0, "A"), plan(1, "MISSING", directory=False)])
+    clinical = write_patient(root, institution=2, patient_id=10, mrn="000126")
+    write_institution_file(root, [institution(1, "ToArchive", [ready, other, broken]),
+                                  institution(2, "Clinical", [clinical])])
+    inst = InstitutionFactory(code="PUMCH", tps_url=f"file://{root}", quarantine_days=30)
+    arrays = []
+    for name in ("array-1", "array-2"):
+        folder = tmp_path / name
+        folder.mkdir()
+        arrays.append(folder)
+        StorageTargetFactory(institution=inst, name=name, url=f"file://{folder}")
+    sync_institution(institution=inst, actor="test")
+    return {"root": root, "inst": inst, "arrays": arrays, "ready": ready, "other": other, "broken": broken,
+            "clinical": clinical}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _run(inst):
+    run = archiving.create_archive_run(institution=inst, actor="tester")
+    return archiving.run_in_process(run=run, backoff_seconds=0)
+
+
+def test_archives_verifies_and_quarantines_only_archivable_patients(site):
+    originals = {p: _tree(site["root"] / p) for p in (site["ready"], site["other"])}
+    run = _run(site["inst"])
+    results = {t.patient.tps_path: t for t in run.tasks.select_related("patient", "archive")}
+    assert set(results) == {site["ready"], site["other"]}  # the unreadable patient is not a candidate
+    assert {t.result for t in results.values()} == {"pass"}, [t.reason for t in results.values()]
+    assert run.status == "done"
+
+    archive = results[site["ready"]].archive
+    assert archive.name == "ZHANG-SAN_000123_20190301100000.tar.gz"
+    assert archive.status == Archive.Status.VERIFIED and archive.verified_at
+    assert archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).count() == 2
+    assert FixityCheck.objects.filter(copy__archive=archive, outcome="pass").count() == 2
+    assert sorted(p.name for p in archive.plans.all()) == ["LT BREAST", "RT BREAST"]
+
+    for array in site["arrays"]:
+        names = sorted(p.name for p in array.iterdir())
+        assert f"{archive.name}.sha256" in names and f"{archive.name}.manifest.json" in names
+        subprocess.run(["sha256sum", "-c", f"{archive.name}.sha256"], cwd=array, check=True, capture_output=True)
+        manifest = json.loads((array / f"{archive.name}.manifest.json").read_text())
+        assert manifest["patient"]["last_name"] == "张" and manifest["group"] == "ToArchive"
+        out = array.parent / f"extract-{array.name}"
+        out.mkdir()
+        with tarfile.open(array / archive.name, "r:gz") as tar:
+            tar.extractall(out, filter="data")
+        assert _tree(out / site["ready"]) == originals[site["ready"]]
+
+    # Originals moved to the quarantine, byte for byte, and Pinnacle's list no longer shows them.
+    for path in (site["ready"], site["other"]):
+        assert not (site["root"] / path).exists()
+        row = QuarantinedPatient.objects.get(tps_path=path)
+        assert row.moved_at and (row.purge_after - row.moved_at).days == 30
+        assert _tree(site["root"] / row.quarantine_path) == originals[path]
+    header = (site["root"] / "Institution").read_text()
+    assert site["ready"] not in header and site["other"] not in header and site["broken"] in header
+    assert (site["root"] / site["broken"]).is_dir() and (site["root"] / site["clinical"]).is_dir()
+    assert not TpsPatient.objects.get(tps_path=site["ready"]).present
+    events = set(AuditEvent.objects.values_list("event", flat=True))
+    assert {"archive.run", "archive.pack", "archive.transfer", "archive.verify", "originals.remove"} <= events
+    removed_mrns = sorted(m for e in AuditEvent.objects.filter(event="originals.remove") for m in e.mrns)
+    assert removed_mrns == ["000123", "000124"]
+
+
+def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch):
+    real_upload = FileStorage.upload
+
+    def corrupting_upload(self, name, chunks, *, progress=None):
+        if name.endswith(".tar.gz") and "array-2" in self.url:
+            data = bytearray(b"".join(chunks))
+            data[len(data) // 2] ^= 0x01
+            chunks = [bytes(data)]
+        return real_upload(self, name, chunks, progress=progress)
+
+    monkeypatch.setattr(FileStorage, "upload", corrupting_upload)
+    run = _run(site["inst"])
+    assert {t.result for t in run.tasks.all()} == {"error"}
+    for task in run.tasks.select_related("patient"):
+        assert "array-2" in task.reason and "originals kept" in task.reason
+        assert (site["root"] / task.patient.tps_path / "Patient").is_file()
+    assert ArchiveCopy.objects.filter(status=ArchiveCopy.Status.CORRUPT).count() == 2
+    assert not QuarantinedPatient.objects.exists()
+
+
+def test_a_patient_edited_during_archiving_is_kept_with_a_warning(site, monkeypatch):
+    from archiver.services import transfer
+
+    real_verify = transfer.verify_copy
+
+    def verify_then_edit(*, copy, backend):
+        check = real_verify(copy=copy, backend=backend)
+        if copy.archive.mrn == "000124":
+            patient_file = site["root"] / site["other"] / "Patient"
+            patient_file.write_bytes(patient_file.read_bytes() + b"\n")
+        return check
+
+    monkeypatch.setattr(archiving, "verify_copy", verify_then_edit)
+    run = _run(site["inst"])
+    task = run.tasks.get(patient__mrn="000124")
+    assert task.result == "warning" and "changed during archiving" in task.reason
+    assert (site["root"] / site["other"] / "Patient").is_file()
+    assert run.tasks.get(patient__mrn="000123").result == "pass"
+
+
+def test_a_crash_mid_upload_is_finished_by_the_rerun_without_duplicates(site, monkeypatch):
+    real_upload = FileStorage.upload
+    state = {"crashed": False}
+
+    def crashing_upload(self, name, chunks, *, progress=None):
+        if not state["crashed"] and name.endswith(".tar.gz"):
+            state["crashed"] = True
+
+            def half():
+                for i, chunk in enumerate(chunks):
+                    if i == 1:
+                        raise SystemExit("worker killed")  # not an Exception: nothing may catch it
+                    yield chunk
+            return real_upload(self, name, half(), progress=progress)
+        return real_upload(self, name, chunks, progress=progress)
+
+    monkeypatch.setattr(FileStorage, "upload", crashing_upload)
+    monkeypatch.setattr("archiver.packing.stream_packer.CHUNK", 64)
+    run = archiving.create_archive_run(institution=site["inst"], actor="tester")
+    with pytest.raises(SystemExit):
+        archiving.run_in_process(run=run, backoff_seconds=0)
+    # The crash left the patient in the TPS and its claim held: the lease must run out first.
+    assert (site["root"] / site["ready"]).is_dir()
+    TpsPatient.objects.update(claimed_by="", claim_expires=None)
+
+    rerun = _run(site["inst"])
+    assert {t.result for t in rerun.tasks.all()} == {"pass"}, [t.reason for t in rerun.tasks.all()]
+    for array in site["arrays"]:
+        archives = sorted(p.name for p in array.iterdir() if p.name.endswith(".tar.gz"))
+        assert len(archives) == 2, archives  # one per patient: no _2 orphan from the crashed attempt
+        assert not [p for p in array.iterdir() if p.name.startswith(".")]
+
+
+def test_a_different_file_under_our_name_is_never_overwritten(site):
+    inst = site["inst"]
+    squatter = site["arrays"][0] / "ZHANG-SAN_000123_20190301100000.tar.gz"
+    squatter.write_bytes(b"someone else's file")
+    run = _run(inst)
+    task = run.tasks.get(patient__mrn="000123")
+    assert task.result == "error" and "already exists" in task.reason
+    assert squatter.read_bytes() == b"someone else's file"
+    assert (site["root"] / site["ready"]).is_dir()
+
+
+def test_a_patient_claimed_by_another_worker_is_left_alone(site):
+    patient = TpsPatient.objects.get(tps_path=site["ready"])
+    assert claim_patient(patient_id=patient.pk, worker="other-host:1")
+    run = _run(site["inst"])
+    task = run.tasks.get(patient=patient)
+    assert task.result == "error" and "another worker" in task.reason
+    assert (site["root"] / site["ready"]).is_dir()
+
+
+def test_no_enabled_target_keeps_the_originals(site):
+    site["inst"].storage_targets.update(enabled=False)
+    run = _run(site["inst"])
+    assert {t.result for t in run.tasks.all()} == {"error"}
+    assert (site["root"] / site["ready"]).is_dir()
+
+
+def test_the_rerun_of_a_finished_run_changes_nothing(site):
+    first = _run(site["inst"])
+    assert {t.result for t in first.tasks.all()} == {"pass"}
+    before = {a.name: a.checksum for a in Archive.objects.all()}
+    sync_institution(institution=site["inst"], actor="test")
+    second = _run(site["inst"])
+    assert second.tasks.count() == 0
+    assert {a.name: a.checksum for a in Archive.objects.all()} == before
+    assert PatientArchiveTask.objects.filter(result="pass").count() == 2
+    assert hashlib.sha256(b"").hexdigest() not in before.values()
