@@ -1,0 +1,66 @@
+"""``manage.py archive --institution CODE [--json]``: archive the pending group (SPEC section 6)."""
+from __future__ import annotations
+
+import json
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from archiver.models import ArchiveRun, Institution, PatientArchiveTask
+from archiver.services import archiving
+from archiver.services.tps_sync import sync_institution
+from archiver.tps.base import TpsError
+
+
+class Command(BaseCommand):
+    help = "Pack, transfer, verify and remove the originals of the institution's pending-archive group."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--institution", required=True, help="Institution code")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON")
+        parser.add_argument("--timeout", type=float, default=24 * 3600,
+                            help="With a Celery broker: seconds to wait for the workers (default a day)")
+
+    def handle(self, *args, institution: str, json: bool, timeout: float, **options):
+        try:
+            inst = Institution.objects.get(code=institution)
+        except Institution.DoesNotExist:
+            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        try:
+            sync_institution(institution=inst, actor="archive-command")
+        except TpsError as exc:
+            raise CommandError(f"TPS of {inst.code} cannot be read: {exc}", returncode=2) from None
+        run = archiving.create_archive_run(institution=inst, actor="archive-command")
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            run = archiving.run_in_process(run=run)
+        else:
+            archiving.enqueue_run(run=run)
+            run = self._wait(run, timeout)
+        results = [
+            {"mrn": t.patient.mrn, "archive": t.archive.name if t.archive else "",
+             "status": t.result if t.result != PatientArchiveTask.Result.PENDING else "error",
+             "reason": t.reason or ("" if t.result != PatientArchiveTask.Result.PENDING else "not finished in time")}
+            for t in run.tasks.select_related("patient", "archive").order_by("id")
+        ]
+        if json:
+            self.stdout.write(_dumps({"run": run.pk, "results": results}))
+        else:
+            marks = {"pass": "✓", "error": "×", "warning": "!"}
+            for r in results:
+                self.stdout.write(f"{marks[r['status']]} {r['mrn']} {r['archive']} {r['reason']}".rstrip())
+            self.stdout.write(f"{len(results)} patients, {sum(r['status'] == 'pass' for r in results)} archived")
+        if any(r["status"] != "pass" for r in results):
+            raise SystemExit(1)
+
+    def _wait(self, run: ArchiveRun, timeout: float) -> ArchiveRun:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not run.tasks.filter(result=PatientArchiveTask.Result.PENDING).exists():
+                break
+            time.sleep(1)
+        return archiving.finish_run(run=run)
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=1)

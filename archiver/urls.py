@@ -1,0 +1,11 @@
+from django.urls import path
+
+from archiver import views
+
+app_name = "archiver"
+urlpatterns = [
+    path("runs/", views.ArchiveRunListView.as_view(), name="run-list"),
+    path("runs/start/", views.start_run, name="run-start"),
+    path("runs/<int:pk>/", views.ArchiveRunDetailView.as_view(), name="run-detail"),
+    path("runs/<int:pk>/progress.json", views.run_progress, name="run-progress"),
+]
