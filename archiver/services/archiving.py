@@ -106,9 +106,14 @@ def enqueue_run(*, run: ArchiveRun) -> None:
     transaction.on_commit(lambda: [archive_patient_task.delay(task_id) for task_id in task_ids])
 
 
-def run_in_process(*, run: ArchiveRun, attempts: int = 3, backoff_seconds: float = 2.0) -> ArchiveRun:
+def run_in_process(*, run: ArchiveRun, attempts: int = 3, backoff_seconds: float | None = None) -> ArchiveRun:
     """The embedded mode: archive the run's patients one after the other in this process."""
     import time
+
+    from django.conf import settings
+
+    if backoff_seconds is None:
+        backoff_seconds = settings.PDAS_RETRY_BACKOFF_SECONDS
 
     start_run(run=run)
     for task_id in run.tasks.filter(result=Result.PENDING).values_list("pk", flat=True):

@@ -5,15 +5,16 @@ import json
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from archiver.models import ArchiveRun, Institution, PatientArchiveTask
 from archiver.services import archiving
 from archiver.services.tps_sync import sync_institution
 from archiver.tps.base import TpsError
+from pdas.commands import Findings, PdasCommand
 
 
-class Command(BaseCommand):
+class Command(PdasCommand):
     help = "Pack, transfer, verify and remove the originals of the institution's pending-archive group."
 
     def add_arguments(self, parser):
@@ -51,7 +52,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{marks[r['status']]} {r['mrn']} {r['archive']} {r['reason']}".rstrip())
             self.stdout.write(f"{len(results)} patients, {sum(r['status'] == 'pass' for r in results)} archived")
         if any(r["status"] != "pass" for r in results):
-            raise SystemExit(1)
+            raise Findings
 
     def _wait(self, run: ArchiveRun, timeout: float) -> ArchiveRun:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,77 @@
+"""``manage.py archive`` per SPEC section 6: JSON results, exit 0 / 1 / 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from tests.factories import InstitutionFactory, StorageTargetFactory
+
+pytestmark = pytest.mark.django_db
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "Patients"
+    a = write_patient(root, patient_id=1, mrn="0001", last_name="欧阳", first_name="娜娜", plans=[plan(0, "A")])
+    b = write_patient(root, patient_id=2, mrn="0002", plans=[plan(0, "B")])
+    write_institution_file(root, [institution(1, "ToArchive", [a, b])])
+    inst = InstitutionFactory(code="PUMCH", tps_url=f"file://{root}")
+    (tmp_path / "array").mkdir()
+    StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")
+    return {"inst": inst, "root": root, "array": tmp_path / "array"}
+
+
+def _archive(*args):
+    out = StringIO()
+    try:
+        call_command("archive", *args, stdout=out)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue()
+
+
+def test_json_results_per_spec(site):
+    code, out = _archive("--institution", "PUMCH", "--json")
+    assert code == 0
+    results = json.loads(out)["results"]
+    assert sorted(r["mrn"] for r in results) == ["0001", "0002"]
+    for r in results:
+        assert set(r) >= {"mrn", "archive", "status", "reason"} and r["status"] == "pass"
+    names = {r["mrn"]: r["archive"] for r in results}
+    assert names["0001"] == "OUYANG-NANA_0001_20190301100000.tar.gz"
+    assert (site["array"] / names["0001"]).is_file()
+
+
+def test_any_error_exits_1(site):
+    site["inst"].storage_targets.update(url=f"file://{site['array']}/missing-mount")
+    code, out = _archive("--institution", "PUMCH", "--json")
+    assert code == 1
+    results = json.loads(out)["results"]
+    assert {r["status"] for r in results} == {"error"}
+    assert all("originals kept" in r["reason"] for r in results)
+    assert (site["root"] / "Institution_1/Mount_0/Patient_1/Patient").is_file()
+
+
+def test_unknown_institution_is_exit_2_with_one_line():
+    with pytest.raises(CommandError) as err:
+        call_command("archive", "--institution", "NOPE", "--json")
+    assert err.value.returncode == 2 and "NOPE" in str(err.value)
+
+
+def test_no_traceback_reaches_the_user(tmp_path):
+    done = subprocess.run([sys.executable, "manage.py", "archive", "--institution", "NOPE"], cwd=REPO,
+                          capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PDAS_DATA_DIR": str(tmp_path),
+                               "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"})
+    assert done.returncode in (1, 2)  # an empty database: no institution table or no such institution
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
