@@ -160,6 +160,11 @@ def institution_problems(values: dict[str, Any], *, check_local: bool = True) ->
     read here; the admin turns it off, since the web server need not hold the workers' secrets.
     """
     problems: Problems = []
+    # The file loader checks types first; an admin form's JSON fields may still hold anything.
+    for field_name in ("clinical_groups", "non_clinical_groups", "notify_emails"):
+        value = values.get(field_name) or []
+        if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            return [(field_name, 'must be a list of strings, as in ["Clinical"]')]
     tps_url = values.get("tps_url", "")
     if tps_url and (problem := tps_url_problem(tps_url)):
         problems.append(("tps_url", problem))
