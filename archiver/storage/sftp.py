@@ -68,7 +68,7 @@ class SftpStorage(StorageBackend):
     def _write_temporary(self, temp: str, chunks: Iterable[bytes], progress: ProgressFn | None) -> int:
         written = 0
         try:
-            handle = self.sftp.open(self._path(temp), "xb")
+            handle = self.sftp.open(self._path(temp), "wbx")  # x: fail if it exists
             handle.set_pipelined(True)  # do not wait for each write's answer: the link stays full
         except (OSError, *_TRANSIENT) as exc:
             raise self._fail(f"cannot upload {temp}", exc) from None
