@@ -197,16 +197,22 @@ def test_a_file_not_in_utf8_is_refused(site_toml):
         run(path)
 
 
-def test_no_traceback_reaches_stderr(tmp_path):
-    bad = tmp_path / "site.toml"
-    bad.write_text('[[institution]]\ncode = "PUMCH"\ntps = "file:///x"\nname = \n', encoding="utf-8")
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[[institution]]\ncode = "PUMCH"\ntps = "file:///x"\nname = \n',
+     "{file}: TOML syntax error: Invalid value (at line 4, column 8)"),
+    # A good file against a database that was never migrated.
+    ('[[institution]]\ncode = "PUMCH"\nname = "RT"\ntps = "file:///x"\npending_group = "ToArchive"\n',
+     "database error: no such table: archiver_institution (is the database migrated? run 'manage.py migrate')"),
+], ids=["bad file", "unmigrated database"])
+def test_no_traceback_reaches_stderr(tmp_path, text, expected):
+    site = tmp_path / "site.toml"
+    site.write_text(text, encoding="utf-8")
     env = {**os.environ, "PDAS_DATA_DIR": str(tmp_path / "data"), "PDAS_ENV": "development"}
+    env.pop("DATABASE_URL", None)  # the empty SQLite database under PDAS_DATA_DIR
 
-    done = subprocess.run([sys.executable, "manage.py", "load_site_config", str(bad)], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "manage.py", "load_site_config", str(site)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr.strip().splitlines() == [
-        f"CommandError: {bad}: TOML syntax error: Invalid value (at line 4, column 8)"
-    ]
+    assert done.stderr.strip().splitlines() == [f"CommandError: {expected.format(file=site)}"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from archiver.services.site_config import SiteConfigError, load_site_config
+from pdas.commands import PdasCommand
 
 
-class Command(BaseCommand):
+class Command(PdasCommand):
     help = ("Create or update institutions and storage targets from a site.toml (docs/configuration.md). "
             "Exit 0 when loaded, 2 when the file is wrong (nothing is written then).")
 
