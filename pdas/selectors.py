@@ -1,0 +1,48 @@
+"""Reads for the project-wide pages (the home page's institution cards)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+
+from archiver.models import ArchiveRun, Institution
+from lossdetect.models import LossScan
+
+
+@dataclass(frozen=True)
+class InstitutionCard:
+    institution: Institution
+    pending_patients: int | None  # None: the TPS has never been read, so the count is unknown
+    tps_read_at: dt.datetime | None
+    last_run: ArchiveRun | None
+    last_scan: LossScan | None
+
+
+def institution_cards() -> list[InstitutionCard]:
+    """One card per institution in three queries, however many institutions there are."""
+    latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
+    latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-started_at", "-id")
+    institutions = list(
+        Institution.objects.annotate(
+            pending_patients=Count(
+                "tps_patients",
+                filter=Q(tps_patients__present=True, tps_patients__group=F("pending_group")),
+            ),
+            tps_read_at=Max("tps_patients__last_seen"),
+            last_run_id=Subquery(latest_run.values("id")[:1]),
+            last_scan_id=Subquery(latest_scan.values("id")[:1]),
+        ).order_by("code")
+    )
+    runs = ArchiveRun.objects.in_bulk([i.last_run_id for i in institutions if i.last_run_id])
+    scans = LossScan.objects.in_bulk([i.last_scan_id for i in institutions if i.last_scan_id])
+    return [
+        InstitutionCard(
+            institution=institution,
+            pending_patients=institution.pending_patients if institution.tps_read_at else None,
+            tps_read_at=institution.tps_read_at,
+            last_run=runs.get(institution.last_run_id),
+            last_scan=scans.get(institution.last_scan_id),
+        )
+        for institution in institutions
+    ]

@@ -1,0 +1,37 @@
+"""Login audit: every log-in, log-out and failed log-in leaves an audit event.
+
+A failed attempt records the user name that was tried and where from, never the password.
+"""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from audit.models import AuditEvent
+from audit.services import record_event
+
+
+def _client(request) -> dict:
+    if request is None:
+        return {}
+    return {"ip": request.META.get("REMOTE_ADDR", ""), "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200]}
+
+
+@receiver(user_logged_in, dispatch_uid="pdas.audit.login")
+def audit_login(sender, request, user, **kwargs) -> None:
+    record_event(actor=user, event="auth.login", detail=_client(request))
+
+
+@receiver(user_logged_out, dispatch_uid="pdas.audit.logout")
+def audit_logout(sender, request, user, **kwargs) -> None:
+    if user is None:  # logging out without a session: nothing happened
+        return
+    record_event(actor=user, event="auth.logout", detail=_client(request))
+
+
+@receiver(user_login_failed, dispatch_uid="pdas.audit.login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    username = str(credentials.get(get_user_model().USERNAME_FIELD) or credentials.get("username") or "")
+    record_event(actor="anonymous", event="auth.login_failed", outcome=AuditEvent.Outcome.DENIED,
+                 detail={"username": username, **_client(request)})
