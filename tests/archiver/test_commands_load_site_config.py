@@ -133,6 +133,12 @@ ERRORS = [
     ("password in url", {URL_LINE: 'url = "sftp://archiver:hunter2-secret@storage-host/archive"'}, "",
      f"{TARGET}: url: the URL holds a password (user:password@host); remove it and use password_env or "
      "password_file"),
+    ("password in an unsupported url", {URL_LINE: 'url = "https://archiver:hunter2-secret@storage-host/a"'}, "",
+     f"{TARGET}: url: the URL holds a password (user:password@host); remove it and use password_env or "
+     "password_file"),
+    ("password in a tps url", {TPS_LINE: 'tps = "sftp://p:hunter2-secret@tps-host/Patients"'}, "",
+     f"{WHERE}: tps: the URL holds a password (user:password@host); remove it and use tps_password_env or "
+     "tps_key_file"),
     ("sftp without known_hosts", {KNOWN_HOSTS_LINE: ""}, "",
      f"{TARGET}: known_hosts: an sftp:// target needs known_hosts (host keys are pinned"),
     ("plain ftp", {URL_LINE: 'url = "ftp://archiver@storage-host/archive"', KNOWN_HOSTS_LINE: ""}, "",

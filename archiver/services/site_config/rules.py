@@ -43,7 +43,7 @@ def _inline_password(url: str) -> bool:
 
 
 def _inline_password_problem(url: str, where: str) -> str | None:
-    # The URL itself is not repeated: it holds the secret.
+    # Checked before anything else, so no message ever repeats a URL that holds a secret.
     if _inline_password(url):
         return f"the URL holds a password (user:password@host); remove it and use {where}"
     return None
@@ -51,12 +51,12 @@ def _inline_password_problem(url: str, where: str) -> str | None:
 
 def tps_url_problem(url: str) -> str | None:
     """Why ``url`` is not a TPS location (``file:///abs`` or ``ssh://user@host[:port]/abs``), or None."""
+    if problem := _inline_password_problem(url, "tps_password_env or tps_key_file"):
+        return problem
     scheme = urlsplit(url).scheme
     if scheme == "file":
         return _file_url_problem(url)
     if scheme == "ssh":
-        if problem := _inline_password_problem(url, "tps_password_env or tps_key_file"):
-            return problem
         try:
             SshAddress.from_url(url, schemes=("ssh",))
         except ValueError as exc:
@@ -67,6 +67,8 @@ def tps_url_problem(url: str) -> str | None:
 
 def rv_url_problem(url: str) -> str | None:
     """Why ``url`` is not an R&V source (``csv:PATH``, ``dicom-dir:PATH``, ``mosaiq+<db-url>``), or None."""
+    if problem := _inline_password_problem(url, "rv_password_env"):
+        return problem
     for prefix in ("csv:", "dicom-dir:"):
         if url.startswith(prefix):
             path = url[len(prefix):]
@@ -75,8 +77,6 @@ def rv_url_problem(url: str) -> str | None:
             return None
     if url.startswith("mosaiq+"):
         database_url = url[len("mosaiq+"):]
-        if problem := _inline_password_problem(database_url, "rv_password_env"):
-            return problem
         parts = urlsplit(database_url)
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or "://" not in database_url:
             return f"{url}: mosaiq+ must be followed by a database URL, as in mosaiq+mssql://user@host/MOSAIQ"
@@ -88,12 +88,12 @@ def rv_url_problem(url: str) -> str | None:
 
 def storage_url_problem(url: str) -> str | None:
     """Why ``url`` is not a storage target (``file:``, ``ftp:``, ``ftps:``, ``sftp:``), or None."""
+    if problem := _inline_password_problem(url, "password_env or password_file"):
+        return problem
     parts = urlsplit(url)
     if parts.scheme == "file":
         return _file_url_problem(url)
     if parts.scheme in ("ftp", "ftps", "sftp"):
-        if problem := _inline_password_problem(url, "password_env or password_file"):
-            return problem
         if parts.scheme == "sftp":
             try:
                 SshAddress.from_url(url, schemes=("sftp",))
