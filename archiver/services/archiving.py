@@ -24,6 +24,7 @@ from archiver.models import (
 )
 from archiver.naming import archive_name, mrn_part, parse_archive_name
 from archiver.packing.inspect import compare_with_manifest, inspect_archive
+from archiver.faults import checkpoint
 from archiver.services.claims import claim_patient, release_claim, renew_claim
 from archiver.services.quarantine import quarantine_patient
 from archiver.services.transfer import store_copy, verify_copy
@@ -58,11 +59,38 @@ def archivable_patients(*, institution: Institution):
 
 
 def prepare_archive_run(*, institution: Institution, actor) -> ArchiveRun:
-    """Re-read the TPS (incrementally), then create the run over what is archivable now."""
+    """Finish what crashed runs left, re-read the TPS (incrementally), then create the run over what
+    is archivable now."""
     from archiver.services.tps_sync import sync_institution
 
+    recover_interrupted_work(institution=institution, actor=actor)
     sync_institution(institution=institution, actor=actor)
     return create_archive_run(institution=institution, actor=actor)
+
+
+def recover_interrupted_work(*, institution: Institution, actor) -> int:
+    """After a crash: finish removals that moved a folder but never recorded it, and close the tasks
+    of dead workers (started, no live claim) so their runs can finish. Returns the tasks closed."""
+    from archiver.services.quarantine import recover_interrupted_moves
+    from archiver.tps import open_institution_tps
+
+    with open_institution_tps(institution) as tps:
+        recover_interrupted_moves(institution=institution, source=tps, actor=actor)
+    now = timezone.now()
+    dead = (PatientArchiveTask.objects.filter(run__institution=institution, result=Result.PENDING,
+                                              started_at__isnull=False)
+            .exclude(patient__claimed_by__gt="", patient__claim_expires__gt=now))
+    closed = 0
+    for task in dead.select_related("run", "patient", "archive"):
+        removed = task.archive_id and not task.patient.present and task.archive.quarantined.filter(
+            moved_at__isnull=False).exists()
+        if removed:
+            _finish(task, Result.PASS, "the worker stopped during removal; recovery finished it")
+        else:
+            _finish(task, Result.ERROR, "interrupted: the worker stopped mid-way; a later run resumes the patient")
+        finish_run(run=task.run)
+        closed += 1
+    return closed
 
 
 @transaction.atomic
@@ -336,9 +364,14 @@ def _copy_to_target(ctx: _Context, archive: Archive, packed, target: StorageTarg
     def progress(n: int) -> None:
         PatientArchiveTask.objects.filter(pk=ctx.task.pk).update(bytes_done=F("bytes_done") + n)
 
+    def chunks():
+        for index, chunk in enumerate(packed.iter_chunks()):
+            yield chunk
+            if index == 0:
+                checkpoint("upload")
+
     with open_target(target) as backend:
-        copy = store_copy(archive=archive, chunks_factory=packed.iter_chunks, target=target, backend=backend,
-                          progress=progress)
+        copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend, progress=progress)
         check = verify_copy(copy=copy, backend=backend)
     record_event(actor=ctx.worker, event="archive.transfer", institution=ctx.institution.code, mrns=[archive.mrn],
                  obj=copy, outcome="ok" if check.outcome == "pass" else "failed",

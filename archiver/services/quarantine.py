@@ -12,6 +12,7 @@ import posixpath
 
 from django.utils import timezone
 
+from archiver.faults import checkpoint
 from archiver.models import Archive, Institution, QuarantinedPatient, TpsPatient
 from archiver.pinnacle.institution_file import ParseError, remove_patient_lite
 from archiver.tps.base import TpsError, TpsSource, clean_relpath
@@ -37,6 +38,7 @@ def quarantine_patient(*, institution: Institution, source: TpsSource, patient: 
     )
     source.make_dirs(posixpath.dirname(target))
     source.rename(patient.tps_path, target)
+    checkpoint("removal")
     _complete(row, institution=institution, source=source, patient=patient, institution_dir=institution_dir,
               actor=actor)
     return row
@@ -69,6 +71,23 @@ def complete_interrupted_move(*, institution: Institution, source: TpsSource, pa
     _complete(row, institution=institution, source=source, patient=patient, institution_dir=institution_dir,
               actor=actor)
     return True
+
+
+def recover_interrupted_moves(*, institution: Institution, source: TpsSource, actor) -> int:
+    """Settle every removal a crash interrupted: moved -> record it; never moved -> drop the row."""
+    settled = 0
+    for row in QuarantinedPatient.objects.filter(institution=institution, moved_at__isnull=True):
+        in_quarantine = source.stat(row.quarantine_path) is not None
+        in_tps = source.stat(row.tps_path) is not None
+        patient = TpsPatient.objects.filter(institution=institution, tps_path=row.tps_path).first()
+        if in_quarantine and not in_tps and patient is not None:
+            _complete(row, institution=institution, source=source, patient=patient,
+                      institution_dir=row.tps_path.split("/", 1)[0], actor=actor)
+            settled += 1
+        elif in_tps and not in_quarantine:
+            row.delete()  # the move never happened: the originals are where they were
+            settled += 1
+    return settled
 
 
 def purge_quarantine(*, institution: Institution, source: TpsSource, actor, now: dt.datetime | None = None) -> int:

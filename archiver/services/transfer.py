@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from archiver.models import Archive, ArchiveCopy, FixityCheck, StorageTarget
 from archiver.packing.manifest import manifest_bytes
-from archiver.storage.base import ProgressFn, StorageBackend, StorageError
+from archiver.storage.base import ProgressFn, StorageBackend, StorageError, is_temporary
 
 
 def sha256_sidecar(archive: Archive) -> bytes:
@@ -36,6 +36,13 @@ def _same_json(expected: dict):
     return check
 
 
+def _sweep_our_temporaries(backend: StorageBackend, name: str) -> None:
+    """Remove half-uploads of this archive left by a killed worker (the claim keeps others away)."""
+    for remote in backend.list_files():
+        if is_temporary(remote.name) and remote.name.startswith(f".{name}."):
+            backend.remove(remote.name)
+
+
 def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backend: StorageBackend,
                progress: ProgressFn | None = None) -> ArchiveCopy:
     """Upload the archive (unless this exact file is already there) and its two sidecars.
@@ -44,6 +51,7 @@ def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backe
     upload is needed. A different file under the same name is an error, never overwritten.
     """
     copy, _ = ArchiveCopy.objects.get_or_create(archive=archive, target=target, defaults={"path": archive.name})
+    _sweep_our_temporaries(backend, archive.name)
     existing = backend.stat(archive.name)
     if existing is None:
         copy.status = ArchiveCopy.Status.UPLOADING

@@ -9,7 +9,6 @@ from django.core.management.base import CommandError
 
 from archiver.models import ArchiveRun, Institution, PatientArchiveTask
 from archiver.services import archiving
-from archiver.services.tps_sync import sync_institution
 from archiver.tps.base import TpsError
 from pdas.commands import Findings, PdasCommand
 
@@ -29,10 +28,9 @@ class Command(PdasCommand):
         except Institution.DoesNotExist:
             raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
         try:
-            sync_institution(institution=inst, actor="archive-command")
+            run = archiving.prepare_archive_run(institution=inst, actor="archive-command")
         except TpsError as exc:
             raise CommandError(f"TPS of {inst.code} cannot be read: {exc}", returncode=2) from None
-        run = archiving.create_archive_run(institution=inst, actor="archive-command")
         if settings.CELERY_TASK_ALWAYS_EAGER:
             run = archiving.run_in_process(run=run)
         else:
