@@ -271,8 +271,18 @@ def _archive_claimed(ctx: _Context) -> PatientArchiveTask:
                                                  "originals kept (the next run archives the new state)")
         quarantine_patient(institution=institution, source=tps, patient=patient, archive=archive,
                            institution_dir=info.institution_dir, actor=ctx.worker)
-    packed.discard()
+        _discard_quietly(packed)
     return _finish(task, Result.PASS)
+
+
+def _discard_quietly(packed) -> None:
+    """Remove the packed file from the work folder; a failure leaves litter, never an error."""
+    if packed is None:
+        return
+    try:
+        packed.discard()
+    except (OSError, TpsError) as exc:
+        log.warning("could not remove packed file %s: %s", packed.name, exc)
 
 
 def _renew(ctx: _Context) -> None:
@@ -404,9 +414,19 @@ def _verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list
 
 
 def _finish_interrupted_removal(ctx: _Context, tps) -> PatientArchiveTask | None:
-    """A previous attempt moved the folder to the quarantine and died before recording it."""
+    """The folder is gone because an earlier attempt of this patient removed it: say so.
+
+    Either the move was recorded (the attempt died just after), or it was not (finish recording it)."""
+    from archiver.models import QuarantinedPatient
     from archiver.services.quarantine import complete_interrupted_move
 
     if complete_interrupted_move(institution=ctx.institution, source=tps, patient=ctx.patient, actor=ctx.worker):
-        return _finish(ctx.task, Result.PASS, "finished the removal an interrupted run had started")
+        return _finish(ctx.task, Result.PASS, "finished the removal an interrupted attempt had started")
+    done = QuarantinedPatient.objects.filter(
+        institution=ctx.institution, tps_path=ctx.patient.tps_path, moved_at__isnull=False,
+        archive__patient=ctx.patient, archive__status=Archive.Status.VERIFIED,
+    ).select_related("archive").order_by("-moved_at").first()
+    if done is not None and done.moved_at >= (ctx.task.started_at or done.moved_at):
+        _set(ctx.task, archive=done.archive)
+        return _finish(ctx.task, Result.PASS, "archived and removed by an earlier attempt of this task")
     return None

@@ -1,0 +1,53 @@
+"""Archiving a TPS reached over SSH (packed on its host by the pack script) to an FTPS array."""
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from archiver.models import QuarantinedPatient
+from archiver.services import archiving
+from archiver.services.tps_sync import sync_institution
+from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from tests.factories import InstitutionFactory, StorageTargetFactory
+
+pytestmark = [pytest.mark.servers, pytest.mark.django_db]
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_ssh_tps_to_ftps_array(tmp_path, sshd, ftp_server, monkeypatch):
+    local = tmp_path / "Patients"
+    paths = [write_patient(local, patient_id=n, mrn=f"00{n}", last_name="张", first_name=f"{n}号",
+                           plans=[plan(0, "PLAN")], encoding="gb18030") for n in (1, 2)]
+    write_institution_file(local, [institution(1, "ToArchive", paths)])
+    remote_root = sshd.put_tree(local, f"tps-{tmp_path.name}")
+    originals = {p: _files(remote_root / p) for p in paths}
+    monkeypatch.setenv("PDAS_TEST_TPS_PASSWORD", sshd.password)
+    monkeypatch.setenv("PDAS_TEST_FTPS_PASSWORD", ftp_server.password)
+    inst = InstitutionFactory(code="REMOTE", tps_url=sshd.url(remote_root), tps_password_env="PDAS_TEST_TPS_PASSWORD",
+                              tps_known_hosts=sshd.known_hosts)
+    folder = ftp_server.new_dir("array")
+    StorageTargetFactory(institution=inst, name="ftps", url=ftp_server.url(folder),
+                         password_env="PDAS_TEST_FTPS_PASSWORD", ca_file=ftp_server.ca_file)
+    sync_institution(institution=inst, actor="test")
+
+    run = archiving.run_in_process(run=archiving.create_archive_run(institution=inst, actor="test"))
+    results = {t.patient.tps_path: (t.result, t.reason, t.archive) for t in run.tasks.select_related("patient", "archive")}
+    assert {r for r, _, _ in results.values()} == {"pass"}, results
+
+    for path, (_, _, archive) in results.items():
+        stored = ftp_server.root / folder.lstrip("/") / archive.name
+        with tarfile.open(fileobj=io.BytesIO(stored.read_bytes()), mode="r:gz") as tar:
+            names = tar.getnames()
+            assert names[:2] == ["Institution", "PDAS-MANIFEST.json"]
+            extracted = {m.name.removeprefix(path + "/"): tar.extractfile(m).read()
+                         for m in tar.getmembers() if m.isfile() and m.name.startswith(path + "/")}
+        assert extracted == originals[path]
+        assert not (remote_root / path).exists()
+        quarantined = remote_root / QuarantinedPatient.objects.get(tps_path=path).quarantine_path
+        assert _files(quarantined) == originals[path]
+    assert not list((remote_root / ".pdas-work").glob("*.tar.gz")), "packed files on the TPS host are cleaned up"
