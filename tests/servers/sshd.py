@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,13 @@ class SshServer:
         account = pwd.getpwnam(self.user)
         for item in [path, *path.rglob("*")]:
             os.lchown(item, account.pw_uid, account.pw_gid)
+
+    def new_dir(self, prefix: str = "t") -> Path:
+        """A fresh folder in ``root`` for one test, owned by the account (``root`` is shared by the session)."""
+        path = self.root / f"{prefix}-{uuid.uuid4().hex[:10]}"
+        path.mkdir()
+        self.give_to_user(path)
+        return path
 
     def put_tree(self, source: Path, name: str) -> Path:
         """Copy a local tree into ``root/name`` (links copied as links), owned by the account."""

@@ -53,8 +53,9 @@ def test_celery_worker_can_be_killed_and_restarted(celery_worker):
 
 
 def test_sshd_accepts_the_key_and_the_password_and_serves_sftp(sshd):
-    (sshd.root / "hello.txt").write_text("hi")
-    sshd.give_to_user(sshd.root / "hello.txt")
+    folder = sshd.new_dir()
+    (folder / "hello.txt").write_text("hi")
+    sshd.give_to_user(folder / "hello.txt")
     for auth in ({"key_filename": sshd.key_file}, {"password": sshd.password}):
         client = paramiko.SSHClient()
         client.load_host_keys(sshd.known_hosts)
@@ -62,8 +63,8 @@ def test_sshd_accepts_the_key_and_the_password_and_serves_sftp(sshd):
         client.connect(sshd.host, port=sshd.port, username=sshd.user, allow_agent=False, look_for_keys=False,
                        timeout=10, **auth)
         with client.open_sftp() as sftp:
-            assert sftp.listdir(str(sshd.root)) == ["hello.txt"]
-        _, stdout, _ = client.exec_command(f"cat {sshd.root}/hello.txt; echo; id -un")
+            assert sftp.listdir(str(folder)) == ["hello.txt"]
+        _, stdout, _ = client.exec_command(f"cat {folder}/hello.txt; echo; id -un")
         assert stdout.read().decode().split() == ["hi", sshd.user]
         client.close()
 
