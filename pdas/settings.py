@@ -6,6 +6,7 @@ are required, cookies are secure. The default, ``development``, is the embedded 
 """
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -23,6 +24,7 @@ PRODUCTION = PDAS_ENV == "production"
 
 # Where PDAS keeps its own files (SQLite database, development secret key, work folders).
 DATA_DIR = Path(env.string("PDAS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _development_secret_key() -> str:
@@ -67,7 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    *(["whitenoise.middleware.WhiteNoiseMiddleware"] if PRODUCTION else []),  # development: runserver serves static
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,8 +106,11 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Workers and the web process share the file; wait for a lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Workers, threads and the web process share the file: take the write lock when a transaction
+    # starts (a deferred one fails at once when two writers meet) and wait for it; WAL lets pages read
+    # while an archive run writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -158,6 +163,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Archiving: a worker's claim on a patient lasts this long unless renewed (it is renewed as work
 # progresses), so the claim of a killed worker runs out and a rerun can take the patient over.
 PDAS_CLAIM_LEASE_SECONDS = env.integer("PDAS_CLAIM_LEASE_SECONDS", 900)
+# Embedded mode (no broker): a patient whose step failed for a transient reason is tried again after
+# this many seconds times the attempt number.
+PDAS_RETRY_BACKOFF_SECONDS = float(env.integer("PDAS_RETRY_BACKOFF_SECONDS", 5))
+# Embedded mode: patients archived at once (threads). Celery deployments scale with worker concurrency.
+PDAS_ARCHIVE_WORKERS = env.integer("PDAS_ARCHIVE_WORKERS", os.cpu_count() or 1)
 
 EMAIL_BACKEND = env.string("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env.string("DJANGO_EMAIL_HOST", "localhost")
@@ -184,7 +194,15 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        # Full traces of unexpected command errors go here; the user sees one line (pdas/commands.py).
+        "file": {"class": "logging.handlers.RotatingFileHandler", "filename": str(DATA_DIR / "pdas.log"),
+                 "maxBytes": 10_000_000, "backupCount": 5, "delay": True, "encoding": "utf-8"},
+    },
     "root": {"handlers": ["console"], "level": env.string("PDAS_LOG_LEVEL", "INFO")},
-    "loggers": {"paramiko": {"level": "WARNING"}},
+    "loggers": {
+        "paramiko": {"level": "WARNING"},
+        "pdas.commands": {"handlers": ["file"], "level": "ERROR", "propagate": False},
+    },
 }

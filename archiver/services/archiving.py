@@ -134,28 +134,50 @@ def enqueue_run(*, run: ArchiveRun) -> None:
     transaction.on_commit(lambda: [archive_patient_task.delay(task_id) for task_id in task_ids])
 
 
-def run_in_process(*, run: ArchiveRun, attempts: int = 3, backoff_seconds: float | None = None) -> ArchiveRun:
-    """The embedded mode: archive the run's patients one after the other in this process."""
-    import time
+def run_in_process(*, run: ArchiveRun, attempts: int = 3, backoff_seconds: float | None = None,
+                   workers: int | None = None) -> ArchiveRun:
+    """The embedded mode: archive the run's patients in this process, ``workers`` at a time
+    (default ``PDAS_ARCHIVE_WORKERS``: one per core, so one patient compresses while another uploads)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from django.conf import settings
+    from django.db import connection
 
     if backoff_seconds is None:
         backoff_seconds = settings.PDAS_RETRY_BACKOFF_SECONDS
-
+    workers = workers or settings.PDAS_ARCHIVE_WORKERS
     start_run(run=run)
-    for task_id in run.tasks.filter(result=Result.PENDING).values_list("pk", flat=True):
-        for attempt in range(1, attempts + 1):
-            try:
-                archive_patient(task_id=task_id)
-                break
-            except TransientArchiveError as exc:
-                if attempt == attempts:
-                    task = PatientArchiveTask.objects.get(pk=task_id)
-                    _finish(task, Result.ERROR, f"gave up after {attempts} attempts: {exc}; originals kept")
-                else:
-                    time.sleep(backoff_seconds * attempt)
+    task_ids = list(run.tasks.filter(result=Result.PENDING).values_list("pk", flat=True))
+    if workers <= 1:
+        for task_id in task_ids:
+            _archive_with_retries(task_id, attempts, backoff_seconds)
+        return finish_run(run=run)
+
+    def in_thread(task_id: int) -> None:
+        try:
+            _archive_with_retries(task_id, attempts, backoff_seconds)
+        finally:
+            connection.close()  # each thread has its own database connection
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pdas-archive") as pool:
+        for future in [pool.submit(in_thread, task_id) for task_id in task_ids]:
+            future.result()
     return finish_run(run=run)
+
+
+def _archive_with_retries(task_id: int, attempts: int, backoff_seconds: float) -> None:
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            archive_patient(task_id=task_id, worker=f"{worker_name()}:{task_id}")
+            return
+        except TransientArchiveError as exc:
+            if attempt == attempts:
+                task = PatientArchiveTask.objects.get(pk=task_id)
+                _finish(task, Result.ERROR, f"gave up after {attempts} attempts: {exc}; originals kept")
+            else:
+                time.sleep(backoff_seconds * attempt)
 
 
 def _actor(actor) -> str:
@@ -165,6 +187,30 @@ def _actor(actor) -> str:
 
 
 # --- one patient ----------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Counts bytes for the run page; writes them at most twice a second (a row update per 1 MiB
+    chunk would cost more than the work it reports)."""
+
+    def __init__(self, task_id: int, interval: float = 0.5):
+        import time
+
+        self._clock = time.monotonic
+        self._task_id, self._interval = task_id, interval
+        self._pending = 0
+        self._last = self._clock()
+
+    def __call__(self, n: int) -> None:
+        self._pending += n
+        if self._clock() - self._last >= self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            PatientArchiveTask.objects.filter(pk=self._task_id).update(bytes_done=F("bytes_done") + self._pending)
+            self._pending = 0
+        self._last = self._clock()
 
 
 @dataclass
@@ -319,13 +365,12 @@ def _packed_archive(ctx: _Context, tps, info, read_institution_headers):
     if previous is not None:  # an attempt that never recorded a digest cannot be resumed
         Archive.objects.filter(pk=previous.pk).update(status=Archive.Status.FAILED)
 
-    def progress(n: int) -> None:
-        PatientArchiveTask.objects.filter(pk=ctx.task.pk).update(bytes_done=F("bytes_done") + n)
-
+    progress = _Progress(ctx.task.pk)
     packed_at = timezone.localtime(timezone.now(), institution.zone)
     packed = pack(tps=tps, work_dir=WORK_DIR, info=info, name=name, institution=institution,
                   institution_id=header.institution_id if header else None,
                   institution_name=header.name if header else info.group, packed_at=packed_at, progress=progress)
+    progress.flush()
     with transaction.atomic():
         Archive.objects.filter(pk=archive.pk).update(
             size=packed.size, raw_bytes=packed.raw_bytes, checksum=packed.sha256, manifest=packed.manifest,
@@ -371,8 +416,7 @@ def _copy_to_target(ctx: _Context, archive: Archive, packed, target: StorageTarg
     if packed is None:
         raise StorageError(f"packed file of {archive.name} is gone and {target.name} has no verified copy")
 
-    def progress(n: int) -> None:
-        PatientArchiveTask.objects.filter(pk=ctx.task.pk).update(bytes_done=F("bytes_done") + n)
+    progress = _Progress(ctx.task.pk)
 
     def chunks():
         for index, chunk in enumerate(packed.iter_chunks()):
@@ -382,6 +426,7 @@ def _copy_to_target(ctx: _Context, archive: Archive, packed, target: StorageTarg
 
     with open_target(target) as backend:
         copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend, progress=progress)
+        progress.flush()
         check = verify_copy(copy=copy, backend=backend)
     record_event(actor=ctx.worker, event="archive.transfer", institution=ctx.institution.code, mrns=[archive.mrn],
                  obj=copy, outcome="ok" if check.outcome == "pass" else "failed",

@@ -210,3 +210,16 @@ def test_the_rerun_of_a_finished_run_changes_nothing(site):
     assert {a.name: a.checksum for a in Archive.objects.all()} == before
     assert PatientArchiveTask.objects.filter(result="pass").count() == 2
     assert hashlib.sha256(b"").hexdigest() not in before.values()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_patients_are_archived_concurrently_in_the_embedded_mode(site, settings):
+    settings.PDAS_ARCHIVE_WORKERS = 2
+    run = archiving.create_archive_run(institution=site["inst"], actor="tester")
+    run = archiving.run_in_process(run=run)
+    assert {t.result for t in run.tasks.all()} == {"pass"}, [t.reason for t in run.tasks.all()]
+    assert run.status == "done"
+    workers = {e.actor for e in AuditEvent.objects.filter(event="archive.pack")}
+    assert len(workers) == 2, workers  # each patient had its own claim holder
+    for task in run.tasks.all():
+        assert task.bytes_done >= task.bytes_total > 0
