@@ -11,6 +11,7 @@ import pytest
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
 
 pytest_plugins = [
+    "tests.servers.process",
     "tests.servers.redis",
     "tests.servers.celery_worker",
     "tests.servers.sshd",

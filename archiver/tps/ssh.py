@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, CMD_REALPATH
@@ -59,6 +59,11 @@ def _encode(path: str) -> bytes:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line (server messages may carry newlines), never empty."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _join(parent: str, name: str) -> str:
@@ -129,7 +134,7 @@ class SshTpsSource(TpsSource):
             raise TpsError(str(exc), retryable=exc.retryable) from None
         except _TRANSIENT as exc:
             self.close()
-            raise TpsError(f"{self.address}: cannot open SFTP: {exc}", retryable=True) from None
+            raise TpsError(f"{self.address}: cannot open SFTP: {_reason(exc)}", retryable=True) from None
         try:
             root_attrs = self._sftp.stat(self._root_b)  # the root itself may be a link
             self._root_real = self._realpath(self._root_b)
@@ -137,7 +142,7 @@ class SshTpsSource(TpsSource):
             failure = self._fail(exc, "open the TPS root", self.root)
             self.close()
             # A missing root is usually an unmounted disk on the TPS host: worth another try.
-            raise TpsError(str(failure), retryable=True) from None
+            raise TpsError(str(failure), retryable=failure.retryable or isinstance(exc, FileNotFoundError)) from None
         if not stat_mod.S_ISDIR(root_attrs.st_mode or 0):
             self.close()
             raise TpsError(f"{self._where}: TPS root {self.root} is not a folder")
@@ -155,12 +160,12 @@ class SshTpsSource(TpsSource):
     def _fail(self, exc: Exception, what: str, rel: str) -> TpsError:
         place = f"{self._where}: cannot {what} {rel or '/'}"
         if isinstance(exc, _TRANSIENT) or not self._connected():
-            return TpsError(f"{place}: connection failed: {exc or type(exc).__name__}", retryable=True)
+            return TpsError(f"{place}: connection failed: {_reason(exc)}", retryable=True)
         if isinstance(exc, FileNotFoundError):
             return TpsError(f"{place}: does not exist")
         if isinstance(exc, PermissionError):
             return TpsError(f"{place}: permission denied")
-        return TpsError(f"{place}: {exc}")
+        return TpsError(f"{place}: {_reason(exc)}")
 
     @contextmanager
     def _failing_as(self, what: str, rel: str) -> Iterator[None]:
@@ -173,10 +178,10 @@ class SshTpsSource(TpsSource):
             raise self._fail(exc, what, rel) from None
 
     def _remote(self, clean: str) -> bytes:
-        return self._root_b + b"/" + _encode(clean) if clean else self._root_b
+        return self._root_b.rstrip(b"/") + b"/" + _encode(clean) if clean else self._root_b
 
     def _real(self, clean: str) -> bytes:
-        return self._root_real + b"/" + _encode(clean) if clean else self._root_real
+        return self._root_real.rstrip(b"/") + b"/" + _encode(clean) if clean else self._root_real
 
     def _realpath(self, path: bytes) -> bytes:
         # paramiko's normalize() decodes the answer as strict UTF-8; ask for the raw bytes instead.
@@ -279,19 +284,31 @@ class SshTpsSource(TpsSource):
     # --- changing ------------------------------------------------------------------------------
 
     def write_bytes_atomic(self, rel: str, data: bytes) -> None:
+        self.write_stream_atomic(rel, [data])
+
+    def write_stream_atomic(self, rel: str, chunks: Iterable[bytes], *, mtime: float | None = None) -> int:
         clean, parent, name = self._split(rel)
         temp = _join(parent, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"[:255])
+        written = 0
         with self._failing_as("write", clean):
             self._refuse_links(parent, "write")
             try:
                 with self._sftp.open(self._remote(temp), "wbx") as handle:  # x: never reuse an existing name
                     handle.set_pipelined(True)
-                    handle.write(data)
+                    for data in chunks:
+                        handle.write(data)
+                        written += len(data)
+                    handle.flush()
+                    if mtime is not None:
+                        handle.utime((mtime, mtime))
+                # Pipelined writes report a server-side failure (a full disk) late, at the latest when the
+                # file closes above: always before the rename, so a half-written file never gets the name.
                 # posix-rename replaces the name itself: a link at ``name`` is replaced, never written through.
                 self._sftp.posix_rename(self._remote(temp), self._remote(clean))
             except BaseException:
                 self._remove_quietly(temp)
                 raise
+        return written
 
     def _remove_quietly(self, clean: str) -> None:
         try:
@@ -364,7 +381,7 @@ class SshTpsSource(TpsSource):
         try:
             channel = transport.open_session(timeout=self._connect_timeout)
         except (OSError, *_TRANSIENT) as exc:
-            raise TpsError(f"{self._where}: cannot run {what}: {exc}", retryable=True) from None
+            raise TpsError(f"{self._where}: cannot run {what}: {_reason(exc)}", retryable=True) from None
         out, err = bytearray(), bytearray()
         writer: threading.Thread | None = None
         deadline = time.monotonic() + timeout
@@ -399,7 +416,7 @@ class SshTpsSource(TpsSource):
         except TpsError:
             raise
         except (OSError, *_TRANSIENT) as exc:
-            raise TpsError(f"{self._where}: {what} failed: {exc or type(exc).__name__}", retryable=True) from None
+            raise TpsError(f"{self._where}: {what} failed: {_reason(exc)}", retryable=True) from None
         finally:
             channel.close()
             if writer is not None:

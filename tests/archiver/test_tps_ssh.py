@@ -237,10 +237,12 @@ def test_unknown_host_and_missing_known_hosts_are_refused(sshd, tree, tmp_path):
 
 
 def test_missing_root_and_bad_url_are_clear_errors(sshd, tree):
-    with pytest.raises(TpsError, match="does not exist"):
+    with pytest.raises(TpsError, match=f"TPS root {tree}/nope: does not exist") as err:
         SshTpsSource(sshd.url(tree / "nope"), key_file=sshd.key_file, known_hosts=sshd.known_hosts)
-    with pytest.raises(TpsError, match="not a folder"):
+    assert err.value.retryable  # a disk not mounted on the TPS host yet
+    with pytest.raises(TpsError, match="not a folder") as err:
         SshTpsSource(sshd.url(tree / "Institution"), key_file=sshd.key_file, known_hosts=sshd.known_hosts)
+    assert not err.value.retryable
     with pytest.raises(TpsError, match="ssh://user@host"):
         SshTpsSource("ssh://host-without-user/x", known_hosts=sshd.known_hosts)
 

@@ -25,6 +25,18 @@ class ServerStartError(RuntimeError):
     """A test server did not come up; the message names it and quotes its log."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Treat SIGTERM (a CI timeout, ``kill``) like Ctrl-C, so fixture teardown still stops the servers.
+
+    The servers run in sessions of their own and would otherwise outlive a terminated pytest.
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def require_binary(name: str, *candidates: str, package: str) -> str:
     """The path of a server binary; skip (or fail under ``PDAS_TEST_REQUIRE_SERVERS=1``) when absent."""
     for candidate in (*candidates, shutil.which(name)):
