@@ -230,3 +230,15 @@ def _store_plans(batch: list[_Parsed], patients: dict[str, TpsPatient], keep: se
         TpsPlan.objects.bulk_create(new)
     if updated:
         TpsPlan.objects.bulk_update(updated, _PLAN_FIELDS)
+
+
+def sync_patient(*, institution: Institution, source: TpsSource, tps_path: str, group: str) -> TpsPatient:
+    """Read one patient folder into its row now (a restore just put it there); returns the row.
+
+    The same writing as a full sync, for one folder, so a later sync finds it unchanged. Raises
+    ``TpsError`` when the folder cannot be walked.
+    """
+    scan = scan_patient(source, tps_path)
+    info = read_patient(source, tps_path, group=group, scan=scan)
+    _store(institution, [_Parsed(info, scan)], timezone.now(), SyncReport(institution=institution.code))
+    return TpsPatient.objects.get(institution=institution, tps_path=info.tps_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Literal
+from typing import BinaryIO, Iterable, Iterator, Literal
 
 EntryKind = Literal["file", "dir", "symlink", "other"]
 
@@ -82,6 +82,16 @@ class TpsSource(ABC):
     @abstractmethod
     def write_bytes_atomic(self, rel: str, data: bytes) -> None:
         """Write via a temporary sibling and a rename, so readers never see half a file."""
+
+    def write_stream_atomic(self, rel: str, chunks: Iterable[bytes], *, mtime: float | None = None) -> int:
+        """Write a stream of chunks like ``write_bytes_atomic``; set the file's mtime when given; return bytes written.
+
+        This default holds the whole file in memory and leaves the mtime alone; the local and SSH
+        sources stream to the temporary sibling instead and set the mtime before the rename.
+        """
+        data = b"".join(chunks)
+        self.write_bytes_atomic(rel, data)
+        return len(data)
 
     @abstractmethod
     def make_dirs(self, rel: str) -> None:

@@ -14,7 +14,7 @@ import stat as stat_mod
 import subprocess
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterable
 
 from archiver.tps.base import CommandResult, Entry, EntryKind, TpsError, TpsSource, clean_relpath
 
@@ -166,8 +166,12 @@ class LocalTpsSource(TpsSource):
     # --- changing ------------------------------------------------------------------------------
 
     def write_bytes_atomic(self, rel: str, data: bytes) -> None:
+        self.write_stream_atomic(rel, [data])
+
+    def write_stream_atomic(self, rel: str, chunks: Iterable[bytes], *, mtime: float | None = None) -> int:
         clean, parents, name = self._split(rel)
         temp = f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"[:255]
+        written = 0
         try:
             dir_fd = self._open_dir(parents)
         except OSError as exc:
@@ -176,8 +180,12 @@ class LocalTpsSource(TpsSource):
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                    for data in chunks:
+                        handle.write(data)
+                        written += len(data)
                     handle.flush()
+                    if mtime is not None:
+                        os.utime(handle.fileno(), (mtime, mtime))
                     os.fsync(handle.fileno())
                 # replace() swaps the name itself: a link at ``name`` is replaced, never written through.
                 os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -192,6 +200,7 @@ class LocalTpsSource(TpsSource):
             raise self._fail(exc, "write", clean) from None
         finally:
             os.close(dir_fd)
+        return written
 
     def make_dirs(self, rel: str) -> None:
         clean = clean_relpath(rel)

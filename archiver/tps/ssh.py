@@ -299,10 +299,14 @@ class SshTpsSource(TpsSource):
                         handle.write(data)
                         written += len(data)
                     handle.flush()
+                    # paramiko drops the answers to pipelined writes, so a write the server refused (a
+                    # full disk) raises nothing: the size the server reports is the proof, before the rename.
+                    stored = handle.stat().st_size
+                    if stored != written:
+                        raise TpsError(f"{self._where}: cannot write {clean}: the server stored {stored} of "
+                                       f"{written} bytes (is the disk full?)")
                     if mtime is not None:
                         handle.utime((mtime, mtime))
-                # Pipelined writes report a server-side failure (a full disk) late, at the latest when the
-                # file closes above: always before the rename, so a half-written file never gets the name.
                 # posix-rename replaces the name itself: a link at ``name`` is replaced, never written through.
                 self._sftp.posix_rename(self._remote(temp), self._remote(clean))
             except BaseException:
