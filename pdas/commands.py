@@ -6,12 +6,21 @@ error, which is also logged in full for the administrator).
 """
 from __future__ import annotations
 
+import getpass
 import logging
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 log = logging.getLogger("pdas.commands")
+
+
+def cli_actor() -> str:
+    """Who runs a command, for the audit log: the login name of the shell."""
+    try:
+        return f"{getpass.getuser()} (command line)"
+    except (KeyError, OSError):  # no login name in a bare container
+        return "command line"
 
 
 class Findings(Exception):
