@@ -1,0 +1,238 @@
+"""Finding the archives a restore could use: the index first, then the targets' manifests."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from django.db.models import F, Prefetch, Q, Value
+from django.db.models.functions import Concat, Replace, StrIndex, Substr
+from django.utils import timezone
+
+from archiver.models import Archive, ArchiveCopy, Institution
+from archiver.naming import mrn_part, name_part, parse_archive_name
+from archiver.services.archive_index import (
+    MANIFEST_SUFFIX, SidecarError, TargetArchive, archive_names, index_target_archive, manifest_patient_path,
+    read_target_archive,
+)
+from archiver.services.restore.errors import RestoreRefused
+from archiver.storage import StorageError, open_target
+from audit.services import record_event
+
+RESTORABLE = (ArchiveCopy.Status.VERIFIED, ArchiveCopy.Status.UPLOADED)
+TARGET_MANIFESTS_LIMIT = 200  # manifests read per search from targets, beyond what the index knows
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
+
+
+@dataclass
+class Candidate:
+    """One archive a restore could use. ``archive_id`` is None for an archive found only on a target."""
+
+    name: str
+    mrn: str
+    last_name: str
+    first_name: str
+    tps_patient_id: int | None
+    tps_path: str
+    packed_at: dt.datetime | None
+    plans: list[str]
+    size: int | None
+    targets: list[str]  # targets holding a usable copy, in the order a restore tries them
+    status: str  # the archive's status, or "not indexed"
+    archive_id: int | None = None
+
+    @property
+    def identity(self) -> tuple:
+        """Who the archive is of: one Pinnacle patient (its MRN, names and internal id)."""
+        return (self.mrn, self.last_name.casefold().strip(), self.first_name.casefold().strip(), self.tps_patient_id)
+
+    @property
+    def display_name(self) -> str:
+        return ", ".join(p for p in (self.last_name, self.first_name) if p) or "?"
+
+    def describe(self) -> str:
+        packed = self.packed_at.strftime("%Y-%m-%d") if self.packed_at else "?"
+        folder = self.tps_path.rsplit("/", 1)[-1] or "?"
+        return f"{self.name} ({self.display_name}, {folder}, {len(self.plans)} plans, packed {packed})"
+
+
+class CandidateList(list):
+    """Candidates, newest first; ``unreachable`` names targets that could not be searched (unknown, not "none")."""
+
+    def __init__(self, items=(), unreachable: list[str] | None = None):
+        super().__init__(items)
+        self.unreachable = unreachable or []
+
+
+def _name_tokens(name: str | None) -> list[str]:
+    return [t for t in re.split(r"[\s,;]+", (name or "").strip()) if t]
+
+
+def _ascii_token(token: str) -> str:
+    """A search word as it appears in archive names (pinyin, upper case), without separators."""
+    ascii_name = name_part(token, "")
+    return "" if ascii_name == "UNKNOWN" else _NOT_ALNUM.sub("", ascii_name)
+
+
+def copy_order(copy: ArchiveCopy) -> tuple:
+    return (copy.status != ArchiveCopy.Status.VERIFIED, copy.target.priority, copy.target.name)
+
+
+def _db_candidates(institution: Institution, mrn: str, tokens: list[str]) -> list[Candidate]:
+    copies = ArchiveCopy.objects.filter(status__in=RESTORABLE, target__enabled=True).select_related("target")
+    archives = (Archive.objects.filter(institution=institution, copies__status__in=RESTORABLE,
+                                       copies__target__enabled=True)
+                .annotate(full_name=Concat(F("last_name"), F("first_name")),
+                          # The NAME part of the file name (before the first "_"), without its separators.
+                          ascii_name=Replace(Substr(F("name"), 1, StrIndex(F("name"), Value("_")) - 1), Value("-"),
+                                             Value("")))
+                .prefetch_related(Prefetch("copies", queryset=copies), "plans").distinct())
+    if mrn:
+        archives = archives.filter(mrn=mrn)
+    for token in tokens:
+        match = (Q(last_name__icontains=token) | Q(first_name__icontains=token) | Q(full_name__icontains=token)
+                 | Q(mrn=token))
+        if ascii_token := _ascii_token(token):
+            match |= Q(ascii_name__icontains=ascii_token)
+        archives = archives.filter(match)
+    found = []
+    for archive in archives:
+        ordered = sorted(archive.copies.all(), key=copy_order)
+        patient = archive.manifest.get("patient") if isinstance(archive.manifest.get("patient"), dict) else {}
+        found.append(Candidate(
+            name=archive.name, mrn=archive.mrn, last_name=archive.last_name, first_name=archive.first_name,
+            tps_patient_id=patient.get("tps_patient_id"), tps_path=archive.tps_path, packed_at=archive.packed_at,
+            plans=[p.name for p in archive.plans.all()], size=archive.size, targets=[c.target.name for c in ordered],
+            status=archive.status, archive_id=archive.pk,
+        ))
+    return found
+
+
+def _name_matches(archive_name: str, mrn: str, tokens: list[str]) -> bool:
+    parts = parse_archive_name(archive_name)
+    if parts is None:
+        return False
+    if mrn and parts["mrn"] != mrn_part(mrn):
+        return False
+    flat = parts["name"].replace("-", "")
+    return all(_ascii_token(t) and _ascii_token(t) in flat for t in tokens)
+
+
+def _candidate_from_target(found: TargetArchive, institution: Institution) -> Candidate:
+    patient = found.manifest["patient"]
+    packed_at = None
+    try:
+        packed_at = dt.datetime.fromisoformat(found.manifest.get("packed_at") or "")
+    except (TypeError, ValueError):
+        pass
+    if packed_at is not None and timezone.is_naive(packed_at):
+        packed_at = packed_at.replace(tzinfo=institution.zone)
+    return Candidate(
+        name=found.name, mrn=patient["mrn"].strip(), last_name=str(patient.get("last_name") or ""),
+        first_name=str(patient.get("first_name") or ""), tps_patient_id=patient.get("tps_patient_id"),
+        tps_path=manifest_patient_path(found.manifest), packed_at=packed_at,
+        plans=[str(p.get("name") or "") for p in found.manifest.get("plans", []) if isinstance(p, dict)],
+        size=found.size, targets=[found.target.name], status="not indexed",
+    )
+
+
+def _target_candidates(institution: Institution, mrn: str, tokens: list[str], unreachable: list[str]
+                       ) -> list[Candidate]:
+    """Archives on the targets that the index lacks, read from their ``.manifest.json``."""
+    found: dict[str, Candidate] = {}
+    budget = TARGET_MANIFESTS_LIMIT
+    for target in institution.storage_targets.filter(enabled=True).order_by("priority", "name"):
+        try:
+            with open_target(target) as backend:
+                names = [n for n in archive_names(backend) if _name_matches(n, mrn, tokens)]
+                known = set(Archive.objects.filter(institution=institution, name__in=names)
+                            .values_list("name", flat=True))
+                for name in names:
+                    if name in known:
+                        continue
+                    if name in found:
+                        found[name].targets.append(target.name)
+                        continue
+                    if budget <= 0:
+                        break
+                    budget -= 1
+                    try:
+                        candidate = _candidate_from_target(read_target_archive(backend, target, name), institution)
+                    except SidecarError:
+                        continue  # not restorable as it stands; rebuild_index reports it
+                    if mrn and candidate.mrn != mrn:
+                        continue  # the name's MRN part matched a different MRN (characters replaced)
+                    found[name] = candidate
+        except StorageError as exc:
+            unreachable.append(f"{target.name}: {exc}")
+    return list(found.values())
+
+
+def find_candidates(*, institution: Institution, mrn: str | None = None, name: str | None = None,
+                    actor=None, search_targets: bool = True) -> CandidateList:
+    """Every archive of the patient(s) asked for: by exact MRN and/or by name words, newest first.
+
+    The index comes first; then the targets' ``.manifest.json`` files for archives the index does
+    not know (``search_targets``). A target that cannot be listed is named in ``unreachable``.
+    The search is audited (``restore.search``) with the MRNs it showed.
+    """
+    mrn = (mrn or "").strip()
+    tokens = _name_tokens(name)
+    if not mrn and not tokens:
+        raise RestoreRefused("give an MRN or a name to search for")
+    found = _db_candidates(institution, mrn, tokens)
+    unreachable: list[str] = []
+    if search_targets:
+        found += _target_candidates(institution, mrn, tokens, unreachable)
+    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    found.sort(key=lambda c: (c.packed_at or epoch, c.name), reverse=True)
+    record_event(actor=actor, event="restore.search", institution=institution.code, mrns=[c.mrn for c in found],
+                 detail={"mrn": mrn, "name": name or "", "candidates": len(found), "unreachable": unreachable})
+    return CandidateList(found, unreachable)
+
+
+def choose_candidate(candidates: CandidateList, *, archive_name: str | None = None, asked: str = "") -> Candidate:
+    """The candidate to restore: the one named, else the newest archive of the only patient found.
+
+    Several patients (two people sharing an MRN, or one person with two Pinnacle patients) and no
+    ``archive_name`` is ambiguous: ``RestoreRefused`` lists them and nothing is restored.
+    """
+    listing = "; ".join(c.describe() for c in candidates[:10]) + (" ..." if len(candidates) > 10 else "")
+    unreachable = f" (targets not searched: {'; '.join(candidates.unreachable)})" if candidates.unreachable else ""
+    if archive_name:
+        for candidate in candidates:
+            if candidate.name == archive_name:
+                return candidate
+        if not candidates:
+            raise RestoreRefused(f"no archive of {asked} was found{unreachable}")
+        raise RestoreRefused(f"--archive {archive_name} is not an archive of {asked}; its archives: {listing}")
+    if not candidates:
+        raise RestoreRefused(f"no archive of {asked} was found{unreachable}")
+    identities = {c.identity for c in candidates}
+    if len(identities) > 1:
+        raise RestoreRefused(f"{asked} matches {len(identities)} different patients: {listing}; "
+                             "choose one with --archive NAME")
+    return candidates[0]  # newest first
+
+
+def ensure_indexed(*, institution: Institution, name: str, actor) -> Archive:
+    """The Archive row of ``name``; an archive known only on a target is indexed from its sidecars first."""
+    archive = Archive.objects.filter(institution=institution, name=name).first()
+    if archive is not None:
+        return archive
+    problems = []
+    for target in institution.storage_targets.filter(enabled=True).order_by("priority", "name"):
+        try:
+            with open_target(target) as backend:
+                if backend.stat(name + MANIFEST_SUFFIX) is None:
+                    continue
+                found = read_target_archive(backend, target, name)
+                archive, _created, _copy = index_target_archive(institution=institution, found=found)
+        except (StorageError, SidecarError) as exc:
+            problems.append(f"{target.name}: {exc}")
+            continue
+        record_event(actor=actor, event="archive.index", institution=institution.code, mrns=[archive.mrn],
+                     obj=archive, detail={"archive": name, "target": target.name, "reason": "restore"})
+        return archive
+    raise RestoreRefused(f"no archive named {name} in the index or on the enabled targets of {institution.code}"
+                         + (f" ({'; '.join(problems)})" if problems else ""))

@@ -1,0 +1,369 @@
+"""Carrying out one restore, step by step, on its RestoreRecord (the order is in the package docstring)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+import tarfile
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zstandard
+from django.conf import settings
+from django.utils import timezone
+
+from archiver.models import Archive, ArchiveCopy, Institution, RestoreRecord, TpsPatient
+from archiver.packing.codecs import open_decompressed
+from archiver.packing.inspect import compare_with_manifest, inspect_archive
+from archiver.pinnacle.syntax import ParseError
+from archiver.services.archive_index import SHA256_SUFFIX, SidecarError, manifest_patient_path, parse_sha256_sidecar
+from archiver.services.restore.candidates import RESTORABLE, copy_order
+from archiver.services.restore.checks import (
+    CHUNK, make_dirs_once, placement_problems, record_read_back, rewrite_patient_path, staged_problems,
+)
+from archiver.services.restore.errors import ArchiveIntegrityError, RestoreError, RestoreRefused
+from archiver.storage import StorageError, open_target
+from archiver.tps.base import TpsError, TpsSource
+from audit.services import record_event
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = ".pdas-work"
+
+
+def _actor(actor) -> str:
+    if actor is None:
+        return "system"
+    return actor if isinstance(actor, str) else actor.get_username()
+
+
+def start_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
+                  ) -> RestoreRecord:
+    """The RestoreRecord of a restore about to run (``running``). ``to_dir`` None: the TPS restore group."""
+    if archive.institution_id != institution.pk:
+        raise RestoreRefused(f"archive {archive.name} belongs to another institution than {institution.code}")
+    destination = f"tps:{institution.effective_restore_group}"
+    if to_dir is not None:
+        destination = str(Path(to_dir).expanduser().absolute())
+    return RestoreRecord.objects.create(institution=institution, archive=archive, requested_by=_actor(actor),
+                                        destination=destination, reason="queued")
+
+
+def restore_archive(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
+                    ) -> RestoreRecord:
+    """Restore one archive now (the steps are in the package docstring); raises ``RestoreError`` unless done."""
+    record = start_restore(archive=archive, institution=institution, actor=actor, to_dir=to_dir)
+    return run_restore(record_id=record.pk, raise_errors=True)
+
+
+def run_restore(*, record_id: int, raise_errors: bool = False) -> RestoreRecord:
+    """Carry out a prepared restore. Its outcome is on the record (and in the audit log); with
+    ``raise_errors`` a restore that is not done raises its ``RestoreError`` too."""
+    record = RestoreRecord.objects.select_related("archive", "institution").get(pk=record_id)
+    if record.status != RestoreRecord.Status.RUNNING or record.finished_at is not None:
+        return record  # already decided: a redelivered task does nothing
+    try:
+        _Restore(record).run()
+    except RestoreError as exc:
+        status = RestoreRecord.Status.REFUSED if isinstance(exc, (RestoreRefused, ArchiveIntegrityError)) \
+            else RestoreRecord.Status.FAILED
+        _finish(record, status, str(exc))
+        if raise_errors:
+            exc.record = record
+            raise
+    except (TpsError, StorageError, OSError) as exc:
+        _finish(record, RestoreRecord.Status.FAILED, str(exc) or type(exc).__name__)
+        if raise_errors:
+            raise RestoreError(record.reason, record=record) from None
+    except Exception as exc:  # a bug must not leave the record "running" forever
+        log.exception("restore %s failed", record.pk)
+        _finish(record, RestoreRecord.Status.FAILED, f"{type(exc).__name__}: {exc}")
+        if raise_errors:
+            raise RestoreError(record.reason, record=record) from None
+    return record
+
+
+def _finish(record: RestoreRecord, status: str, reason: str) -> None:
+    record.status, record.reason, record.finished_at = status, reason[:4000], timezone.now()
+    record.save(update_fields=["status", "reason", "finished_at"])
+    archive = record.archive
+    outcome = {RestoreRecord.Status.DONE: "ok", RestoreRecord.Status.REFUSED: "denied"}.get(status, "failed")
+    record_event(actor=record.requested_by, event="restore", institution=record.institution.code, mrns=[archive.mrn],
+                 obj=record, outcome=outcome,
+                 detail={"archive": archive.name, "destination": record.destination, "tps_path": record.tps_path,
+                         "files": record.files, "bytes": record.bytes, "status": status, "reason": reason[:1000]})
+
+
+@dataclass
+class _Destination:
+    source: TpsSource
+    rel: str  # where the patient goes, relative to the source's root
+    institution_dir: str
+    institution_name: str
+    group: str | None  # the TPS group; None for a --to folder
+    where: str  # for messages
+
+
+@dataclass
+class _Restore:
+    record: RestoreRecord
+    last_saved: float = 0.0
+    problems: list[str] = field(default_factory=list)  # worth noting on a restore that succeeded
+    groups: list = field(default_factory=list)  # the TPS groups as listed for this restore
+
+    @property
+    def archive(self) -> Archive:
+        return self.record.archive
+
+    def step(self, text: str, *, force: bool = True, **fields) -> None:
+        """Progress on the record (what the page polls): ``reason`` says what runs while ``running``."""
+        for key, value in fields.items():
+            setattr(self.record, key, value)
+        now = time.monotonic()
+        if force or now - self.last_saved > 0.5:
+            self.record.reason = text
+            RestoreRecord.objects.filter(pk=self.record.pk).update(reason=text, **fields)
+            self.last_saved = now
+
+    def run(self) -> None:
+        archive, record = self.archive, self.record
+        patient_path = manifest_patient_path(archive.manifest)
+        if not patient_path:
+            raise ArchiveIntegrityError(f"the manifest of {archive.name} names no Institution_<I>/Mount_<M>/"
+                                        "Patient_<P> folder; not restored")
+        with self._open_destination() as source:
+            dest = self._destination(source, patient_path)
+            self.step(f"checking {dest.where}", tps_path=dest.rel)
+            self._refuse_existing(dest, patient_path)
+            downloads = Path(settings.DATA_DIR) / "restore"
+            downloads.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f"restore-{record.pk}-", dir=downloads) as scratch:
+                path, copy = self._fetch(Path(scratch))
+                listing = self._validate(path, patient_path)
+                staging = f"{WORK_DIR}/restore-{record.pk}"
+                try:
+                    self._stage(dest.source, staging, path, listing, patient_path)
+                    self._move_into_place(dest, staging, patient_path)
+                finally:
+                    self._remove_staging(dest.source, staging)
+        note = f"; {'; '.join(self.problems)}" if self.problems else ""
+        record.status = RestoreRecord.Status.DONE
+        _finish(record, RestoreRecord.Status.DONE, f"restored from {copy.target.name} to {dest.where}{note}")
+
+    # --- destination ---
+
+    def _open_destination(self):
+        from archiver.tps import open_institution_tps
+        from archiver.tps.local import LocalTpsSource
+
+        destination = self.record.destination
+        if destination.startswith("tps:"):
+            try:
+                return open_institution_tps(self.record.institution)
+            except TpsError as exc:
+                raise RestoreError(f"the TPS of {self.record.institution.code} cannot be opened: {exc}") from None
+        folder = Path(destination)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RestoreError(f"--to {folder}: cannot create the folder: {exc.strerror or exc}") from None
+        return LocalTpsSource(folder)
+
+    def _destination(self, source: TpsSource, patient_path: str) -> _Destination:
+        from archiver.pinnacle.reader import list_groups, read_institution_headers
+
+        patient_dir = patient_path.rsplit("/", 1)[1]
+        if not self.record.destination.startswith("tps:"):
+            institution_dir = patient_path.split("/", 1)[0]
+            return _Destination(source=source, rel=patient_path, institution_dir=institution_dir,
+                                institution_name=self._archived_group_name(), group=None,
+                                where=f"{self.record.destination}/{patient_path}")
+        group = self.record.destination[len("tps:"):]
+        try:
+            groups = list_groups(source, read_institution_headers(source))
+        except TpsError as exc:
+            raise RestoreError(f"the TPS groups cannot be read: {exc}") from None
+        self.groups = groups
+        matching = [g for g in groups if g.name == group] or [g for g in groups if g.dir_name == group]
+        if not matching:
+            raise RestoreError(f"restore group {group!r} of {self.record.institution.code} is not on the TPS "
+                               "(no Institution_<n> folder has that name in the Institution file)")
+        if len(matching) > 1:
+            raise RestoreError(f"restore group {group!r} names several folders on the TPS: "
+                               f"{', '.join(g.dir_name for g in matching)}; set restore_group to one of them")
+        institution_dir = matching[0].dir_name
+        rel = f"{institution_dir}/Mount_0/{patient_dir}"
+        return _Destination(source=source, rel=rel, institution_dir=institution_dir, institution_name=group,
+                            group=group, where=f"TPS group {group} ({rel})")
+
+    def _archived_group_name(self) -> str:
+        return str(self.archive.manifest.get("group") or self.archive.group or "")
+
+    def _refuse_existing(self, dest: _Destination, patient_path: str) -> None:
+        if dest.source.stat(dest.rel) is not None:
+            raise RestoreRefused(f"{dest.where} already exists: a patient folder is never overwritten; "
+                                 "nothing was written")
+        if dest.group is None:
+            return
+        # Pinnacle's patient ids are unique in the whole tree: a second Patient_<P> would confuse it.
+        patient_dir = dest.rel.rsplit("/", 1)[1]
+        for group in self.groups:
+            for path in group.patient_paths:
+                if path.rsplit("/", 1)[1] == patient_dir:
+                    raise RestoreRefused(f"{patient_dir} is already on the TPS at {path} (group {group.name}); "
+                                         "a patient folder is never overwritten; nothing was written")
+
+    # --- fetching and validating ---
+
+    def _fetch(self, scratch: Path) -> tuple[Path, ArchiveCopy]:
+        archive = self.archive
+        copies = sorted(archive.copies.filter(status__in=RESTORABLE, target__enabled=True).select_related("target"),
+                        key=copy_order)
+        if not copies:
+            raise RestoreError(f"{archive.name} has no usable copy on an enabled storage target")
+        problems, damaged = [], False
+        for copy in copies:
+            target = copy.target
+            self.step(f"downloading from {target.name}", bytes=0)
+            try:
+                with open_target(target) as backend:
+                    if backend.stat(archive.name + SHA256_SUFFIX) is None:
+                        raise SidecarError(f"{target.name}: {archive.name}.sha256 is missing")
+                    sidecar = parse_sha256_sidecar(backend.read_bytes(archive.name + SHA256_SUFFIX),
+                                                   name=archive.name, where=f"{target.name}: {archive.name}.sha256")
+                    if sidecar != archive.checksum:
+                        raise SidecarError(f"{target.name}: {archive.name}.sha256 differs from the recorded digest")
+                    path, size, digest = self._download(backend, scratch)
+            except SidecarError as exc:
+                problems.append(str(exc))
+                damaged = True
+                continue
+            except StorageError as exc:
+                problems.append(f"{target.name}: {exc}")
+                continue
+            mismatch = []
+            if archive.size is not None and size != archive.size:
+                mismatch.append(f"{size} bytes, the record says {archive.size}")
+            if digest != archive.checksum:
+                mismatch.append("SHA-256 differs from the record and the .sha256 sidecar")
+            record_read_back(copy, size=size, digest=digest, problems=mismatch)
+            if mismatch:
+                problems.append(f"{target.name}: {'; '.join(mismatch)}")
+                damaged = True
+                path.unlink(missing_ok=True)
+                continue
+            return path, copy
+        error = ArchiveIntegrityError if damaged else RestoreError
+        raise error(f"no copy of {archive.name} could be used, nothing was written: {'; '.join(problems)}")
+
+    def _download(self, backend, scratch: Path) -> tuple[Path, int, str]:
+        path = scratch / "archive"
+        hasher, size = hashlib.sha256(), 0
+        path.unlink(missing_ok=True)
+        try:
+            with open(path, "xb") as out:
+                for data in backend.read_chunks(self.archive.name):
+                    out.write(data)
+                    hasher.update(data)
+                    size += len(data)
+                    self.step(f"downloading from {backend.url}", force=False, bytes=size)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise RestoreError(f"cannot keep the download in {scratch.parent}: {exc.strerror or exc}") from None
+        return path, size, hasher.hexdigest()
+
+    def _validate(self, path: Path, patient_path: str):
+        archive = self.archive
+        self.step("checking every member against the manifest")
+        with open(path, "rb") as raw:
+            listing = inspect_archive(raw, archive.codec)
+        problems = list(listing.problems)
+        if listing.manifest and listing.manifest != archive.manifest:
+            problems.append("PDAS-MANIFEST.json in the archive differs from the manifest on record")
+        problems += compare_with_manifest(listing)
+        problems += placement_problems(listing, archive.manifest, patient_path)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ArchiveIntegrityError(f"{archive.name} refused, nothing was written: {problems[0]}{more}")
+        return listing
+
+    # --- staging and moving ---
+
+    def _stage(self, source: TpsSource, staging: str, path: Path, listing, patient_path: str) -> None:
+        if source.stat(staging) is not None:
+            source.remove_tree(staging)  # left by an attempt that died: its content is not trusted
+        source.make_dirs(staging)
+        expected = {m.path: m.size for m in listing.members if m.kind == "file"}
+        host_dir = source.host_path(staging)
+        made: set[str] = set()
+        files = done = 0
+        self.step("extracting into the staging folder", bytes=0, files=0)
+        with open(path, "rb") as raw:
+            try:
+                with tarfile.open(fileobj=open_decompressed(self.archive.codec, raw), mode="r|") as tar:
+                    for index, member in enumerate(tar):
+                        if index < 2:
+                            continue  # the Institution header and the manifest: read, not restored
+                        try:
+                            member = tarfile.data_filter(member, host_dir)
+                        except tarfile.FilterError as exc:
+                            raise ArchiveIntegrityError(f"{self.archive.name}: member {member.name!r} refused by "
+                                                        f"the data filter: {exc}") from None
+                        name = posixpath.normpath(member.name)
+                        if member.isdir():
+                            make_dirs_once(source, f"{staging}/{name}", made)
+                            continue
+                        if expected.get(name) != member.size:
+                            raise ArchiveIntegrityError(f"{self.archive.name}: {name} changed since it was checked")
+                        make_dirs_once(source, posixpath.dirname(f"{staging}/{name}"), made)
+                        handle = tar.extractfile(member)
+                        done += source.write_stream_atomic(f"{staging}/{name}", iter(lambda: handle.read(CHUNK), b""),
+                                                           mtime=member.mtime)
+                        files += 1
+                        self.step(f"extracting: {files} of {len(expected)} files", force=False, files=files,
+                                  bytes=done)
+            except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+                raise ArchiveIntegrityError(f"{self.archive.name} cannot be read while extracting: {exc}") from None
+        self.step("hashing the staged files", files=files, bytes=done)
+        mismatch = staged_problems(source, staging, self.archive.manifest, patient_path)
+        if mismatch:
+            raise RestoreError(f"the staged copy differs from the manifest ({mismatch[0]}); nothing was restored")
+
+    def _move_into_place(self, dest: _Destination, staging: str, patient_path: str) -> None:
+        from archiver.packing.manifest import patient_lite
+        from archiver.pinnacle.institution_file import add_patient_lite
+        from archiver.pinnacle.reader import read_patient
+
+        source, staged = dest.source, f"{staging}/{patient_path}"
+        if dest.rel != patient_path:
+            rewrite_patient_path(source, f"{staged}/Patient", dest.rel)
+        self.step(f"moving into place: {dest.where}")
+        source.make_dirs(posixpath.dirname(dest.rel))
+        if source.stat(dest.rel) is not None:
+            raise RestoreRefused(f"{dest.where} appeared while restoring: not overwritten; nothing was restored")
+        source.rename(staged, dest.rel)
+        try:
+            info = read_patient(source, dest.rel, group=dest.group or dest.institution_name)
+            add_patient_lite(source, institution_dir=dest.institution_dir, institution_name=dest.institution_name,
+                             lite=patient_lite(info))
+        except (TpsError, ParseError) as exc:
+            source.rename(dest.rel, staged)  # all or nothing: take the patient out again
+            raise RestoreError(f"the Institution file cannot be updated ({exc}); the restore was undone") from None
+        if dest.group is not None:
+            self._mark_restored(source, dest)
+
+    def _mark_restored(self, source: TpsSource, dest: _Destination) -> None:
+        from archiver.services.tps_sync import sync_patient
+
+        row = sync_patient(institution=self.record.institution, source=source, tps_path=dest.rel, group=dest.group)
+        TpsPatient.objects.filter(pk=row.pk).update(restored_from=self.archive, restored_fingerprint=row.fingerprint)
+
+    def _remove_staging(self, source: TpsSource, staging: str) -> None:
+        try:
+            if source.stat(staging) is not None:
+                source.remove_tree(staging)
+        except TpsError as exc:
+            self.problems.append(f"the staging folder {staging} could not be removed: {exc}")
