@@ -153,8 +153,8 @@ def celery_worker(celery_worker_process: CeleryWorker, transactional_db) -> Iter
     from pdas.celery import app
 
     worker = celery_worker_process
-    if not worker.alive:
-        worker.restart()
+    if not worker.alive or worker.extra_env:
+        worker.restart(extra_env={})  # a dead worker, or one a previous test started with its own settings
     keys = ("broker_url", "result_backend", "task_always_eager")
     saved = {key: app.conf[key] for key in keys}
     _drop_broker_connections(app, worker.control)
