@@ -21,7 +21,7 @@ class NavItem:
 
 
 NAVIGATION: tuple[NavItem, ...] = (
-    NavItem(_("Curation"), "archiver:curation", "archiver.view_tpspatient"),
+    NavItem(_("Curation"), "curation:index", "archiver.view_tpspatient"),
     NavItem(_("Archive jobs"), "archiver:run-list", "archiver.view_archiverun"),
     NavItem(_("Restore"), "archiver:restore", "archiver.view_restorerecord"),
     NavItem(_("Loss detection"), "lossdetect:scan-list", "lossdetect.view_lossscan"),

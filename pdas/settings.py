@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "audit",
     "archiver",
     "lossdetect",
+    "curation",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,189 @@
+"""Curation (数据整理): the rules a pending-archive patient is checked against, each run's findings,
+and the physicist's acknowledgements ("reviewed, archive anyway").
+
+A run classifies every present patient of the pending-archive group into the SPEC section 6
+categories; a patient with several problems has one finding per category, a patient with none a
+single ``ready`` finding. Findings record the patient's fingerprint when classified, and an
+acknowledgement holds only while the patient's fingerprint is the one acknowledged: any change to
+the patient's files voids it.
+"""
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from archiver.models import Institution, TpsPatient
+
+
+def validate_regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValidationError(_("bad regular expression: %(error)s"), params={"error": exc}) from None
+
+
+class Category(models.TextChoices):
+    READY = "ready", _("Ready")
+    NAMING = "naming", _("Naming")
+    RESTORED = "restored", _("Restored")
+    TRANSITIONAL = "transitional", _("Transitional")
+    DUPLICATE = "duplicate", _("Duplicate")
+    IMAGE_ONLY = "image_only", _("Image only")
+    UNREADABLE = "unreadable", _("Unreadable")
+
+
+# The archiver never takes these, acknowledged or not: an unreadable patient cannot be packed
+# faithfully, and a restored or duplicate patient is already in a verified archive.
+NEVER_ARCHIVED = frozenset({Category.UNREADABLE, Category.RESTORED, Category.DUPLICATE})
+ACKNOWLEDGEABLE = frozenset(set(Category) - NEVER_ARCHIVED - {Category.READY})
+
+
+def needs_person(category: str, *, acknowledged: bool) -> bool:
+    """A finding a physicist still has to decide: not ready, and not acknowledged where that is allowed."""
+    if category == Category.READY:
+        return False
+    return not (acknowledged and category in ACKNOWLEDGEABLE)
+
+
+class NamingRule(models.Model):
+    """A regular expression a patient, MRN, plan or trial name must (or must not) match.
+
+    ``re.search`` is used: anchor the expression (``^...$``) to test the whole value. A value that
+    breaks the rule becomes a ``naming`` finding with ``message``.
+    """
+
+    class AppliesTo(models.TextChoices):
+        LAST_NAME = "last_name", _("Patient last name")
+        FIRST_NAME = "first_name", _("Patient first name")
+        PATIENT_NAME = "patient_name", _("Patient name (Last^First^Middle)")
+        MRN = "mrn", _("MRN")
+        PLAN_NAME = "plan_name", _("Plan name")
+        TRIAL_NAME = "trial_name", _("Trial name")
+
+    class Mode(models.TextChoices):
+        MUST_MATCH = "must_match", _("must match")
+        MUST_NOT_MATCH = "must_not_match", _("must not match")
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="naming_rules")
+    applies_to = models.CharField(max_length=16, choices=AppliesTo.choices)
+    regex = models.CharField(max_length=500, validators=[validate_regex],
+                             help_text=_("Python regular expression, searched anywhere in the value"))
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.MUST_MATCH)
+    message = models.CharField(max_length=300, help_text=_("What the physicist reads when the rule is broken"))
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=100)
+
+    class Meta:
+        ordering = ["institution", "order", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_applies_to_display()} {self.get_mode_display()} {self.regex}"
+
+
+class TransitionalPattern(models.Model):
+    """A plan name pattern (case-insensitive, searched anywhere) marking an intermediate plan."""
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="transitional_patterns")
+    regex = models.CharField(max_length=500, validators=[validate_regex],
+                             help_text=_("Python regular expression, case-insensitive, searched in the plan name"))
+    message = models.CharField(max_length=300)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["institution", "pk"]
+
+    def __str__(self) -> str:
+        return self.regex
+
+
+class CurationRun(models.Model):
+    """One curation of an institution's pending-archive group.
+
+    ``status`` is ``failed`` when the TPS could not be read: then nothing is known and the last
+    ``done`` run still decides what the archiver may take (for unchanged patients only).
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="curation_runs")
+    started_by = models.CharField(max_length=150, help_text=_("User name, or 'scheduler'"))
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    counts = models.JSONField(default=dict, blank=True, help_text=_("Patients per category, and timings"))
+    warnings = models.JSONField(default=list, blank=True, help_text=_("Checks that could not be made"))
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["institution", "status", "-finished_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.institution.code} curation {self.pk} ({self.get_status_display()})"
+
+
+class CurationFinding(models.Model):
+    """One patient in one category of a run, with every reason. ``fingerprint``, ``mrn``,
+    ``patient_name`` and ``tps_path`` are what the run saw."""
+
+    run = models.ForeignKey(CurationRun, on_delete=models.CASCADE, related_name="findings")
+    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="curation_findings")
+    category = models.CharField(max_length=16, choices=Category.choices, db_index=True)
+    reasons = models.JSONField(default=list, blank=True)
+    plan_ids = models.JSONField(default=list, blank=True, help_text=_("PlanIDs the reasons concern"))
+    fingerprint = models.CharField(max_length=64, blank=True)
+    mrn = models.CharField(max_length=64, blank=True, db_index=True)
+    patient_name = models.CharField(max_length=400, blank=True)
+    tps_path = models.CharField(max_length=500)
+    last_edit = models.DateTimeField(null=True, blank=True, help_text=_("Latest plan edit, else the folder's mtime"))
+
+    class Meta:
+        ordering = ["run", "tps_path", "category"]
+        constraints = [models.UniqueConstraint(fields=["run", "patient", "category"], name="uniq_run_patient_category")]
+
+    def __str__(self) -> str:
+        return f"{self.tps_path} {self.category}"
+
+    @property
+    def acknowledgeable(self) -> bool:
+        return self.category in ACKNOWLEDGEABLE
+
+    @property
+    def needs_person(self) -> bool:
+        """Uses the ``acknowledged`` annotation of ``curation.selectors`` (False when absent)."""
+        return needs_person(self.category, acknowledged=getattr(self, "acknowledged", False))
+
+
+class Acknowledgement(models.Model):
+    """A physicist reviewed a patient's finding and lets the archiver take the patient anyway.
+
+    Valid only while the patient's fingerprint equals ``fingerprint``.
+    """
+
+    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="curation_acknowledgements")
+    category = models.CharField(max_length=16, choices=Category.choices)
+    fingerprint = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    username = models.CharField(max_length=150)
+    at = models.DateTimeField(default=timezone.now)
+    note = models.TextField()
+    reasons = models.JSONField(default=list, blank=True, help_text=_("The reasons that were reviewed"))
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["patient", "category", "fingerprint"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} {self.category} by {self.username}"
+
+    def holds_for(self, patient: TpsPatient) -> bool:
+        return bool(self.fingerprint) and self.fingerprint == patient.fingerprint

@@ -1,0 +1,2 @@
+"""Curation services: one module per concern (rules, classify, duplicates, delivered, curate,
+acknowledge, notify)."""

@@ -1,0 +1,51 @@
+"""Which plans of the pending group were delivered, from the R&V first-delivery records.
+
+Deliveries are matched to plans exactly as loss detection matches them (SPEC section 3, the code
+of ``lossdetect.services.classify``), so curation and the loss scan never disagree about which
+plan a delivery belongs to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archiver.models import Institution
+
+
+@dataclass
+class Deliveries:
+    """``known`` False: no R&V data to judge by (none configured, or unreadable: see ``warning``)."""
+
+    known: bool
+    plan_pks: set[int] = field(default_factory=set)  # TpsPlan pks a first delivery matches
+    warning: str = ""
+
+
+def delivered_plans(*, institution: Institution, mrns: set[str]) -> Deliveries:
+    """The TPS plans (of any group) that the institution's first deliveries of ``mrns`` match."""
+    if not institution.rv_url.strip():
+        return Deliveries(known=False)
+    # Loaded here: pandas and the R&V drivers cost nothing to sites without an R&V source.
+    from lossdetect.rv import RvError, open_institution_rv
+    from lossdetect.selectors import archived_plan_frame, tps_plan_frame
+    from lossdetect.services.classify import candidates_frame, deliveries_frame, match_deliveries
+    from lossdetect.services.scan import rules_of
+
+    try:
+        with open_institution_rv(institution) as source:
+            read = source.read()
+    except RvError as exc:
+        return Deliveries(known=False, warning=f"R&V source cannot be read ({exc}); undelivered plans not checked")
+    if not read.records:
+        return Deliveries(known=False, warning=f"R&V source {institution.rv_url} returned no first-delivery "
+                                               "records; undelivered plans not checked")
+    records = [r for r in read.records if r.mrn.strip() in mrns]
+    warning = f"{len(read.problems)} R&V row(s) skipped (first: {read.problems[0]})" if read.problems else ""
+    if not records:
+        return Deliveries(known=True, warning=warning)
+    deliveries = deliveries_frame(records)
+    candidates = candidates_frame(
+        tps_plan_frame(institution=institution), archived_plan_frame(institution=institution),
+        active_groups=[institution.pending_group, *institution.clinical_groups], mrns=mrns,
+    )
+    matched = match_deliveries(deliveries, candidates, rules=rules_of(institution))
+    return Deliveries(known=True, plan_pks={int(pk) for pk in matched["tps_plan_pk"].dropna()}, warning=warning)

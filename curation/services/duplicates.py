@@ -1,0 +1,130 @@
+"""Is a pending patient's content already in a verified archive?
+
+Two ways to know, cheapest first:
+- the archive's ``source_fingerprint`` (names, sizes and mtimes of the files when packed) equals the
+  patient's current fingerprint: the very files were archived;
+- the archive's manifest lists the same files (path inside the patient folder, size, sha256) as the
+  patient holds now. This catches a copy put back by hand or by Pinnacle's own restore (new mtimes,
+  same bytes). Only archives of the same MRN whose packed bytes equal the patient's are looked at,
+  and the patient's files are hashed only when names and sizes already agree.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+from django.db.models import QuerySet
+
+from archiver.models import Archive, Institution, TpsPatient
+from archiver.pinnacle.reader import scan_patient
+from archiver.tps.base import TpsError, TpsSource
+
+HASH_CHUNK = 1 << 20
+MANIFEST_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ArchiveRef:
+    pk: int
+    name: str
+    mrn: str
+    source_fingerprint: str
+    raw_bytes: int | None
+
+
+def verified_archives_by_mrn(
+    *, institution: Institution, patients: QuerySet[TpsPatient]
+) -> dict[str, list[ArchiveRef]]:
+    """Verified archives of the institution whose MRN is one of ``patients``' (one query)."""
+    rows = (Archive.objects.filter(institution=institution, status=Archive.Status.VERIFIED,
+                                   mrn__in=patients.exclude(mrn="").values("mrn"))
+            .values_list("pk", "name", "mrn", "source_fingerprint", "raw_bytes").order_by("pk"))
+    result: dict[str, list[ArchiveRef]] = {}
+    for row in rows:
+        ref = ArchiveRef(*row)
+        result.setdefault(ref.mrn.strip(), []).append(ref)
+    return result
+
+
+def manifests(archive_ids: list[int]) -> dict[int, dict]:
+    """The manifests of a few archives, in batches."""
+    found: dict[int, dict] = {}
+    for start in range(0, len(archive_ids), MANIFEST_BATCH):
+        found.update(Archive.objects.filter(pk__in=archive_ids[start:start + MANIFEST_BATCH])
+                     .values_list("pk", "manifest"))
+    return found
+
+
+def _inside_patient(path: str) -> str:
+    """``Institution_1/Mount_0/Patient_7/Plan_0/plan.Trial`` -> ``Plan_0/plan.Trial``."""
+    parts = path.split("/", 3)
+    return parts[3] if len(parts) == 4 else path
+
+
+def _manifest_files(manifest: dict) -> dict[str, tuple[int, str]] | None:
+    try:
+        return {_inside_patient(str(f["path"])): (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
+    except (KeyError, TypeError, ValueError):
+        return None  # an odd manifest proves nothing
+
+
+def same_content(source: TpsSource, tps_path: str, manifest: dict) -> bool:
+    """True when the patient folder holds exactly the manifest's files, byte for byte.
+
+    Raises ``TpsError`` when the folder cannot be read (the caller reports "unknown").
+    """
+    expected = _manifest_files(manifest)
+    if not expected:
+        return False
+    scan = scan_patient(source, tps_path)
+    current = {_inside_patient(f.path): f for f in scan.files}
+    if set(current) != set(expected) or any(current[p].size != expected[p][0] for p in current):
+        return False
+    for inside, info in current.items():
+        digest = hashlib.sha256()
+        with source.open_read(info.path) as stream:
+            while data := stream.read(HASH_CHUNK):
+                digest.update(data)
+        if digest.hexdigest() != expected[inside][1]:
+            return False
+    return True
+
+
+class DuplicateFinder:
+    """Duplicate checks for one run: the archive index loaded once, the TPS opened only if needed."""
+
+    def __init__(self, archives_by_mrn: dict[str, list[ArchiveRef]], open_source: Callable[[], TpsSource]):
+        self.archives_by_mrn = archives_by_mrn
+        self._open_source = open_source
+        self._source: TpsSource | None = None
+        self.warnings: list[str] = []
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def plan(self, *, mrn: str, fingerprint: str, total_bytes: int) -> tuple[str | None, list[ArchiveRef]]:
+        """(reason when the fingerprint already proves a duplicate, archives whose content must be compared)."""
+        archives = self.archives_by_mrn.get(mrn.strip(), []) if mrn.strip() else []
+        for archive in archives:
+            if fingerprint and archive.source_fingerprint == fingerprint:
+                return (f"the same files (names, sizes, times) are in verified archive {archive.name}", [])
+        return None, [a for a in archives if a.raw_bytes is None or a.raw_bytes == total_bytes]
+
+    def compare(self, *, tps_path: str, candidates: list[ArchiveRef], manifests_by_pk: dict[int, dict]) -> str | None:
+        """The reason when one candidate's manifest matches the patient's files, byte for byte."""
+        for archive in candidates:
+            manifest = manifests_by_pk.get(archive.pk)
+            if not manifest:
+                continue
+            try:
+                if self._source is None:
+                    self._source = self._open_source()
+                if same_content(self._source, tps_path, manifest):
+                    return f"identical content (every file's sha256) is in verified archive {archive.name}"
+            except TpsError as exc:
+                self.warnings.append(f"{tps_path}: could not compare with archive {archive.name}: {exc}")
+                return None
+        return None

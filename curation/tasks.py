@@ -1,0 +1,20 @@
+"""Celery tasks of curation: thin shells over the services, taking ids."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from archiver.tps.base import TpsError
+from curation.models import CurationRun
+from curation.services.curate import execute_curation
+
+
+@shared_task(acks_late=True)
+def curate_task(run_id: int) -> str:
+    """Run a curation created ``running`` (by the page); a finished run is left alone."""
+    run = CurationRun.objects.select_related("institution").filter(pk=run_id).first()
+    if run is None or run.status != CurationRun.Status.RUNNING:
+        return "skipped"
+    try:
+        return execute_curation(run=run).status
+    except TpsError:
+        return CurationRun.Status.FAILED  # the run row holds the one-line reason the page shows
