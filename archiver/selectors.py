@@ -23,17 +23,19 @@ def tps_patients_in_group(*, institution: Institution, group: str) -> QuerySet[T
 
 
 def archive_candidates(*, institution: Institution) -> QuerySet[TpsPatient]:
-    """Patients the archiver takes from the pending group: present, readable, at least one plan, and
-    not a PDAS restore left unchanged (curation shows those green; they are not archived again)."""
+    """Patients the archiver takes from the pending group: present, readable, not an unchanged PDAS
+    restore, and allowed by the latest curation (``ready``, or every finding acknowledged for the
+    patient's current files; see ``curation.selectors.curation_allows``)."""
     from django.db.models import F, Q
 
-    return (
+    from curation.selectors import curation_allows
+
+    pending = (
         TpsPatient.objects.filter(institution=institution, group=institution.pending_group, present=True,
-                                  read_error="", plans__isnull=False)
+                                  read_error="")
         .exclude(Q(restored_from__isnull=False) & Q(restored_fingerprint=F("fingerprint")))
-        .distinct()
-        .order_by("tps_path")
     )
+    return curation_allows(pending, institution=institution).order_by("tps_path")
 
 
 def archive_runs_with_counts():

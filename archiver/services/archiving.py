@@ -51,20 +51,19 @@ def worker_name() -> str:
 
 
 def archivable_patients(*, institution: Institution):
-    """Patients of the pending group that the archiver takes: present, readable, with plans, and not
-    an unchanged PDAS restore (curation shows those green: no re-archive)."""
+    """Patients of the pending group that the archiver takes: those the latest curation allows."""
     from archiver.selectors import archive_candidates
 
     return archive_candidates(institution=institution)
 
 
 def prepare_archive_run(*, institution: Institution, actor) -> ArchiveRun:
-    """Finish what crashed runs left, re-read the TPS (incrementally), then create the run over what
-    is archivable now."""
-    from archiver.services.tps_sync import sync_institution
+    """Finish what crashed runs left, re-read the TPS (incrementally) and curate the pending group,
+    then create the run over what curation allows now."""
+    from curation.services.curate import curate_institution
 
     recover_interrupted_work(institution=institution, actor=actor)
-    sync_institution(institution=institution, actor=actor)
+    curate_institution(institution=institution, actor=actor, refresh_tps=True)  # syncs first
     return create_archive_run(institution=institution, actor=actor)
 
 
@@ -271,7 +270,7 @@ def _archive_claimed(ctx: _Context) -> PatientArchiveTask:
         info = read_patient(tps, patient.tps_path, group=patient.group)
         if info.errors:
             return _finish(task, Result.ERROR, "unreadable: " + "; ".join(info.errors))
-        if not info.plans:
+        if not info.plans and not _image_only_acknowledged(patient, info.fingerprint):
             return _finish(task, Result.ERROR, "no plans (image-only patient): not archived automatically")
 
         _set(task, step=Step.PACKING, bytes_total=info.total_bytes)
@@ -329,6 +328,14 @@ def _discard_quietly(packed) -> None:
         packed.discard()
     except (OSError, TpsError) as exc:
         log.warning("could not remove packed file %s: %s", packed.name, exc)
+
+
+def _image_only_acknowledged(patient: TpsPatient, fingerprint: str) -> bool:
+    """A physicist reviewed this image-only patient, exactly as it is now, and chose to archive it."""
+    from curation.models import Category
+    from curation.selectors import acknowledged
+
+    return acknowledged(patient=patient, category=Category.IMAGE_ONLY, fingerprint=fingerprint)
 
 
 def _renew(ctx: _Context) -> None:

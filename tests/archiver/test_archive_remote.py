@@ -9,6 +9,7 @@ import pytest
 from archiver.models import QuarantinedPatient
 from archiver.services import archiving
 from archiver.services.tps_sync import sync_institution
+from curation.services.curate import curate_institution
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
@@ -34,6 +35,7 @@ def test_ssh_tps_to_ftps_array(tmp_path, sshd, ftp_server, monkeypatch):
     StorageTargetFactory(institution=inst, name="ftps", url=ftp_server.url(folder),
                          password_env="PDAS_TEST_FTPS_PASSWORD", ca_file=ftp_server.ca_file)
     sync_institution(institution=inst, actor="test")
+    curate_institution(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
 
     run = archiving.run_in_process(run=archiving.create_archive_run(institution=inst, actor="test"))
     results = {t.patient.tps_path: (t.result, t.reason, t.archive) for t in run.tasks.select_related("patient", "archive")}

@@ -19,6 +19,7 @@ from archiver.services.claims import claim_patient
 from archiver.services.tps_sync import sync_institution
 from archiver.storage.local import FileStorage
 from audit.models import AuditEvent
+from curation.services.curate import curate_institution
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
@@ -44,6 +45,7 @@ def site(tmp_path):
         arrays.append(folder)
         StorageTargetFactory(institution=inst, name=name, url=f"file://{folder}")
     sync_institution(institution=inst, actor="test")
+    curate_institution(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
     return {"root": root, "inst": inst, "arrays": arrays, "ready": ready, "other": other, "broken": broken,
             "clinical": clinical}
 
