@@ -69,6 +69,7 @@ install_system_packages() {
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
         policy_made=1
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT  # also when interrupted
     fi
     local status=0
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${available[@]}" \
