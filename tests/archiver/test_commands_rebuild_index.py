@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from tests.archiver.restore_site import archive_patients, build_site
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # flush (TRUNCATE on PostgreSQL) needs no open transaction
 
 
 def _snapshot() -> dict[str, dict]:

@@ -58,6 +58,8 @@ class Command(PdasCommand):
             if json:
                 self.stdout.write(_dumps({"restored": [], "error": str(exc)}))
             raise CommandError(str(exc), returncode=exc.exit_code) from None
+        for problem in candidates.unreachable:
+            self.stderr.write(f"warning: not searched (its archives are unknown): {problem}")
         restored = {"archive": row.name, "tps_path": record.tps_path, "files": record.files, "bytes": record.bytes,
                     "destination": record.destination, "restore": record.pk}
         if json:

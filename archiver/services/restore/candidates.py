@@ -5,7 +5,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from django.db.models import F, Prefetch, Q, Value
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Value
+from django.db.models.fields.json import KT
 from django.db.models.functions import Concat, Replace, StrIndex, Substr
 from django.utils import timezone
 
@@ -80,13 +81,15 @@ def copy_order(copy: ArchiveCopy) -> tuple:
 
 def _db_candidates(institution: Institution, mrn: str, tokens: list[str]) -> list[Candidate]:
     copies = ArchiveCopy.objects.filter(status__in=RESTORABLE, target__enabled=True).select_related("target")
-    archives = (Archive.objects.filter(institution=institution, copies__status__in=RESTORABLE,
-                                       copies__target__enabled=True)
+    archives = (Archive.objects.filter(institution=institution)
+                .filter(Exists(copies.filter(archive=OuterRef("pk"))))
                 .annotate(full_name=Concat(F("last_name"), F("first_name")),
                           # The NAME part of the file name (before the first "_"), without its separators.
                           ascii_name=Replace(Substr(F("name"), 1, StrIndex(F("name"), Value("_")) - 1), Value("-"),
-                                             Value("")))
-                .prefetch_related(Prefetch("copies", queryset=copies), "plans").distinct())
+                                             Value("")),
+                          pinnacle_id=KT("manifest__patient__tps_patient_id"))
+                .defer("manifest")  # lists every file: large, and not needed to list candidates
+                .prefetch_related(Prefetch("copies", queryset=copies), "plans"))
     if mrn:
         archives = archives.filter(mrn=mrn)
     for token in tokens:
@@ -98,14 +101,20 @@ def _db_candidates(institution: Institution, mrn: str, tokens: list[str]) -> lis
     found = []
     for archive in archives:
         ordered = sorted(archive.copies.all(), key=copy_order)
-        patient = archive.manifest.get("patient") if isinstance(archive.manifest.get("patient"), dict) else {}
         found.append(Candidate(
             name=archive.name, mrn=archive.mrn, last_name=archive.last_name, first_name=archive.first_name,
-            tps_patient_id=patient.get("tps_patient_id"), tps_path=archive.tps_path, packed_at=archive.packed_at,
+            tps_patient_id=_int_or_none(archive.pinnacle_id), tps_path=archive.tps_path, packed_at=archive.packed_at,
             plans=[p.name for p in archive.plans.all()], size=archive.size, targets=[c.target.name for c in ordered],
             status=archive.status, archive_id=archive.pk,
         ))
     return found
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _name_matches(archive_name: str, mrn: str, tokens: list[str]) -> bool:
@@ -129,7 +138,7 @@ def _candidate_from_target(found: TargetArchive, institution: Institution) -> Ca
         packed_at = packed_at.replace(tzinfo=institution.zone)
     return Candidate(
         name=found.name, mrn=patient["mrn"].strip(), last_name=str(patient.get("last_name") or ""),
-        first_name=str(patient.get("first_name") or ""), tps_patient_id=patient.get("tps_patient_id"),
+        first_name=str(patient.get("first_name") or ""), tps_patient_id=_int_or_none(patient.get("tps_patient_id")),
         tps_path=manifest_patient_path(found.manifest), packed_at=packed_at,
         plans=[str(p.get("name") or "") for p in found.manifest.get("plans", []) if isinstance(p, dict)],
         size=found.size, targets=[found.target.name], status="not indexed",
