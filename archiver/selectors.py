@@ -80,3 +80,23 @@ def run_progress(*, run) -> dict:
         "bytes_done": sum(t["bytes_done"] for t in tasks), "bytes_total": sum(t["bytes_total"] for t in tasks),
         "finished": counts["pending"] == 0, "tasks": tasks,
     }
+
+
+# --- restoring ---------------------------------------------------------------------------------------
+
+
+def recent_restores():
+    from archiver.models import RestoreRecord
+
+    return RestoreRecord.objects.select_related("archive", "institution").order_by("-started_at")
+
+
+def restore_progress(*, record) -> dict:
+    """What the restore page polls: status, the step or outcome, files and bytes so far."""
+    total = record.archive.raw_bytes or 0
+    return {
+        "id": record.pk, "status": record.status, "status_display": str(record.get_status_display()),
+        "finished": record.finished_at is not None, "reason": record.reason, "files": record.files,
+        "bytes": record.bytes, "bytes_total": total, "tps_path": record.tps_path, "destination": record.destination,
+        "archive": record.archive.name,
+    }

@@ -5,7 +5,7 @@ import django_tables2 as tables
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import ArchiveRun, PatientArchiveTask
+from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
 
 RESULT_MARKS = {"pass": ("✓", "table-success"), "error": ("×", "table-danger"), "warning": ("!", "table-warning"),
                 "pending": ("…", "")}
@@ -68,3 +68,53 @@ class PatientResultTable(tables.Table):
         return format_html(
             '<div class="progress" style="min-width:6rem" role="progressbar" aria-valuenow="{0}" aria-valuemin="0" '
             'aria-valuemax="100"><div class="progress-bar" style="width:{0}%">{0}%</div></div>', percent)
+
+
+class RestoreCandidateTable(tables.Table):
+    """Archives a restore could use (``archiver.services.restore.Candidate`` objects), newest first."""
+
+    packed_at = tables.DateTimeColumn(verbose_name=_("Packed"), format="Y-m-d H:i")
+    patient = tables.Column(accessor="display_name", verbose_name=_("Patient"), orderable=False)
+    mrn = tables.Column(verbose_name=_("MRN"))
+    folder = tables.Column(accessor="tps_path", verbose_name=_("Pinnacle folder"))
+    plans = tables.Column(verbose_name=_("Plans"), orderable=False)
+    size = tables.Column(verbose_name=_("Size (MB)"))
+    targets = tables.Column(verbose_name=_("Targets"), orderable=False)
+    status = tables.Column(verbose_name=_("Status"))
+    name = tables.Column(verbose_name=_("Archive"))
+    restore = tables.TemplateColumn(template_name="archiver/includes/restore_button.html", verbose_name="",
+                                    orderable=False, exclude_from_export=True)
+
+    class Meta:
+        attrs = {"class": "table table-sm table-hover align-middle", "id": "candidates"}
+        orderable = False  # newest first, as the service lists them
+
+    def render_plans(self, value):
+        return ", ".join(value) or "—"
+
+    def render_size(self, value):
+        return f"{(value or 0) / 1e6:,.1f}"
+
+    def render_targets(self, value):
+        return ", ".join(value)
+
+    def render_status(self, value):
+        css = {"verified": "text-bg-success", "not indexed": "text-bg-secondary", "failed": "text-bg-danger"}
+        return format_html('<span class="badge {}">{}</span>', css.get(value, "text-bg-warning"), value)
+
+    def value_status(self, value):
+        return value
+
+
+class RestoreRecordTable(tables.Table):
+    id = tables.LinkColumn("archiver:restore-detail", args=[tables.A("pk")], verbose_name=_("Restore"))
+    started_at = tables.DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
+    archive = tables.Column(accessor="archive__name", verbose_name=_("Archive"))
+    mrn = tables.Column(accessor="archive__mrn", verbose_name=_("MRN"))
+
+    class Meta:
+        model = RestoreRecord
+        fields = ("id", "started_at", "requested_by", "mrn", "archive", "destination", "tps_path", "status", "files",
+                  "reason")
+        attrs = {"class": "table table-sm align-middle"}
+        orderable = False

@@ -35,3 +35,14 @@ def purge_quarantine_task() -> int:
         with open_institution_tps(institution) as source:
             purged += purge_quarantine(institution=institution, source=source, actor="scheduler")
     return purged
+
+
+@shared_task(acks_late=True)
+def restore_archive_task(archive_id: int, record_id: int) -> str:
+    """Carry out a restore prepared by ``start_restore``; a redelivered message finds it decided and stops."""
+    from archiver.models import RestoreRecord
+    from archiver.services.restore import run_restore
+
+    if not RestoreRecord.objects.filter(pk=record_id, archive_id=archive_id).exists():
+        return "unknown"
+    return run_restore(record_id=record_id).status

@@ -8,4 +8,8 @@ urlpatterns = [
     path("runs/start/", views.start_run, name="run-start"),
     path("runs/<int:pk>/", views.ArchiveRunDetailView.as_view(), name="run-detail"),
     path("runs/<int:pk>/progress.json", views.run_progress, name="run-progress"),
+    path("restore/", views.RestoreView.as_view(), name="restore"),
+    path("restore/start/", views.start_restore, name="restore-start"),
+    path("restore/<int:pk>/", views.RestoreDetailView.as_view(), name="restore-detail"),
+    path("restore/<int:pk>/status.json", views.restore_status, name="restore-status"),
 ]

@@ -1,26 +1,29 @@
-"""Archive jobs pages: start a run, follow its patients live, read and export the ✓ × ! results."""
+"""Archive jobs pages (start a run, follow its patients live, read and export the ✓ × ! results) and the
+restore page (search archives, restore one, follow it)."""
 from __future__ import annotations
 
 import threading
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db import connection
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.views.generic import DetailView, TemplateView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from archiver import selectors
 from archiver.filters import ArchiveRunFilter, PatientResultFilter
-from archiver.forms import StartArchiveRunForm
+from archiver.forms import RestoreSearchForm, StartArchiveRunForm, StartRestoreForm
 from archiver.models import ArchiveRun
 from archiver.services import archiving
-from archiver.tables import ArchiveRunTable, PatientResultTable
+from archiver.services import restore as restore_service
+from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
 from archiver.tps.base import TpsError
 from pdas.exports import AuditedExportMixin
 
@@ -66,11 +69,20 @@ class ArchiveRunDetailView(LoginRequiredMixin, AuditedExportMixin, SingleTableMi
         return context
 
 
+def _in_background(work, **kwargs) -> None:
+    """Embedded mode has no worker: run ``work(**kwargs)`` in a thread of this process, which closes
+    its own database connection when done."""
+    def target() -> None:
+        try:
+            work(**kwargs)
+        finally:
+            connection.close()
+
+    threading.Thread(target=target, daemon=True).start()
+
+
 def _run_in_background(run_id: int) -> None:
-    try:
-        archiving.run_in_process(run=ArchiveRun.objects.get(pk=run_id))
-    finally:
-        connection.close()
+    archiving.run_in_process(run=ArchiveRun.objects.get(pk=run_id))
 
 
 @login_required
@@ -86,8 +98,7 @@ def start_run(request):
         messages.error(request, _("The TPS cannot be read: %(error)s") % {"error": exc})
         return redirect("archiver:run-list")
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        # Embedded mode has no worker: archive in a background thread of this process.
-        threading.Thread(target=_run_in_background, args=(run.pk,), daemon=True).start()
+        _in_background(_run_in_background, run_id=run.pk)
     else:
         archiving.enqueue_run(run=run)
     messages.success(request, _("Archive run %(id)s started.") % {"id": run.pk})
@@ -98,3 +109,70 @@ def start_run(request):
 def run_progress(request, pk: int):
     run = get_object_or_404(ArchiveRun, pk=pk)
     return JsonResponse(selectors.run_progress(run=run))
+
+
+# --- restore -----------------------------------------------------------------------------------------------
+
+
+class RestoreView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
+    """Search archives by MRN or name; each candidate has a restore button (POST, confirmed)."""
+
+    permission_required = "archiver.view_restorerecord"
+    template_name = "archiver/restore.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = RestoreSearchForm(self.request.GET or None)
+        context["form"] = form
+        if form.is_bound and form.is_valid():
+            institution = form.cleaned_data["institution"]
+            candidates = restore_service.find_candidates(institution=institution, mrn=form.cleaned_data["mrn"],
+                                                         name=form.cleaned_data["name"], actor=self.request.user)
+            table = RestoreCandidateTable(candidates)
+            table.institution_id = institution.pk
+            table.can_restore = self.request.user.has_perm("archiver.add_restorerecord")
+            context.update(candidates=candidates, table=table, institution=institution,
+                           patients=len({c.identity for c in candidates}))
+        context["recent"] = RestoreRecordTable(selectors.recent_restores()[:20])
+        return context
+
+
+@login_required
+@permission_required("archiver.add_restorerecord", raise_exception=True)
+@require_POST
+def start_restore(request):
+    form = StartRestoreForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose an institution and an archive."))
+        return redirect("archiver:restore")
+    institution = form.cleaned_data["institution"]
+    try:
+        archive = restore_service.ensure_indexed(institution=institution, name=form.cleaned_data["archive"],
+                                                 actor=request.user)
+        record = restore_service.start_restore(archive=archive, institution=institution, actor=request.user)
+    except restore_service.RestoreError as exc:
+        messages.error(request, str(exc))
+        return redirect("archiver:restore")
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _in_background(restore_service.run_restore, record_id=record.pk)
+    else:
+        from archiver.tasks import restore_archive_task
+
+        transaction.on_commit(lambda: restore_archive_task.delay(archive.pk, record.pk))
+    return redirect("archiver:restore-detail", pk=record.pk)
+
+
+class RestoreDetailView(LoginRequiredMixin, PermissionRequiredMixin, DetailView):
+    permission_required = "archiver.view_restorerecord"
+    template_name = "archiver/restore_detail.html"
+    context_object_name = "record"
+
+    def get_queryset(self):
+        return selectors.recent_restores()
+
+
+@login_required
+@permission_required("archiver.view_restorerecord", raise_exception=True)
+def restore_status(request, pk: int):
+    record = get_object_or_404(selectors.recent_restores(), pk=pk)
+    return JsonResponse(selectors.restore_progress(record=record))

@@ -1,0 +1,152 @@
+"""The restore page: search, candidates, a confirmed restore button, progress and result."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+
+from archiver.models import ArchiveCopy, RestoreRecord
+from archiver.tables import RestoreCandidateTable
+from archiver.services.restore import find_candidates
+from audit.models import AuditEvent
+from tests.archiver.restore_site import archive_patients, build_site, tree
+from tests.archiver.test_views_archive import _InlineThread
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site(tmp_path, settings, monkeypatch):
+    settings.DATA_DIR = tmp_path / "data"
+    site = build_site(tmp_path)
+    site["originals"] = {p: tree(site["root"] / p) for p in (site["zhang"], site["namesake"], site["smith"])}
+    site["archives"] = archive_patients(site["inst"], [site["zhang"], site["namesake"], site["smith"]])
+    monkeypatch.setattr("archiver.views.threading.Thread", _InlineThread)
+    monkeypatch.setattr("archiver.views.connection.close", lambda: None)
+    return site
+
+
+def _user(*perms: str) -> User:
+    user = User.objects.create_user("physicist", password="x")
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    return user
+
+
+def test_search_lists_every_candidate_with_a_restore_button(admin_client, site):
+    response = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "000123"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    for path in (site["zhang"], site["namesake"]):
+        assert site["archives"][path].name in html and path in html
+    assert "2 patients" in html and html.count('name="archive"') == 2
+    assert 'onsubmit="return confirm(' in html and reverse("archiver:restore-start") in html
+    event = AuditEvent.objects.get(event="restore.search")
+    assert event.mrns == ["000123"] and event.actor == "admin"
+
+
+def test_candidate_table_values(site):
+    candidates = find_candidates(institution=site["inst"], mrn="000124")
+    rows = list(RestoreCandidateTable(candidates).as_values())
+    assert rows[0][:4] == ["Packed", "Patient", "MRN", "Pinnacle folder"]
+    assert rows[1][1:5] == ["Smith, Ann", "000124", site["smith"], "PLAN A"]
+    assert rows[1][6:9] == ["array-1, array-2", "verified", site["archives"][site["smith"]].name]
+
+
+def test_restore_button_restores_and_the_record_reports_it(admin_client, site):
+    archive = site["archives"][site["smith"]]
+    response = admin_client.post(reverse("archiver:restore-start"),
+                                 {"institution": site["inst"].pk, "archive": archive.name})
+    record = RestoreRecord.objects.get()
+    assert response.status_code == 302 and response.url == reverse("archiver:restore-detail", args=[record.pk])
+    assert tree(site["root"] / site["smith"]) == site["originals"][site["smith"]]
+    status = admin_client.get(reverse("archiver:restore-status", args=[record.pk])).json()
+    assert status["finished"] and status["status"] == "done" and status["tps_path"] == site["smith"]
+    assert status["files"] == len(site["originals"][site["smith"]])
+    page = admin_client.get(response.url).content.decode()
+    assert archive.name in page and "restore.js" in page
+    assert AuditEvent.objects.get(event="restore").actor == "admin"
+    listing = admin_client.get(reverse("archiver:restore")).content.decode()
+    assert f'href="{reverse("archiver:restore-detail", args=[record.pk])}"' in listing
+
+
+def test_a_refused_restore_shows_why(admin_client, site):
+    (site["root"] / site["smith"]).mkdir(parents=True)
+    admin_client.post(reverse("archiver:restore-start"),
+                      {"institution": site["inst"].pk, "archive": site["archives"][site["smith"]].name})
+    status = admin_client.get(reverse("archiver:restore-status", args=[RestoreRecord.objects.get().pk])).json()
+    assert status["status"] == "refused" and "already exists" in status["reason"]
+
+
+def test_an_archive_only_on_the_targets_is_indexed_then_restored(admin_client, site):
+    archive = site["archives"][site["smith"]]
+    name = archive.name
+    archive.quarantined.all().delete()
+    archive.delete()
+    html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "name": "smith"}).content
+    assert name in html.decode() and b"not indexed" in html
+    admin_client.post(reverse("archiver:restore-start"), {"institution": site["inst"].pk, "archive": name})
+    assert RestoreRecord.objects.get().status == "done"
+    assert ArchiveCopy.objects.get(archive__name=name, target__name="array-1").status == "verified"
+
+
+def test_viewing_needs_a_login_and_restoring_needs_the_permission(client, site):
+    for url in (reverse("archiver:restore"), reverse("archiver:restore-start")):
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response.url
+    client.force_login(_user("archiver.view_restorerecord"))
+    html = client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "000124"}).content
+    assert b"disabled" in html  # the button is shown, but not for this user
+    response = client.post(reverse("archiver:restore-start"),
+                           {"institution": site["inst"].pk, "archive": site["archives"][site["smith"]].name})
+    assert response.status_code == 403 and not RestoreRecord.objects.exists()
+
+
+def test_a_search_without_mrn_or_name_asks_for_one(admin_client, site):
+    html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk}).content.decode()
+    assert "Give an MRN or a name." in html and not AuditEvent.objects.filter(event="restore.search").exists()
+
+
+def test_search_page_queries_do_not_grow_with_candidates(admin_client, site):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for query in ("smith", "i"):  # one candidate (Smith), then two (Smith, Li Si)
+        with CaptureQueriesContext(connection) as captured:
+            html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "name": query})
+        counts[query] = (html.content.decode().count('name="archive"'), len(captured))
+    assert counts["smith"][0] == 1 and counts["i"][0] == 2
+    assert counts["smith"][1] == counts["i"][1] <= 20
+
+
+def test_the_menu_links_the_restore_page(admin_client, site):
+    html = admin_client.get(reverse("archiver:restore")).content.decode()
+    assert f'href="{reverse("archiver:restore")}"' in html
+
+
+def test_with_a_broker_the_restore_is_queued_after_commit(admin_client, site, settings, monkeypatch,
+                                                          django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued = []
+    monkeypatch.setattr("archiver.tasks.restore_archive_task.delay", lambda *args: queued.append(args))
+    archive = site["archives"][site["smith"]]
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("archiver:restore-start"), {"institution": site["inst"].pk, "archive": archive.name})
+    record = RestoreRecord.objects.get()
+    assert queued == [(archive.pk, record.pk)] and record.status == "running" and record.reason == "queued"
+
+
+def test_the_task_runs_the_prepared_restore_once(site):
+    from archiver.services.restore import start_restore
+    from archiver.tasks import restore_archive_task
+
+    archive = site["archives"][site["smith"]]
+    record = start_restore(archive=archive, institution=site["inst"], actor="physicist")
+    assert restore_archive_task.apply(args=(archive.pk, record.pk)).get() == "done"
+    assert tree(site["root"] / site["smith"]) == site["originals"][site["smith"]]
+    # A redelivered message finds the restore decided and leaves the TPS alone.
+    assert restore_archive_task.apply(args=(archive.pk, record.pk)).get() == "done"
+    assert AuditEvent.objects.filter(event="restore").count() == 1
+    assert restore_archive_task.apply(args=(archive.pk + 1000, record.pk)).get() == "unknown"
