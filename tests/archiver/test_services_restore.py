@@ -542,3 +542,14 @@ def test_a_full_disk_over_ssh_fails_cleanly(tmp_path, sshd, tiny_disk_for_ssh):
     assert "\n" not in str(err.value) and err.value.exit_code == 2 and "cannot write" in str(err.value)
     assert everything(remote) - before <= {".pdas-work"}
     assert list((remote / ".pdas-work").iterdir()) == []
+
+
+def test_a_zstd_archive_restores(tmp_path):
+    site = build_site(tmp_path, targets=("array-1",))
+    site["inst"].codec = "zstd"
+    site["inst"].save()
+    original = tree(site["root"] / site["smith"])
+    archive = archive_patients(site["inst"], [site["smith"]])[site["smith"]]
+    assert archive.name.endswith(".tar.zst")
+    record = restore_archive(archive=archive, institution=site["inst"], actor="physicist")
+    assert record.status == "done" and tree(site["root"] / site["smith"]) == original
