@@ -5,8 +5,8 @@ same cast. The expectations are written down as the cast is built (never compute
 assuming nothing has been archived yet:
 
 - ``curation``: for each patient of the pending-archive group, the SPEC section 6 ``curate``
-  categories it should land in (``ready``, ``naming``, ``transitional``, ``duplicate``,
-  ``image_only``, ``unreadable``) with a reason keyword;
+  categories it should land in (``ready``, ``naming``, ``transitional``, ``image_only``,
+  ``unreadable``; ``duplicate`` needs an archive, so none before the first run) with a reason keyword;
 - ``deliveries``: every first-delivery record with the category ``scan_losses`` should give it,
   whether it lies inside the suggested scan window, and where its plan sits.
 
@@ -359,8 +359,10 @@ def _pending_cast(c: _Cast) -> None:
                curation=[("unreadable", "plan_directory_missing")])
     p.plans[1].directory = False
     twin = c.name()
-    first_twin = simple("duplicate_mrn", twin, curation=[("duplicate", "same_mrn_as_other_patient")])
-    simple("duplicate_mrn", twin, mrn=first_twin.mrn, curation=[("duplicate", "same_mrn_as_other_patient")])
+    # Two patients sharing an MRN is a naming finding on both (``duplicate`` means identical content
+    # already in a verified archive).
+    first_twin = simple("duplicate_mrn", twin, curation=[("naming", "same_mrn_as_other_patient")])
+    simple("duplicate_mrn", twin, mrn=first_twin.mrn, curation=[("naming", "same_mrn_as_other_patient")])
     simple("symlink_outside", curation=[("ready", "link_not_followed")], outside_link=True)
     simple("missing_from_institution_file", curation=[("ready", "ready")], in_institution_file=False)
 
@@ -380,8 +382,10 @@ def _ready_patient(c: _Cast) -> None:
                 plans.append(extra)
                 firsts.append(second)
     p = c.patient("ready", PENDING, plans, region=region)
-    for plan, when in zip(plans, firsts):
-        if c.rng.random() < 0.85:
+    # All of a ready patient's plans were delivered, or none yet: a plan left undelivered beside a
+    # delivered sibling is what curation flags as transitional.
+    if c.rng.random() < 0.85:
+        for plan, when in zip(plans, firsts):
             c.deliver(p, plan, when, category="first_course_unarchived", case="pending", site_name=site)
 
 

@@ -207,10 +207,11 @@ def test_curation_cast_is_complete_and_real(site, expected):
     pending = [p for p in expected["patients"] if p["group"] == expected["pending_group"]]
     assert len(pending) == 30
     categories = {row["category"] for row in expected["curation"]}
-    assert categories == {"ready", "naming", "transitional", "duplicate", "image_only", "unreadable"}
-    duplicates = [row for row in expected["curation"] if row["category"] == "duplicate"]
-    assert len(duplicates) == 2 and len({d["mrn"] for d in duplicates}) == 1
-    assert len({d["tps_path"] for d in duplicates}) == 2
+    # ``duplicate`` (content already in a verified archive) cannot occur before anything is archived.
+    assert categories == {"ready", "naming", "transitional", "image_only", "unreadable"}
+    twins = [row for row in expected["curation"] if row["reason"] == "same_mrn_as_other_patient"]
+    assert {t["category"] for t in twins} == {"naming"}
+    assert len(twins) == 2 and len({t["mrn"] for t in twins}) == 1 and len({t["tps_path"] for t in twins}) == 2
     situations = {p["situation"]: p for p in pending}
     assert situations["naming_empty_first_name"]["first_name"] == ""
     assert situations["naming_mrn_missing"]["mrn"] == ""
