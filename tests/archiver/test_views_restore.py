@@ -150,3 +150,10 @@ def test_the_task_runs_the_prepared_restore_once(site):
     assert restore_archive_task.apply(args=(archive.pk, record.pk)).get() == "done"
     assert AuditEvent.objects.filter(event="restore").count() == 1
     assert restore_archive_task.apply(args=(archive.pk + 1000, record.pk)).get() == "unknown"
+
+
+def test_the_page_speaks_chinese(admin_client, site):
+    admin_client.cookies["django_language"] = "zh-hans"
+    html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "000123"}).content
+    text = html.decode()
+    assert "恢复患者" in text and "2 位患者" in text and "多位患者" in text and "Pinnacle 文件夹" in text
