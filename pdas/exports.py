@@ -26,7 +26,8 @@ class AuditedExportMixin(ExportMixin):
         response = super().create_export(export_format)
         rows = self.object_list
         mrns = list(rows.values_list(self.export_mrn_field, flat=True).distinct()) if self.export_mrn_field else []
+        count = len(rows) if isinstance(rows, (list, tuple)) else rows.count()  # computed rows (reports) are lists
         record_event(actor=self.request.user, event="export", institution=self.audit_institution(), mrns=mrns,
                      detail={"page": self.request.path, "format": export_format,
-                             "query": self.request.GET.urlencode(), "rows": rows.count()})
+                             "query": self.request.GET.urlencode(), "rows": count})
         return response

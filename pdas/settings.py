@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "archiver",
     "lossdetect",
     "curation",
+    "reports",
 ]
 
 MIDDLEWARE = [

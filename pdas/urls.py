@@ -12,4 +12,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("archive/", include("archiver.urls")),
     path("curation/", include("curation.urls")),
+    path("reports/", include("reports.urls")),
 ]

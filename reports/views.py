@@ -1,0 +1,193 @@
+"""Reports pages: the report of an institution and period (figures, monthly trend charts, runs, reasons),
+its printable monthly form, and the reconciliation of the archive index with a listing.
+
+Viewing a report writes ``report.view``; every CSV/XLSX export writes ``export``; a reconciliation
+import writes ``reconcile.import`` and viewing its entries ``reconcile.view`` with the MRNs shown.
+Times are shown in the institution's time zone.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django.views.generic import TemplateView
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin
+
+from archiver.models import Institution
+from audit.services import record_event
+from pdas.exports import AuditedExportMixin
+from reports import selectors
+from reports.filters import ReconciliationEntryFilter, ReconciliationImportFilter
+from reports.forms import ReportForm, ReconcileForm
+from reports.models import ReconciliationEntry, ReconciliationImport
+from reports.services.reconcile import import_listing, reconcile_target
+from reports.tables import (
+    FigureTable, MonthTable, ReasonTable, ReconciliationEntryTable, ReconciliationImportTable, RunTable, figure_rows,
+    month_rows,
+)
+
+REPORT_PERMISSION = "archiver.view_archive"
+
+
+class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, TemplateView):
+    """``?institution=CODE&period=month|quarter|year|custom&year=&month=&quarter=&first_day=&last_day=``;
+    ``&_export=csv|xlsx&table=figures|months|runs|reasons`` exports one table."""
+
+    permission_required = REPORT_PERMISSION
+    template_name = "reports/index.html"
+    export_mrn_field = None  # figures and runs name no patient
+    view_format = "page"
+
+    def get(self, request, *args, **kwargs):
+        # Tables and templates format times in the institution's zone: render while it is active.
+        zone = self.report.period.zone if self.report else timezone.get_current_timezone()
+        with timezone.override(zone):
+            response = super().get(request, *args, **kwargs)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    @cached_property
+    def form(self) -> ReportForm:
+        """Bound to the query string over the defaults: the first institution, this month in its zone."""
+        data = self.request.GET.copy()
+        code = data.get("institution") or Institution.objects.order_by("code").values_list("code", flat=True).first()
+        institution = Institution.objects.filter(code=code).first()
+        today = timezone.localdate(timezone=institution.zone) if institution else timezone.localdate()
+        for key, value in {"institution": code or "", **ReportForm.defaults(today)}.items():
+            if not data.get(key):
+                data[key] = value
+        return ReportForm(data)
+
+    @cached_property
+    def report(self) -> selectors.Report | None:
+        if not self.form.is_valid():
+            return None
+        return selectors.build_report(institution=self.form.cleaned_data["institution"],
+                                      period=self.form.cleaned_data["report_period"])
+
+    @cached_property
+    def tables(self) -> dict:
+        report = self.report
+        return {"figures": FigureTable(figure_rows(report)), "months": MonthTable(month_rows(report)),
+                "runs": RunTable(report.runs()), "reasons": ReasonTable(report.reasons)}
+
+    def audit_institution(self) -> str:
+        return self.report.institution.code if self.report else ""
+
+    def get_table(self, **kwargs):
+        if self.report is None:
+            raise Http404(" ".join(self.form.error_lines()))
+        name = self.request.GET.get("table", "figures")
+        if name not in self.tables:
+            raise Http404(f"no table {name!r} (one of {', '.join(self.tables)})")
+        self.export_table = name
+        table = self.tables[name]
+        self.object_list = table.data.data
+        return table
+
+    def get_table_kwargs(self):
+        return {}
+
+    def get_export_filename(self, export_format):
+        return f"report-{self.report.institution.code}-{self.report.period.slug}-{self.export_table}.{export_format}"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(form=self.form, report=self.report, form_errors=self.form.error_lines())
+        if self.report is not None and not self.is_export():
+            context.update(tables=self.tables, chart_data=self.report.chart_data())
+            record_event(actor=self.request.user, event="report.view", institution=self.report.institution.code,
+                         detail={"period": self.report.period.label, "from": str(self.report.period.first_day),
+                                 "to": str(self.report.period.last_day), "format": self.view_format})
+        return context
+
+
+class ReportPrintView(ReportView):
+    """The same report as one printable page (print CSS: A4 landscape, no menu)."""
+
+    template_name = "reports/print.html"
+    view_format = "print"
+
+
+# --- reconciliation ---------------------------------------------------------------------------------------------
+
+
+class ReconciliationListView(LoginRequiredMixin, PermissionRequiredMixin, SingleTableMixin, FilterView):
+    permission_required = "reports.view_reconciliationimport"
+    table_class = ReconciliationImportTable
+    filterset_class = ReconciliationImportFilter
+    template_name = "reports/reconcile_list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return ReconciliationImport.objects.select_related("institution", "target").order_by("-imported_at", "-id")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["reconcile_form"] = kwargs.get("reconcile_form") or ReconcileForm()
+        return context
+
+
+@login_required
+@permission_required("reports.add_reconciliationimport", raise_exception=True)
+@require_POST
+def start_reconciliation(request):
+    form = ReconcileForm(request.POST, request.FILES)
+    if not form.is_valid():
+        for name, errors in form.errors.items():
+            label = form.fields[name].label if name in form.fields else ""
+            messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return redirect("reports:reconcile-list")
+    institution, target, listing = (form.cleaned_data["institution"], form.cleaned_data["target"],
+                                    form.cleaned_data["listing"])
+    if listing is not None:
+        result = import_listing(institution=institution, data=listing.read(), listing_name=listing.name,
+                                target=target, actor=request.user)
+    else:
+        result = reconcile_target(institution=institution, target=target, actor=request.user)
+    if result.status != ReconciliationImport.Status.DONE:
+        messages.error(request, _("The listing was not reconciled: %(error)s") % {"error": result.error})
+        return redirect("reports:reconcile-list")
+    return redirect(result)
+
+
+class ReconciliationDetailView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, SingleTableMixin,
+                               FilterView):
+    permission_required = "reports.view_reconciliationimport"
+    table_class = ReconciliationEntryTable
+    filterset_class = ReconciliationEntryFilter
+    template_name = "reports/reconcile_detail.html"
+    paginate_by = 200
+
+    def get_queryset(self):
+        self.reconciliation = get_object_or_404(ReconciliationImport.objects.select_related("institution", "target"),
+                                                pk=self.kwargs["pk"])
+        return self.reconciliation.entries.order_by("outcome", "file_name", "id")
+
+    def audit_institution(self) -> str:
+        return self.reconciliation.institution.code
+
+    def get_export_filename(self, export_format):
+        return f"reconciliation-{self.reconciliation.pk}.{export_format}"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        counts = self.reconciliation.counts
+        context.update(reconciliation=self.reconciliation, outcomes=[
+            {"value": value, "label": label, "count": counts.get(value, 0)}
+            for value, label in ReconciliationEntry.Outcome.choices
+        ])
+        if not self.is_export():
+            shown = [row.record.mrn for row in context["table"].paginated_rows]
+            record_event(actor=self.request.user, event="reconcile.view",
+                         institution=self.reconciliation.institution.code, mrns=shown, obj=self.reconciliation,
+                         detail={"query": self.request.GET.urlencode(), "rows": len(shown)})
+        return context

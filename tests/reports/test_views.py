@@ -1,0 +1,208 @@
+"""Report pages: access, the figures shown, audited views and exports, bounded queries; reconciliation pages."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from lossdetect.models import Category
+from reports.models import ReconciliationImport
+from tests.factories import ArchivedPlanFactory, ArchiveFactory, InstitutionFactory
+from tests.reports.factories import (
+    ArchiveRunFactory, DoneScanFactory, LossFindingFactory, PatientArchiveTaskFactory, PendingPlanFactory,
+    QuarantinedPatientFactory, RestoreRecordFactory,
+)
+
+pytestmark = pytest.mark.django_db
+ZONE = ZoneInfo("Asia/Shanghai")
+MARCH = {"institution": "PUMCH", "period": "month", "year": "2024", "month": "3"}
+
+
+def at(month: int, day: int, hour: int = 12) -> dt.datetime:
+    return dt.datetime(2024, month, day, hour, tzinfo=ZONE)
+
+
+@pytest.fixture
+def inst():
+    inst = InstitutionFactory(code="PUMCH", time_zone="Asia/Shanghai")
+    InstitutionFactory(code="ZZZ")
+    return inst
+
+
+def add_day_of_work(inst, day: int) -> None:
+    """One archive (2 plans, 3 MB raw, 1 MB stored), one 100 s run archiving 2 MB, one restore, one scan."""
+    archive = ArchiveFactory(institution=inst, verified_at=at(3, day), raw_bytes=3_000_000, size=1_000_000)
+    ArchivedPlanFactory(archive=archive, plan_id=0)
+    ArchivedPlanFactory(archive=archive, plan_id=1)
+    run = ArchiveRunFactory(institution=inst, started_at=at(3, day), finished_at=at(3, day) + dt.timedelta(seconds=100))
+    PatientArchiveTaskFactory(run=run, bytes_total=2_000_000)
+    PatientArchiveTaskFactory(run=run, result="error", reason=f"unreadable: Patient_{day}: bad")
+    RestoreRecordFactory(institution=inst, archive=archive, started_at=at(3, day))
+    QuarantinedPatientFactory(institution=inst, archive=archive, total_bytes=500_000_000)
+    scan = DoneScanFactory(institution=inst, finished_at=at(3, day), summary={"pending": day})
+    LossFindingFactory(scan=scan, first_delivery=at(3, day), category=Category.FIRST_COURSE_ARCHIVED)
+    LossFindingFactory(scan=scan, first_delivery=at(3, day), category=Category.RECOURSE_LOST)
+    PendingPlanFactory(institution=inst, first_delivery=at(3, day))
+
+
+def test_login_and_permission_are_required(client, inst):
+    response = client.get(reverse("reports:index"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    user = User.objects.create_user("clerk", password="not-used-here-123")
+    client.force_login(user)
+    assert client.get(reverse("reports:index")).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_archive"))
+    client.force_login(User.objects.get(pk=user.pk))
+    assert client.get(reverse("reports:index")).status_code == 200
+
+
+def test_report_page_shows_the_figures_and_is_audited(admin_client, inst):
+    for day in (4, 5):
+        add_day_of_work(inst, day)
+    response = admin_client.get(reverse("reports:index"), MARCH)
+    assert response.status_code == 200
+    html = response.content.decode()
+    report = response.context["report"]
+    assert report.volume.patients == 2 and report.throughput.mb_per_s == pytest.approx(0.02)
+    assert 'data-figure="patients">2<' in html
+    assert "0.02 MB/s" in html and "50.00 %" in html and "1.00 GB" in html  # loss rate, quarantine
+    assert '<canvas id="chart-volume"' in html and 'id="report-chart-data"' in html
+    assert "vendor/chartjs/chart.umd.js" in html
+    event = AuditEvent.objects.get(event="report.view")
+    assert event.institution == "PUMCH" and event.detail["period"] == "2024-03" and event.mrns == []
+    assert event.detail["from"] == "2024-03-01" and event.detail["to"] == "2024-03-31"
+
+
+def test_default_is_the_current_month_of_the_first_institution(admin_client, inst):
+    response = admin_client.get(reverse("reports:index"))
+    report = response.context["report"]
+    today = dt.datetime.now(ZONE).date()
+    assert report.institution == inst and report.period.first_day == today.replace(day=1)
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ({"month": "13"}, "Month: Select a valid choice. 13 is not one of the available choices."),
+    ({"institution": "NOPE"}, "Institution: Select a valid choice."),
+    ({"period": "custom", "first_day": "2024-03-10", "last_day": "2024-03-01"},
+     "The last day 2024-03-01 is before the first day 2024-03-10."),
+    ({"period": "custom", "first_day": "2024-03-10"}, "A custom range needs both a first and a last day."),
+    ({"year": "twenty"}, "Year: Enter a whole number."),
+])
+def test_bad_input_gives_one_line_naming_the_field(admin_client, inst, query, error):
+    response = admin_client.get(reverse("reports:index"), {**MARCH, **query})
+    assert response.status_code == 200 and response.context["report"] is None
+    assert any(line.startswith(error) for line in response.context["form_errors"])
+    assert not AuditEvent.objects.filter(event="report.view").exists()
+
+
+def test_quarter_year_and_custom_periods(admin_client, inst):
+    add_day_of_work(inst, 4)
+    for query, label, patients in [({"period": "quarter", "quarter": "1"}, "2024 Q1", 1),
+                                   ({"period": "year"}, "2024", 1),
+                                   ({"period": "custom", "first_day": "2024-03-05", "last_day": "2024-03-31"},
+                                    "2024-03-05 – 2024-03-31", 0)]:
+        report = admin_client.get(reverse("reports:index"), {**MARCH, **query}).context["report"]
+        assert (report.period.label, report.volume.patients) == (label, patients)
+
+
+@pytest.mark.parametrize("table", ["figures", "months", "runs", "reasons"])
+def test_every_table_exports_to_csv_and_xlsx_and_is_audited(admin_client, inst, table):
+    add_day_of_work(inst, 4)
+    response = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": table})
+    assert response.status_code == 200
+    assert f"report-PUMCH-2024-03-{table}.csv" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert len(rows) > 1
+    xlsx = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "xlsx", "table": table})
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    events = AuditEvent.objects.filter(event="export")
+    assert events.count() == 2 and {e.detail["format"] for e in events} == {"csv", "xlsx"}
+    assert all(e.institution == "PUMCH" and e.detail["rows"] == len(rows) - 1 for e in events)
+    assert not AuditEvent.objects.filter(event="report.view").exists()  # an export is not also a page view
+
+
+def test_exported_numbers_are_raw(admin_client, inst):
+    add_day_of_work(inst, 4)
+    figures = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "figures"})
+    rows = {row[1]: row[2:] for row in csv.reader(io.StringIO(figures.content.decode("utf-8-sig")))}
+    assert rows["Throughput"] == ["0.02", "MB/s"] and rows["Loss rate (lost / delivered)"] == ["50.0", "%"]
+    runs = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "runs"})
+    header, row = list(csv.reader(io.StringIO(runs.content.decode("utf-8-sig"))))
+    assert dict(zip(header, row))["MB/s"] == "0.02" and dict(zip(header, row))["Minutes"] == "1.67"
+    months = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "months"})
+    first_month = list(csv.reader(io.StringIO(months.content.decode("utf-8-sig"))))[1]
+    assert first_month[0] == "2023-04" and first_month[8] == ""  # MB/s unknown (no run), not 0
+
+
+def test_unknown_table_is_not_found(admin_client, inst):
+    assert admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "x"}).status_code == 404
+
+
+def test_printable_report(admin_client, inst):
+    add_day_of_work(inst, 4)
+    response = admin_client.get(reverse("reports:print"), MARCH)
+    html = response.content.decode()
+    assert response.status_code == 200 and "reports/print.css" in html and "Reviewed by" in html
+    assert 'class="pdas-navbar' not in html and '<canvas id="chart-loss"' in html
+    assert AuditEvent.objects.get(event="report.view").detail["format"] == "print"
+
+
+def test_page_query_count_is_bounded_and_independent_of_the_archives(admin_client, inst):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(reverse("reports:index"), MARCH).status_code == 200
+        return len(captured)
+
+    add_day_of_work(inst, 1)
+    few = queries()
+    for day in range(2, 29):
+        add_day_of_work(inst, day)
+    assert queries() == few <= 32, few
+
+
+# --- reconciliation --------------------------------------------------------------------------------------------
+
+
+def test_reconcile_an_uploaded_listing_and_read_it(admin_client, inst):
+    ArchiveFactory(institution=inst, name="A_000123_20240101000000.tar.gz", mrn="000123", size=10)
+    ArchiveFactory(institution=inst, name="B_000456_20240101000000.tar.gz", mrn="000456", size=10)
+    listing = SimpleUploadedFile("old.csv", b"name,size\nA_000123_20240101000000.tar.gz,10\nnotes.txt,3\n")
+    response = admin_client.post(reverse("reports:reconcile-start"), {"institution": inst.pk, "listing": listing})
+    reconciliation = ReconciliationImport.objects.get()
+    assert response.status_code == 302 and response.url == reverse("reports:reconcile-detail", args=[reconciliation.pk])
+    page = admin_client.get(response.url)
+    html = page.content.decode()
+    assert 'data-outcome="only_in_pdas"' in html and "notes.txt" in html
+    view = AuditEvent.objects.get(event="reconcile.view")
+    assert view.mrns == ["000123", "000456"] and view.institution == "PUMCH"
+    only = admin_client.get(response.url, {"outcome": "only_in_pdas", "_export": "csv"})
+    rows = list(csv.reader(io.StringIO(only.content.decode("utf-8-sig"))))
+    assert len(rows) == 2 and rows[1][0] == "only_in_pdas"
+    assert AuditEvent.objects.get(event="export").mrns == ["000456"]
+    listing_page = admin_client.get(reverse("reports:reconcile-list")).content.decode()
+    assert reverse("reports:reconcile-detail", args=[reconciliation.pk]) in listing_page
+
+
+def test_reconcile_form_errors_are_one_line(admin_client, inst):
+    response = admin_client.post(reverse("reports:reconcile-start"), {"institution": inst.pk}, follow=True)
+    assert "Upload a listing, or choose a storage target to list." in response.content.decode()
+    bad = SimpleUploadedFile("old.csv", b"size\n1\n")
+    response = admin_client.post(reverse("reports:reconcile-start"), {"institution": inst.pk, "listing": bad},
+                                 follow=True)
+    assert "old.csv: line 1: the header has no name column" in response.content.decode()
+    assert ReconciliationImport.objects.get().status == ReconciliationImport.Status.FAILED
+
+
+def test_reconcile_needs_its_permissions(client, inst):
+    client.force_login(User.objects.create_user("clerk", password="not-used-here-123"))
+    assert client.get(reverse("reports:reconcile-list")).status_code == 403
+    assert client.post(reverse("reports:reconcile-start"), {"institution": inst.pk}).status_code == 403
