@@ -459,7 +459,7 @@ def _remote_target(kind: str, request, inst, monkeypatch) -> None:
 @pytest.fixture
 def remote_site(request, tmp_path, monkeypatch):
     """Archives of patients 7 and 9 on one SFTP, FTPS or FTP target (``request.param``)."""
-    site = build_site(tmp_path, targets=(), big=getattr(request, "param_big", False))
+    site = build_site(tmp_path, targets=())
     _remote_target(request.param, request, site["inst"], monkeypatch)
     root = site["root"]
     site["originals"] = {p: tree(root / p) for p in (site["zhang"], site["smith"])}
