@@ -48,6 +48,14 @@ class LossScan(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.window_from}..{self.window_to} ({self.get_status_display()})"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("lossdetect:scan-detail", args=[self.pk])
+
 
 class LossFinding(models.Model):
     """One delivered plan of a scan and its category."""

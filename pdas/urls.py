@@ -11,6 +11,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("archive/", include("archiver.urls")),
+    path("loss/", include("lossdetect.urls")),
     path("curation/", include("curation.urls")),
     path("reports/", include("reports.urls")),
 ]

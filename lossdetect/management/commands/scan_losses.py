@@ -1,0 +1,88 @@
+"""``manage.py scan_losses --institution CODE --from YYYY-MM-DD --to YYYY-MM-DD [--json] [--no-refresh]``.
+
+Exit 0: the scan ran and nothing is lost. 1: a lost plan, or R&V rows that had to be skipped
+(a person must look). 2: bad input or configuration, or the scan could not run (unknown).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from archiver.models import Institution
+from lossdetect.models import LossScan
+from lossdetect.services.scan import run_loss_scan
+
+
+def _date(option: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{option} {text!r} is not a date (YYYY-MM-DD)", returncode=2) from None
+
+
+def scan_json(scan: LossScan) -> dict:
+    """The SPEC section 6 JSON of a scan (``summary`` and ``findings``), plus the scan's id and status."""
+    zone = scan.institution.zone
+    findings = [
+        {"mrn": f.mrn, "patient_name": f.patient_name, "plan_label": f.plan_label, "plan_uid": f.plan_uid,
+         "first_delivery": timezone.localtime(f.first_delivery, zone).isoformat(), "course": f.course,
+         "is_recourse": f.is_recourse, "category": f.category, "match": f.match, "found_in": f.found_in}
+        for f in scan.findings.order_by("first_delivery", "mrn", "plan_label")
+    ]
+    return {"scan": scan.pk, "institution": scan.institution.code, "window": [str(scan.window_from),
+            str(scan.window_to)], "status": scan.status, "error": scan.error, "summary": scan.summary,
+            "findings": findings, "problems": scan.source_warnings}
+
+
+class Command(BaseCommand):
+    help = "Check the R&V first deliveries of a window against the TPS and the archives (six categories)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--institution", required=True, help="Institution code")
+        parser.add_argument("--from", dest="window_from", required=True, help="First day, YYYY-MM-DD (site time)")
+        parser.add_argument("--to", dest="window_to", required=True, help="Last day, YYYY-MM-DD (inclusive)")
+        parser.add_argument("--json", action="store_true", help="Print the summary and findings as JSON")
+        parser.add_argument("--no-refresh", action="store_true",
+                            help="Match against the TPS as last read instead of re-reading it first")
+
+    def handle(self, *args, institution: str, window_from: str, window_to: str, json: bool, no_refresh: bool,
+               **options):
+        start, end = _date("--from", window_from), _date("--to", window_to)
+        if start > end:
+            raise CommandError(f"--from {start} is after --to {end}", returncode=2)
+        try:
+            inst = Institution.objects.get(code=institution)
+        except Institution.DoesNotExist:
+            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        scan = run_loss_scan(institution=inst, window_from=start, window_to=end, trigger=LossScan.Trigger.MANUAL,
+                             actor="scan_losses", refresh_tps=not no_refresh)
+        data = scan_json(scan)
+        if json:
+            self.stdout.write(_dumps(data))
+        else:
+            self._print(data)
+        if scan.status != LossScan.Status.DONE:
+            raise CommandError(f"scan {scan.pk} failed, losses unknown: {scan.error}", returncode=2)
+        for problem in scan.source_warnings:
+            self.stderr.write(f"skipped R&V row: {problem['where']}: {problem['reason']}")
+        lost = scan.summary.get("lost", 0)
+        if lost or scan.source_warnings:
+            self.stderr.write(f"{lost} lost plan(s), {len(scan.source_warnings)} R&V row(s) skipped: see scan {scan.pk}")
+            raise SystemExit(1)
+
+    def _print(self, data: dict) -> None:
+        for f in data["findings"]:
+            where = f["match"] or (f"seen in {f['found_in']}" if f["found_in"] else "")
+            self.stdout.write(f"{f['category']:<24} {f['mrn']:<12} {f['plan_label']:<16} {f['first_delivery']} "
+                              f"{where}".rstrip())
+        if data["status"] == LossScan.Status.DONE:
+            s = data["summary"]
+            self.stdout.write(f"{s['total']} plans, {s['pending']} pending archive, {s['first_course_lost']} "
+                              f"first-course lost, {s['recourse_lost']} re-course lost (scan {data['scan']})")
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=1)
