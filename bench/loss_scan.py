@@ -1,0 +1,228 @@
+"""Benchmark of the loss scan: 150,000 first deliveries against 100,000 TPS plans and 500,000 archived plans.
+
+    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR]
+
+Builds a throw-away SQLite database (bulk inserts), then for 10 %, 30 % and 100 % of the size
+(one institution each) times the scan's matching: the R&V records to a DataFrame, the two index
+queries (TPS plans, verified archived plans) and the vectorised classification. Beside it, the
+baseline a naive implementation would be: two ORM lookups per record, timed on a sample and
+extrapolated. At full size it also times a whole ``run_loss_scan`` from a CSV file, including
+writing every finding and the pending-archive rows. Prints numbers and ratios; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FULL = {"deliveries": 150_000, "tps_plans": 100_000, "archived_plans": 500_000}
+PLANS_PER_ARCHIVE = 5
+NAMES = ["LT BREAST", "RT BREAST", "PROSTATE IMRT", "WHOLE BRAIN", "LUNG SBRT", "H&N VMAT", "RECTUM",
+         "CERVIX", "ESOPHAGUS", "LIVER SBRT", "BONE MET", "PELVIS", "左乳 IMRT", "鼻咽癌 TOMO", "肺癌 SBRT",
+         "Left Breast Boost Phase 2", "Prostate Bed 66Gy/33F"]
+BATCH = 10_000
+
+
+def setup_django(work: Path) -> None:
+    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
+    os.environ["PDAS_DATA_DIR"] = str(work)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pdas.settings")
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:  # a throw-away database: speed over durability
+        cursor.execute("PRAGMA journal_mode=OFF")
+        cursor.execute("PRAGMA synchronous=OFF")
+
+
+def build_site(code: str, fraction: float, rng: random.Random):
+    """An institution with its TPS and archive index rows; returns (institution, deliveries)."""
+    from django.db import transaction
+
+    from archiver.models import Archive, ArchiveCopy, ArchivedPlan, Institution, StorageTarget, TpsPatient, TpsPlan
+    from lossdetect.rv.base import FirstDelivery
+
+    zone = dt.timezone(dt.timedelta(hours=8))
+    base = dt.datetime(2023, 1, 1, 8, tzinfo=zone)
+    n_tps, n_arch = int(FULL["tps_plans"] * fraction), int(FULL["archived_plans"] * fraction)
+    n_deliveries = int(FULL["deliveries"] * fraction)
+    institution = Institution.objects.create(code=code, name=code, tps_url="file:///none", pending_group="ToArchive",
+                                             clinical_groups=["Clinical"], non_clinical_groups=["Research"],
+                                             time_zone="Asia/Shanghai")
+    target = StorageTarget.objects.create(institution=institution, name="array", url="file:///none")
+
+    def created_at(i: int) -> dt.datetime:
+        return base + dt.timedelta(minutes=(i * 37) % (600 * 24 * 60))
+
+    with transaction.atomic():
+        patients = [TpsPatient(institution=institution, group=rng.choice(["ToArchive", "Clinical", "Research"]),
+                               tps_path=f"Institution_1/Mount_0/Patient_{i}", tps_patient_id=i, mrn=f"T{i:07d}")
+                    for i in range(n_tps // 2)]
+        TpsPatient.objects.bulk_create(patients, batch_size=BATCH)
+        patients = list(TpsPatient.objects.filter(institution=institution).order_by("id"))
+        tps_plans = [TpsPlan(patient=patients[i // 2], plan_id=i % 2, name=rng.choice(NAMES),
+                             trial_names=[f"Trial_{i % 3}"], created=created_at(i)) for i in range(len(patients) * 2)]
+        TpsPlan.objects.bulk_create(tps_plans, batch_size=BATCH)
+        archives = [Archive(institution=institution, name=f"A_{i}.tar.gz", mrn=f"A{i:07d}", status="verified")
+                    for i in range(n_arch // PLANS_PER_ARCHIVE)]
+        Archive.objects.bulk_create(archives, batch_size=BATCH)
+        archives = list(Archive.objects.filter(institution=institution).order_by("id"))
+        ArchiveCopy.objects.bulk_create([ArchiveCopy(archive=a, target=target, path=a.name, status="verified")
+                                         for a in archives], batch_size=BATCH)
+        archived = [ArchivedPlan(archive=archives[i // PLANS_PER_ARCHIVE], plan_id=i % PLANS_PER_ARCHIVE,
+                                 name=rng.choice(NAMES), trial_names=["sMLC"], created=created_at(i))
+                    for i in range(len(archives) * PLANS_PER_ARCHIVE)]
+        ArchivedPlan.objects.bulk_create(archived, batch_size=BATCH)
+
+    # A third of the deliveries are of TPS plans, a third of archived plans, a third of nothing known.
+    deliveries = []
+    for i in range(n_deliveries):
+        kind = i % 3
+        if kind == 0:
+            plan = tps_plans[rng.randrange(len(tps_plans))]
+            mrn, label, created = plan.patient.mrn, plan.name, plan.created
+        elif kind == 1:
+            plan = archived[rng.randrange(len(archived))]
+            mrn, label, created = plan.archive.mrn, plan.name, plan.created
+        else:
+            mrn, label, created = f"L{i:07d}", rng.choice(NAMES), created_at(i)
+        deliveries.append(FirstDelivery(mrn=mrn, patient_name="BENCH", plan_label=label[:16], plan_uid=f"1.2.{code}.{i}",
+                                        course=None, first_delivery=created + dt.timedelta(days=rng.randint(0, 20))))
+    return institution, deliveries
+
+
+def time_matching(institution, deliveries) -> tuple[float, dict[str, float], int]:
+    from lossdetect.selectors import archived_plan_frame, tps_plan_frame
+    from lossdetect.services.classify import candidates_frame, classify, deliveries_frame
+    from lossdetect.services.scan import rules_of
+
+    steps = {}
+    start = time.perf_counter()
+    frame = deliveries_frame(deliveries)
+    steps["records"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    mrns = set(frame["mrn"])
+    tps = tps_plan_frame(institution=institution, mrns=mrns)
+    archived = archived_plan_frame(institution=institution, mrns=mrns)
+    steps["index queries"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    candidates = candidates_frame(tps, archived, active_groups=["ToArchive", "Clinical"])
+    result = classify(frame, candidates, rules=rules_of(institution))
+    steps["classify"] = time.perf_counter() - mark
+    return time.perf_counter() - start, steps, int((result["status"] != "lost").sum())
+
+
+def time_per_record_baseline(institution, deliveries, sample: int, rng: random.Random) -> float:
+    """Seconds per record of the naive way: two indexed ORM lookups per delivery, matched in Python."""
+    from django.db.models import Exists, OuterRef
+
+    from archiver.models import ArchiveCopy, ArchivedPlan, TpsPlan
+    from lossdetect.services.classify import normalize_label
+
+    verified_copy = ArchiveCopy.objects.filter(archive=OuterRef("archive"), status="verified")
+    picked = rng.sample(deliveries, min(sample, len(deliveries)))
+    start = time.perf_counter()
+    for record in picked:
+        key = normalize_label(record.plan_label)
+        lo = record.first_delivery - dt.timedelta(days=institution.lookback_days)
+        hi = record.first_delivery + dt.timedelta(days=institution.skew_days)
+        found = [
+            (created, name)
+            for name, trials, created in ArchivedPlan.objects.filter(
+                archive__institution=institution, archive__mrn=record.mrn, archive__status="verified",
+                created__range=(lo, hi)).filter(Exists(verified_copy)).values_list("name", "trial_names", "created")
+            if key in {normalize_label(n) for n in [name, *trials]}
+        ] + [
+            (created, name)
+            for name, trials, created in TpsPlan.objects.filter(
+                patient__institution=institution, patient__mrn=record.mrn, patient__present=True,
+                created__range=(lo, hi)).values_list("name", "trial_names", "created")
+            if key in {normalize_label(n) for n in [name, *trials]}
+        ]
+        max(found, default=None)
+    return (time.perf_counter() - start) / len(picked)
+
+
+def time_full_scan(institution, deliveries, work: Path) -> float:
+    import csv
+
+    from lossdetect.services.scan import run_loss_scan
+
+    path = work / f"{institution.code}.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid"])
+        writer.writerows((d.mrn, d.patient_name, d.plan_label, "", d.first_delivery.isoformat(), d.plan_uid)
+                         for d in deliveries)
+    institution.rv_url = f"csv:{path}"
+    institution.save()
+    start = time.perf_counter()
+    scan = run_loss_scan(institution=institution, window_from=dt.date(2022, 1, 1), window_to=dt.date(2026, 12, 31),
+                         trigger="manual", actor="bench", refresh_tps=False)
+    elapsed = time.perf_counter() - start
+    if scan.status != "done":
+        raise SystemExit(f"full scan failed: {scan.error}")
+    print(f"  full run_loss_scan from CSV (read, match, write {scan.summary['total']:,} findings and "
+          f"{scan.summary['pending']:,} pending rows): {elapsed:.2f} s")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (default 1.0)")
+    parser.add_argument("--sample", type=int, default=300, help="records timed for the per-record baseline")
+    parser.add_argument("--keep", help="build the database in this folder and keep it")
+    parser.add_argument("--no-full-scan", action="store_true", help="skip the whole-scan timing")
+    args = parser.parse_args()
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pdas-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(6)
+    try:
+        setup_django(work)
+        rows = []
+        for fraction in (0.1, 0.3, 1.0):
+            size = fraction * args.scale
+            mark = time.perf_counter()
+            institution, deliveries = build_site(f"B{int(fraction * 100)}", size, rng)
+            print(f"built {fraction:>4.0%}: {len(deliveries):,} deliveries, {int(FULL['tps_plans'] * size):,} TPS plans, "
+                  f"{int(FULL['archived_plans'] * size):,} archived plans in {time.perf_counter() - mark:.1f} s",
+                  flush=True)
+            elapsed, steps, matched = time_matching(institution, deliveries)
+            rows.append((fraction, len(deliveries), elapsed, steps, matched, institution, deliveries))
+        print()
+        print(f"{'size':>5} {'deliveries':>11} {'scan s':>7} {'µs/record':>10}  steps")
+        for fraction, n, elapsed, steps, matched, _inst, _d in rows:
+            detail = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+            print(f"{fraction:>5.0%} {n:>11,} {elapsed:>7.2f} {elapsed / n * 1e6:>10.1f}  {detail} "
+                  f"({matched:,} matched)")
+        fraction, n, elapsed, _steps, _m, institution, deliveries = rows[-1]
+        small = rows[0]
+        print(f"growth 10 % -> 100 %: x{elapsed / small[2]:.1f} time for x{n / small[1]:.0f} size")
+        per_record = time_per_record_baseline(institution, deliveries, args.sample, rng)
+        baseline = per_record * n
+        print(f"per-record ORM baseline: {per_record * 1e3:.2f} ms/record on {args.sample} records, "
+              f"{baseline:.0f} s extrapolated to {n:,}")
+        print(f"vectorised scan: {elapsed:.2f} s ({'under' if elapsed < 5 else 'OVER'} 5 s), "
+              f"{baseline / elapsed:.0f}x faster than the baseline (target >= 50x)")
+        if not args.no_full_scan:
+            time_full_scan(institution, deliveries, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
