@@ -9,11 +9,24 @@ ever read, packed or removed. A path that would leave the root (``..``, absolute
 from __future__ import annotations
 
 import posixpath
+import stat as stat_mod
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Literal
 
 EntryKind = Literal["file", "dir", "symlink", "other"]
+
+
+def entry_kind(mode: int | None) -> EntryKind:
+    """The Entry kind of an ``st_mode`` (lstat: a link is a ``symlink``)."""
+    mode = mode or 0
+    if stat_mod.S_ISREG(mode):
+        return "file"
+    if stat_mod.S_ISDIR(mode):
+        return "dir"
+    if stat_mod.S_ISLNK(mode):
+        return "symlink"
+    return "other"
 
 
 class TpsError(Exception):

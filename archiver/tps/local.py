@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from archiver.tps.base import CommandResult, Entry, EntryKind, TpsError, TpsSource, clean_relpath
+from archiver.tps.base import CommandResult, Entry, TpsError, TpsSource, clean_relpath, entry_kind
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -24,16 +24,6 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _RETRYABLE = {errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EBUSY, errno.ENOTCONN,
               errno.EHOSTDOWN, errno.EHOSTUNREACH}
 TEMP_PREFIX = ".pdas-tmp-"
-
-
-def _kind(mode: int) -> EntryKind:
-    if stat_mod.S_ISREG(mode):
-        return "file"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    if stat_mod.S_ISLNK(mode):
-        return "symlink"
-    return "other"
 
 
 def _open_nofollow(name: str, flags: int, dir_fd: int) -> int:
@@ -108,7 +98,7 @@ class LocalTpsSource(TpsSource):
                     entries = []
                     for item in it:
                         st = item.stat(follow_symlinks=False)
-                        entries.append(Entry(item.name, _join(clean, item.name), _kind(st.st_mode),
+                        entries.append(Entry(item.name, _join(clean, item.name), entry_kind(st.st_mode),
                                              st.st_size, st.st_mtime))
             finally:
                 os.close(fd)
@@ -139,7 +129,7 @@ class LocalTpsSource(TpsSource):
             raise self._fail(exc, "stat", clean) from None
         finally:
             os.close(fd)
-        return Entry(name, clean, _kind(st.st_mode), st.st_size, st.st_mtime)
+        return Entry(name, clean, entry_kind(st.st_mode), st.st_size, st.st_mtime)
 
     def open_read(self, rel: str) -> BinaryIO:
         clean, parents, name = self._split(rel)

@@ -33,24 +33,13 @@ import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, CMD_REALPATH
 
 from archiver.sshconn import SshAddress, SshConnectError, connect
-from archiver.tps.base import CommandResult, Entry, EntryKind, TpsError, TpsSource, clean_relpath
+from archiver.tps.base import CommandResult, Entry, EntryKind, TpsError, TpsSource, clean_relpath, entry_kind
 from archiver.tps.local import TEMP_PREFIX
 
 CHUNK = 256 * 1024
 # A broken link or a busy server, where trying again later may help.
 _TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, paramiko.SSHException)
 _FIND_KINDS: dict[bytes, EntryKind] = {b"f": "file", b"d": "dir", b"l": "symlink"}
-
-
-def _kind(mode: int | None) -> EntryKind:
-    mode = mode or 0
-    if stat_mod.S_ISREG(mode):
-        return "file"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    if stat_mod.S_ISLNK(mode):
-        return "symlink"
-    return "other"
 
 
 def _encode(path: str) -> bytes:
@@ -235,7 +224,7 @@ class SshTpsSource(TpsSource):
                 if raw in (b".", b".."):
                     continue
                 name = _decode(raw)
-                entries.append(Entry(name, _join(clean, name), _kind(attrs.st_mode), attrs.st_size or 0,
+                entries.append(Entry(name, _join(clean, name), entry_kind(attrs.st_mode), attrs.st_size or 0,
                                      float(attrs.st_mtime or 0)))
         self._sftp._request(CMD_CLOSE, handle)  # also proves the link survived the listing
         return sorted(entries, key=lambda e: e.name)
@@ -259,7 +248,7 @@ class SshTpsSource(TpsSource):
             if attrs is None:
                 return None
             self._refuse_links(parent, "stat")
-        return Entry(name, clean, _kind(attrs.st_mode), attrs.st_size or 0, float(attrs.st_mtime or 0))
+        return Entry(name, clean, entry_kind(attrs.st_mode), attrs.st_size or 0, float(attrs.st_mtime or 0))
 
     def _open(self, clean: str) -> paramiko.SFTPFile:
         self._refuse_links(clean, "read")
