@@ -23,7 +23,7 @@ from archiver.models import (
 )
 from archiver.services.site_config import institution_problems, storage_problems
 from audit.services import record_event
-from pdas.admin import PatientDataAdmin, ViewOnlyAdmin, ViewOnlyInline
+from pdas.admin import InstitutionScopedAdmin, PatientDataAdmin, ViewOnlyAdmin, ViewOnlyInline
 
 # --- configuration: editable, checked like site.toml, every save audited --------------------------
 
@@ -72,7 +72,7 @@ class StorageTargetInline(admin.TabularInline):
 
 
 @admin.register(Institution)
-class InstitutionAdmin(admin.ModelAdmin):
+class InstitutionAdmin(InstitutionScopedAdmin):
     form = InstitutionForm
     inlines = [StorageTargetInline]
     list_display = ("code", "name", "tps_url", "pending_group", "rv_url", "targets", "updated_at")
@@ -116,7 +116,7 @@ class InstitutionAdmin(admin.ModelAdmin):
 
 
 @admin.register(StorageTarget)
-class StorageTargetAdmin(admin.ModelAdmin):
+class StorageTargetAdmin(InstitutionScopedAdmin):
     form = StorageTargetForm
     list_display = ("__str__", "url", "enabled", "priority", "allow_plain_ftp")
     list_filter = ("institution", "enabled")

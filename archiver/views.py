@@ -1,18 +1,20 @@
 """Archive jobs pages (start a run, follow its patients live, read and export the ✓ × ! results) and the
-restore page (search archives, restore one, follow it)."""
+restore page (search archives, restore one, follow it).
+
+Access (pdas.access): reading needs the view permission of the rows shown, starting a run
+``archiver.run_archive``, restoring ``archiver.restore_patient``; rows, choices and objects of other
+institutions than the user's are absent (404)."""
 from __future__ import annotations
 
 import threading
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.db import connection, transaction
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
-from django.contrib.auth.decorators import login_required, permission_required
 from django.views.generic import DetailView, TemplateView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
@@ -25,10 +27,12 @@ from archiver.services import archiving
 from archiver.services import restore as restore_service
 from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
 from archiver.tps.base import TpsError
+from pdas.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
 from pdas.exports import AuditedExportMixin
 
 
-class ArchiveRunListView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+class ArchiveRunListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+    permission_required = "archiver.view_archiverun"
     table_class = ArchiveRunTable
     filterset_class = ArchiveRunFilter
     template_name = "archiver/run_list.html"
@@ -37,15 +41,17 @@ class ArchiveRunListView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixi
     paginate_by = 50
 
     def get_queryset(self):
-        return selectors.archive_runs_with_counts()
+        return self.scoped(selectors.archive_runs_with_counts())
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["start_form"] = StartArchiveRunForm()
+        if self.request.user.has_perm("archiver.run_archive"):
+            context["start_form"] = self.limit_choices(StartArchiveRunForm())
         return context
 
 
-class ArchiveRunDetailView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+class ArchiveRunDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+    permission_required = ("archiver.view_archiverun", "archiver.view_patientarchivetask")
     table_class = PatientResultTable
     filterset_class = PatientResultFilter
     template_name = "archiver/run_detail.html"
@@ -56,7 +62,7 @@ class ArchiveRunDetailView(LoginRequiredMixin, AuditedExportMixin, SingleTableMi
         return self.run.institution.code
 
     def get_queryset(self):
-        self.run = get_object_or_404(ArchiveRun.objects.select_related("institution"), pk=self.kwargs["pk"])
+        self.run = self.get_scoped_object_or_404(ArchiveRun.objects.select_related("institution"), pk=self.kwargs["pk"])
         return selectors.run_tasks(run=self.run)
 
     def get_export_filename(self, export_format):
@@ -85,10 +91,10 @@ def _run_in_background(run_id: int) -> None:
     archiving.run_in_process(run=ArchiveRun.objects.get(pk=run_id))
 
 
-@login_required
+@access_required("archiver.run_archive")
 @require_POST
 def start_run(request):
-    form = StartArchiveRunForm(request.POST)
+    form = limit_choices(StartArchiveRunForm(request.POST), request.user)
     if not form.is_valid():
         messages.error(request, _("Choose an institution."))
         return redirect("archiver:run-list")
@@ -105,16 +111,16 @@ def start_run(request):
     return redirect("archiver:run-detail", pk=run.pk)
 
 
-@login_required
+@access_required("archiver.view_archiverun")
 def run_progress(request, pk: int):
-    run = get_object_or_404(ArchiveRun, pk=pk)
+    run = get_scoped_object_or_404(request, ArchiveRun.objects.all(), pk=pk)
     return JsonResponse(selectors.run_progress(run=run))
 
 
 # --- restore -----------------------------------------------------------------------------------------------
 
 
-class RestoreView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
+class RestoreView(InstitutionScopedMixin, TemplateView):
     """Search archives by MRN or name; each candidate has a restore button (POST, confirmed)."""
 
     permission_required = "archiver.view_restorerecord"
@@ -122,7 +128,7 @@ class RestoreView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        form = RestoreSearchForm(self.request.GET or None)
+        form = self.limit_choices(RestoreSearchForm(self.request.GET or None))
         context["form"] = form
         if form.is_bound and form.is_valid():
             institution = form.cleaned_data["institution"]
@@ -130,18 +136,17 @@ class RestoreView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
                                                          name=form.cleaned_data["name"], actor=self.request.user)
             table = RestoreCandidateTable(candidates)
             table.institution_id = institution.pk
-            table.can_restore = self.request.user.has_perm("archiver.add_restorerecord")
+            table.can_restore = self.request.user.has_perm("archiver.restore_patient")
             context.update(candidates=candidates, table=table, institution=institution,
                            patients=len({c.identity for c in candidates}))
-        context["recent"] = RestoreRecordTable(selectors.recent_restores()[:20])
+        context["recent"] = RestoreRecordTable(self.scoped(selectors.recent_restores())[:20])
         return context
 
 
-@login_required
-@permission_required("archiver.add_restorerecord", raise_exception=True)
+@access_required("archiver.restore_patient")
 @require_POST
 def start_restore(request):
-    form = StartRestoreForm(request.POST)
+    form = limit_choices(StartRestoreForm(request.POST), request.user)
     if not form.is_valid():
         messages.error(request, _("Choose an institution and an archive."))
         return redirect("archiver:restore")
@@ -162,17 +167,16 @@ def start_restore(request):
     return redirect("archiver:restore-detail", pk=record.pk)
 
 
-class RestoreDetailView(LoginRequiredMixin, PermissionRequiredMixin, DetailView):
+class RestoreDetailView(InstitutionScopedMixin, DetailView):
     permission_required = "archiver.view_restorerecord"
     template_name = "archiver/restore_detail.html"
     context_object_name = "record"
 
-    def get_queryset(self):
-        return selectors.recent_restores()
+    def get_object(self, queryset=None):
+        return self.get_scoped_object_or_404(selectors.recent_restores(), pk=self.kwargs["pk"])
 
 
-@login_required
-@permission_required("archiver.view_restorerecord", raise_exception=True)
+@access_required("archiver.view_restorerecord")
 def restore_status(request, pk: int):
-    record = get_object_or_404(selectors.recent_restores(), pk=pk)
+    record = get_scoped_object_or_404(request, selectors.recent_restores(), pk=pk)
     return JsonResponse(selectors.restore_progress(record=record))

@@ -1,9 +1,11 @@
-"""Admin: the audit log, strictly read-only (no add, change or delete, no delete action)."""
+"""Admin: the audit log, strictly read-only (no add, change or delete, no delete action), scoped like the
+auditor page (pdas.access.scope_audit_events)."""
 from __future__ import annotations
 
 from django.contrib import admin
 
 from audit.models import AuditEvent
+from pdas.access import scope_audit_events
 from pdas.admin import PatientDataAdmin
 
 
@@ -14,6 +16,9 @@ class AuditEventAdmin(PatientDataAdmin):
     list_filter = ("event", "outcome", "institution")
     search_fields = ("actor", "event", "mrns", "object_id")
     date_hierarchy = "at"
+
+    def scope_queryset(self, request, queryset):
+        return scope_audit_events(queryset, request.user)
 
     def get_actions(self, request):
         return {}  # not even the delete action, whatever the user's permissions

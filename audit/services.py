@@ -1,14 +1,36 @@
 """Writing and checking the audit chain."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
+# PostgreSQL advisory lock key of the chain's head ("PDAS" "AUDT" in ASCII).
+CHAIN_LOCK_KEY = 0x5044_4153_4155_4454 & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _lock_chain_head():
+    """Serialise writers of the chain until the transaction ends; returns the queryset to read the head with.
+
+    Two writers must never read the same head, or the chain forks. A row lock on the head does not do
+    it on PostgreSQL (the second writer, once let through, still sees the old head) and needs UPDATE
+    on the table, which the app's database role does not have (docs/audit.md): PostgreSQL takes a
+    transaction-scoped advisory lock instead. SQLite transactions start with the write lock
+    (settings: ``transaction_mode=IMMEDIATE``); other databases lock the head row (MySQL: grant
+    LOCK TABLES).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+        return AuditEvent.objects.all()
+    if connection.vendor == "sqlite":
+        return AuditEvent.objects.all()
+    return AuditEvent.objects.select_for_update()
 
 
 def _actor_name(actor: Any) -> str:
@@ -31,7 +53,7 @@ def record_event(
 ) -> AuditEvent:
     """Append one event to the chain. ``actor`` is a user, a name, or None for the system."""
     with transaction.atomic():
-        last = AuditEvent.objects.select_for_update().order_by("-id").only("hash").first()
+        last = _lock_chain_head().order_by("-id").only("hash").first()
         row = AuditEvent(
             at=timezone.now(),
             actor=_actor_name(actor),
@@ -51,11 +73,43 @@ def record_event(
 
 def first_broken_event() -> tuple[int | None, str]:
     """Walk the chain; return (id, reason) of the first row that breaks it, or (None, '')."""
-    previous = GENESIS_HASH
+    report = verify_chain()
+    return report.broken_id, report.reason
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of the chain found. ``broken_id`` None: every row checks out. ``head_id``/``head_hash``
+    are the last row's, to be noted outside PDAS: the chain alone cannot show rows cut off its end."""
+
+    checked: int
+    broken_id: int | None = None
+    reason: str = ""
+    head_id: int | None = None
+    head_hash: str = GENESIS_HASH
+
+
+def verify_chain() -> ChainReport:
+    """Recompute every row's hash in id order and check each links to the one before."""
+    previous, checked, head_id = GENESIS_HASH, 0, None
     for row in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         if row.prev_hash != previous:
-            return row.id, "prev_hash does not match the previous row (a row was deleted or inserted)"
+            before = f"row {head_id}" if head_id is not None else "the start of the log"
+            return ChainReport(checked, row.id, f"it does not link to {before} (a row between was deleted or "
+                                                "inserted, or one before it edited and re-hashed)", head_id, previous)
         if row.compute_hash() != row.hash:
-            return row.id, "hash does not match the row's content (the row was edited)"
-        previous = row.hash
-    return None, ""
+            return ChainReport(checked, row.id, "its hash does not match its content (the row was edited)",
+                               head_id, previous)
+        previous, checked, head_id = row.hash, checked + 1, row.id
+    return ChainReport(checked, head_id=head_id, head_hash=previous)
+
+
+def record_event_per_institution(*, actor: Any, event: str, mrns_by_institution: dict[str, Iterable[str]],
+                                 default_institution: str = "", obj: Any = None, detail: dict | None = None,
+                                 outcome: str = AuditEvent.Outcome.OK) -> list[AuditEvent]:
+    """One event per institution of a page or export that spans several, each naming that institution's
+    patients, so the auditors of each institution see what concerned theirs. With nothing shown, one
+    event for ``default_institution``."""
+    groups = {code: set(mrns) for code, mrns in mrns_by_institution.items()} or {default_institution: set()}
+    return [record_event(actor=actor, event=event, institution=code, mrns=mrns, obj=obj, outcome=outcome,
+                         detail=detail) for code, mrns in sorted(groups.items())]

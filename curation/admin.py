@@ -6,10 +6,10 @@ from django.contrib import admin
 
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationFinding, CurationRun, NamingRule, TransitionalPattern
-from pdas.admin import PatientDataAdmin, ViewOnlyAdmin
+from pdas.admin import InstitutionScopedAdmin, PatientDataAdmin, ViewOnlyAdmin
 
 
-class _AuditedRuleAdmin(admin.ModelAdmin):
+class _AuditedRuleAdmin(InstitutionScopedAdmin):
     """Saves and deletes of an institution's rule rows, each written to the audit log."""
 
     list_filter = ("institution", "enabled")

@@ -1,13 +1,13 @@
 """Curation pages: the pending group in colour-coded category tabs, one patient, acknowledging, re-running.
 
 Every page that shows patients writes an audit event naming their MRNs (``curation.view``,
-``patient.view``); every CSV/XLSX export writes an ``export`` event.
+``patient.view``); every CSV/XLSX export writes an ``export`` event. Access (pdas.access): reading needs
+the view permissions, re-running ``curation.run_curation``, acknowledging ``curation.acknowledge_finding``;
+other institutions than the user's are absent (404).
 """
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
@@ -29,6 +29,9 @@ from curation.services.acknowledge import acknowledge_finding
 from curation.services.curate import start_curation
 from curation.tables import CATEGORY_COLOURS, CATEGORY_HELP, CurationFindingTable
 from curation.tasks import curate_task
+from pdas.access import (
+    InstitutionScopedMixin, access_required, get_scoped_object_or_404, has_no_institution, limit_choices,
+)
 from pdas.exports import AuditedExportMixin
 
 
@@ -37,17 +40,18 @@ def _index_url(institution: Institution, tab: str | None = None) -> str:
     return f"{reverse('curation:index')}?{urlencode(query)}"
 
 
-class CurationView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+class CurationView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
     """The latest curation of one institution: a tab per category (``?tab=``), each a filtered,
     sortable, exportable table whose rows carry the category's colour."""
 
+    permission_required = ("curation.view_curationfinding", "archiver.view_tpspatient")
     table_class = CurationFindingTable
     filterset_class = CurationFindingFilter
     template_name = "curation/index.html"
     paginate_by = 100
 
     def get_queryset(self):
-        institutions = Institution.objects.order_by("code")
+        institutions = self.institutions().order_by("code")
         code = self.request.GET.get("institution")
         self.institution = institutions.filter(code=code).first() if code else institutions.first()
         if code and self.institution is None:
@@ -72,8 +76,9 @@ class CurationView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, Fil
         context = super().get_context_data(**kwargs)
         institution = self.institution
         context.update(
-            institution=institution, institutions=Institution.objects.order_by("code"), run=self.run, tab=self.tab,
+            institution=institution, institutions=self.institutions().order_by("code"), run=self.run, tab=self.tab,
             keep=[("institution", institution.code), ("tab", self.tab)] if institution else [],
+            no_access=institution is None and has_no_institution(self.request.user),
             latest=selectors.latest_run(institution=institution) if institution else None,
             tabs=[{"value": c.value, "label": c.label, "count": self.counts[c.value], "colour": CATEGORY_COLOURS[c],
                    "help": CATEGORY_HELP[c], "active": c.value == self.tab,
@@ -88,11 +93,11 @@ class CurationView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, Fil
         return context
 
 
-@login_required
+@access_required("curation.run_curation")
 @require_POST
 def rerun(request):
     """Start a curation of the chosen institution; a worker runs it (in-process without a broker)."""
-    form = RerunForm(request.POST)
+    form = limit_choices(RerunForm(request.POST), request.user)
     if not form.is_valid():
         messages.error(request, _("Choose an institution."))
         return redirect("curation:index")
@@ -103,10 +108,11 @@ def rerun(request):
     return redirect(_index_url(institution))
 
 
-@login_required
+@access_required("archiver.view_tpspatient", "curation.view_curationfinding")
 def patient_detail(request, pk: int):
     """One patient: plans, trials, image sets, sizes and every finding of the latest curation."""
-    patient = get_object_or_404(TpsPatient.objects.select_related("institution", "restored_from"), pk=pk)
+    patient = get_scoped_object_or_404(request, TpsPatient.objects.select_related("institution", "restored_from"),
+                                       pk=pk)
     run = selectors.latest_done_run(institution=patient.institution)
     findings = list(selectors.patient_findings(patient=patient, run=run))
     acknowledgements = list(selectors.patient_acknowledgements(patient=patient))
@@ -123,10 +129,10 @@ def patient_detail(request, pk: int):
     })
 
 
-@login_required
+@access_required("curation.acknowledge_finding")
 @require_POST
 def acknowledge(request, pk: int):
-    patient = get_object_or_404(TpsPatient, pk=pk)
+    patient = get_scoped_object_or_404(request, TpsPatient.objects.all(), pk=pk)
     form = AcknowledgeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Not acknowledged: say in a note what was reviewed."))

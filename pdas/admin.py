@@ -1,16 +1,26 @@
-"""What every PDAS admin page shares: view-only pages for computed rows, audited reads of patient data.
+"""What every PDAS admin page shares: institution scope, view-only pages for computed rows, audited reads
+of patient data, and the users' institutions and roles.
 
-PDAS computes most of its rows (the TPS as last read, archives, copies, runs, scans, the audit log):
-a hand edit would make the index disagree with the TPS and the storage targets behind the audit
-log's back, so those pages only show. Pages that show patients write an ``admin.view`` audit event
-naming the MRNs on the page, like every other read of patient data.
+Every PDAS model admin derives from ``InstitutionScopedAdmin``: a staff user sees and picks only rows of
+their institutions (pdas.access), like on the other pages. PDAS computes most of its rows (the TPS as
+last read, archives, copies, runs, scans, the audit log): a hand edit would make the index disagree
+with the TPS and the storage targets behind the audit log's back, so those pages only show. Pages
+that show patients write an ``admin.view`` audit event naming the MRNs on the page, like every other
+read of patient data. Changes to users, their roles and institutions are audited as ``access.change``.
 """
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import FieldDoesNotExist
 from django.utils.translation import gettext_lazy as _
 
+from archiver.models import Institution
 from audit.services import record_event
+from pdas.access import institution_path, scope
+from pdas.models import Membership
 
 admin.site.site_header = _("PDAS administration")
 admin.site.site_title = _("PDAS administration")
@@ -30,7 +40,38 @@ class _NoHandEdits:
         return False
 
 
-class ViewOnlyAdmin(_NoHandEdits, admin.ModelAdmin):
+def _leads_to_institution(model, path: str) -> bool:
+    try:
+        fields = get_fields_from_path(model, path)
+    except (FieldDoesNotExist, admin.utils.NotRelationField):
+        return False
+    return getattr(fields[-1], "related_model", None) is Institution
+
+
+class InstitutionScopedAdmin(admin.ModelAdmin):
+    """Rows, foreign-key choices and list filters limited to the user's institutions."""
+
+    def scope_queryset(self, request, queryset):
+        return scope(queryset, request.user)
+
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        queryset = getattr(formfield, "queryset", None)
+        if queryset is not None and institution_path(queryset.model) is not None:
+            formfield.queryset = scope(queryset, request.user)
+        return formfield
+
+    def get_list_filter(self, request):
+        # A filter by institution offers only the institutions of the rows the user can see.
+        return [(entry, admin.RelatedOnlyFieldListFilter)
+                if isinstance(entry, str) and _leads_to_institution(self.model, entry) else entry
+                for entry in super().get_list_filter(request)]
+
+
+class ViewOnlyAdmin(_NoHandEdits, InstitutionScopedAdmin):
     """A computed model."""
 
 
@@ -78,3 +119,63 @@ class PatientDataAdmin(ViewOnlyAdmin):
         if original is not None:
             self._audit_view(request, [original], object_id=str(original.pk))
         return response
+
+
+# --- users: their institutions and roles, every change audited ------------------------------------------
+
+
+class _AuditedAccessAdmin:
+    """Adding, changing or deleting a user or a role is an ``access.change`` audit event (besides the
+    admin's own history), with the account's resulting roles and institutions."""
+
+    def _audit(self, request, obj, action: str, message="") -> None:
+        detail = {"action": action, "model": obj._meta.label_lower, "row": str(obj), "message": str(message)}
+        if isinstance(obj, User) and obj.pk:
+            detail.update(groups=sorted(obj.groups.values_list("name", flat=True)),
+                          institutions=sorted(obj.memberships.values_list("institution__code", flat=True)),
+                          is_active=obj.is_active, is_staff=obj.is_staff, is_superuser=obj.is_superuser)
+        record_event(actor=request.user, event="access.change", obj=obj, detail=detail)
+
+    def log_addition(self, request, obj, message):
+        self._audit(request, obj, "add", message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        self._audit(request, obj, "change", message)
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for obj in queryset:
+            self._audit(request, obj, "delete")
+        return super().log_deletions(request, queryset)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    fields = ("institution",)
+    verbose_name_plural = _("Institutions (whose data the user sees; superusers see all)")
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class PdasUserAdmin(_AuditedAccessAdmin, UserAdmin):
+    inlines = [MembershipInline]
+    list_display = ("username", "first_name", "last_name", "is_active", "is_staff", "is_superuser", "roles",
+                    "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser", "groups", "memberships__institution")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description=_("Roles"))
+    def roles(self, obj) -> str:
+        return ", ".join(group.name for group in obj.groups.all())
+
+
+@admin.register(Group)
+class PdasGroupAdmin(_AuditedAccessAdmin, GroupAdmin):
+    pass

@@ -1,4 +1,15 @@
 from django.apps import AppConfig
+from django.db import connections
+from django.db.models.signals import post_migrate
+
+
+def _sync_roles(sender, using="default", **kwargs) -> None:
+    """Keep the roles complete after every migrate, and after a test flush empties the groups."""
+    if "auth_group" not in connections[using].introspection.table_names():
+        return  # auth not migrated yet (a partial 'migrate app_label')
+    from pdas.roles import sync_roles
+
+    sync_roles(using=using)
 
 
 class PdasConfig(AppConfig):
@@ -7,3 +18,6 @@ class PdasConfig(AppConfig):
 
     def ready(self) -> None:
         from pdas import signals  # noqa: F401 - connects the login audit receivers
+
+        # After the other apps' own post_migrate work: sync_roles creates whatever permissions it needs.
+        post_migrate.connect(_sync_roles, sender=self, dispatch_uid="pdas-sync-roles")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
 from archiver.models import ArchiveRun, Institution
 from lossdetect.models import LossScan
@@ -19,12 +19,12 @@ class InstitutionCard:
     last_scan: LossScan | None
 
 
-def institution_cards() -> list[InstitutionCard]:
-    """One card per institution in three queries, however many institutions there are."""
+def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> list[InstitutionCard]:
+    """One card per institution (of ``institutions``, default all) in three queries, however many there are."""
     latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-started_at", "-id")
     institutions = list(
-        Institution.objects.annotate(
+        (Institution.objects.all() if institutions is None else institutions).annotate(
             pending_patients=Count(
                 "tps_patients",
                 filter=Q(tps_patients__present=True, tps_patients__group=F("pending_group")),

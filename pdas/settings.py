@@ -6,6 +6,7 @@ are required, cookies are secure. The default, ``development``, is the embedded 
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "django_celery_beat",
+    "axes",
     "pdas",
     "audit",
     "archiver",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "pdas.urls"
@@ -121,6 +124,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockout (django-axes, docs/access.md): after PDAS_LOGIN_FAILURE_LIMIT failed attempts on one user
+# name (from anywhere), or from one address (whatever the names), logging in that way is refused for
+# PDAS_LOGIN_LOCKOUT_MINUTES; a success resets the count. The login page and the admin's are both covered;
+# each lockout is an ``auth.lockout`` audit event. Unlock early: manage.py axes_reset_username NAME.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.integer("PDAS_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.integer("PDAS_LOGIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -182,6 +198,7 @@ PDAS_BASE_URL = env.string("PDAS_BASE_URL", "http://127.0.0.1:8000")
 
 SESSION_COOKIE_AGE = env.integer("PDAS_SESSION_SECONDS", 30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # idle timeout, not absolute: shared workstations
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -205,6 +222,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.string("PDAS_LOG_LEVEL", "INFO")},
     "loggers": {
         "paramiko": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # a line per login otherwise; lockouts are in the audit log
         "pdas.commands": {"handlers": ["file"], "level": "ERROR", "propagate": False},
     },
 }

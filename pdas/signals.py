@@ -1,9 +1,10 @@
-"""Login audit: every log-in, log-out and failed log-in leaves an audit event.
+"""Login audit: every log-in, log-out, failed log-in and lockout leaves an audit event.
 
 A failed attempt records the user name that was tried and where from, never the password.
 """
 from __future__ import annotations
 
+from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
@@ -35,3 +36,10 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str(credentials.get(get_user_model().USERNAME_FIELD) or credentials.get("username") or "")
     record_event(actor="anonymous", event="auth.login_failed", outcome=AuditEvent.Outcome.DENIED,
                  detail={"username": username, **_client(request)})
+
+
+@receiver(user_locked_out, dispatch_uid="pdas.audit.lockout")
+def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+    """django-axes locked a user name after too many failures (settings.AXES_*)."""
+    record_event(actor="anonymous", event="auth.lockout", outcome=AuditEvent.Outcome.DENIED,
+                 detail={"username": username or "", **_client(request), "ip": ip_address or ""})

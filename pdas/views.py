@@ -1,12 +1,15 @@
-"""Project-wide pages: the home page with one card per institution."""
+"""Project-wide pages: the home page with one card per institution of the user."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from pdas.access import has_no_institution, institutions_for
 from pdas.selectors import institution_cards
 
 
 @login_required
 def home(request):
-    return render(request, "home.html", {"cards": institution_cards()})
+    """Counts only (no patient is named), so any logged-in user may see their institutions' cards."""
+    cards = institution_cards(institutions=institutions_for(request.user))
+    return render(request, "home.html", {"cards": cards, "no_access": not cards and has_no_institution(request.user)})

@@ -108,3 +108,20 @@ class LossScanFactory(factory.django.DjangoModelFactory):
     window_from = factory.LazyFunction(lambda: dt.date.today() - dt.timedelta(days=7))
     window_to = factory.LazyFunction(dt.date.today)
     requested_by = "tester"
+
+
+def make_user(username: str, *, roles=(), permissions=(), institutions=(), **fields):
+    """A user with the given roles (pdas.roles group names), extra permissions ("app.codename") and
+    institution memberships; the user is re-read so Django's permission cache starts empty."""
+    from django.contrib.auth.models import Group, Permission, User
+
+    from pdas.models import Membership
+
+    user = User.objects.create_user(username, password=fields.pop("password", "not-used-here-123"), **fields)
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    for institution in institutions:
+        Membership.objects.create(user=user, institution=institution)
+    return User.objects.get(pk=user.pk)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from archiver.models import ArchiveCopy, RestoreRecord
@@ -11,6 +10,7 @@ from archiver.services.restore import find_candidates
 from audit.models import AuditEvent
 from tests.archiver.restore_site import archive_patients, build_site, tree
 from tests.archiver.test_views_archive import _InlineThread
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -24,14 +24,6 @@ def site(tmp_path, settings, monkeypatch):
     monkeypatch.setattr("archiver.views.threading.Thread", _InlineThread)
     monkeypatch.setattr("archiver.views.connection.close", lambda: None)
     return site
-
-
-def _user(*perms: str) -> User:
-    user = User.objects.create_user("physicist", password="x")
-    for perm in perms:
-        app, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
-    return user
 
 
 def test_search_lists_every_candidate_with_a_restore_button(admin_client, site):
@@ -95,7 +87,7 @@ def test_viewing_needs_a_login_and_restoring_needs_the_permission(client, site):
     for url in (reverse("archiver:restore"), reverse("archiver:restore-start")):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response.url
-    client.force_login(_user("archiver.view_restorerecord"))
+    client.force_login(make_user("viewer", permissions=["archiver.view_restorerecord"], institutions=[site["inst"]]))
     html = client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "000124"}).content
     assert b"disabled" in html  # the button is shown, but not for this user
     response = client.post(reverse("archiver:restore-start"),

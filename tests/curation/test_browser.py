@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.test import Client
 
-from archiver.models import TpsPatient
+from archiver.models import Institution, TpsPatient
 from curation.services.curate import curate_institution
+from pdas.roles import PHYSICIST
 from tests.archiver.pinnacle_builder import plan
+from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
@@ -43,7 +44,7 @@ def curated(site, transactional_db):
 
 def _log_in(browser, live_server) -> None:
     client = Client()
-    client.force_login(User.objects.create_user("physicist", password="not-used-here-123"))
+    client.force_login(make_user("physicist", roles=[PHYSICIST], institutions=Institution.objects.all()))
     browser.get(f"{live_server.url}/accounts/login/")
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     browser.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": session, "path": "/"})

@@ -5,22 +5,22 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from curation.models import Acknowledgement, CurationRun
 from curation.services.curate import curate_institution
+from pdas.roles import PHYSICIST
 from tests.archiver.pinnacle_builder import plan
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 INDEX = reverse("curation:index")
 
 
 @pytest.fixture
-def physicist(client):
-    user = User.objects.create_user("physicist", password="not-used-here-123")
-    client.force_login(user)
+def physicist(client, site):
+    client.force_login(make_user("physicist", roles=[PHYSICIST], institutions=[site.inst]))
     return client
 
 
@@ -177,6 +177,7 @@ def test_pages_need_a_login(client, curated, site):
     assert not CurationRun.objects.exclude(started_by="tester").exists()
 
 
-def test_no_institution_and_unknown_institution(physicist, db):
-    assert "No institution is configured yet" in physicist.get(INDEX).content.decode()
-    assert physicist.get(INDEX, {"institution": "NOPE"}).status_code == 404
+def test_no_institution_and_unknown_institution(client, db):
+    client.force_login(make_user("physicist", roles=[PHYSICIST]))
+    assert "No institution is configured yet" in client.get(INDEX).content.decode()
+    assert client.get(INDEX, {"institution": "NOPE"}).status_code == 404

@@ -13,6 +13,7 @@ from archiver.models import ArchiveRun
 from audit.models import AuditEvent
 from lossdetect.models import LossScan
 from pdas import navigation
+from pdas.models import Membership
 from pdas.navigation import NavItem
 from tests.factories import InstitutionFactory, LossScanFactory, TpsPatientFactory
 
@@ -71,7 +72,7 @@ def test_pages_load_assets_only_from_this_server(client):
     assert all(asset.startswith("/static/") for asset in assets), assets
 
 
-def test_home_shows_each_institution_with_its_counts(user_client):
+def test_home_shows_each_institution_of_the_user_with_its_counts(user, user_client):
     pumch = InstitutionFactory(code="PUMCH", name="Radiation Oncology", pending_group="ToArchive")
     TpsPatientFactory.create_batch(3, institution=pumch, group="ToArchive")
     TpsPatientFactory(institution=pumch, group="ToArchive", present=False)  # gone from the TPS
@@ -79,7 +80,10 @@ def test_home_shows_each_institution_with_its_counts(user_client):
     ArchiveRun.objects.create(institution=pumch, started_by="physicist", status=ArchiveRun.Status.DONE)
     LossScanFactory(institution=pumch, status=LossScan.Status.DONE,
                     summary={"total": 9, "pending": 2, "first_course_lost": 1, "recourse_lost": 0})
-    InstitutionFactory(code="NEWSITE", name="New site")
+    newsite = InstitutionFactory(code="NEWSITE", name="New site")
+    InstitutionFactory(code="OTHER", name="Not this user's")
+    for institution in (pumch, newsite):
+        Membership.objects.create(user=user, institution=institution)
 
     response = user_client.get(reverse("home"))
 
@@ -89,14 +93,17 @@ def test_home_shows_each_institution_with_its_counts(user_client):
     assert cards["PUMCH"].last_run.status == "done" and cards["PUMCH"].last_scan.summary["pending"] == 2
     assert cards["NEWSITE"].pending_patients is None  # never read: unknown, not zero
     assert "Radiation Oncology" in body and "New site" in body
+    assert "OTHER" not in cards and "Not this user" not in body
     assert '<span class="fs-5 pdas-pending-count">3</span>' in body
     assert "lost: 1 first course, 0 re-course; pending: 2" in body
     assert "unknown" in body and "none yet" in body
 
 
-def test_home_costs_the_same_queries_for_one_or_many_institutions(user_client, django_assert_max_num_queries):
+def test_home_costs_the_same_queries_for_one_or_many_institutions(user, user_client,
+                                                                  django_assert_max_num_queries):
     def populate(code):
         institution = InstitutionFactory(code=code)
+        Membership.objects.create(user=user, institution=institution)
         TpsPatientFactory.create_batch(2, institution=institution)
         ArchiveRun.objects.create(institution=institution, started_by="x")
         LossScanFactory(institution=institution)
