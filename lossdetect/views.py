@@ -1,23 +1,25 @@
 """Loss detection pages: the scans, a scan's six category tabs, the pending-archive table.
 
 Every page that shows MRNs writes an audit event naming the MRNs shown (``lossscan.view``,
-``pendingplan.view``); every CSV/XLSX export writes an ``export`` event naming the MRNs exported.
+``pendingplan.view``, one per institution shown); every CSV/XLSX export writes an ``export`` event naming
+the MRNs exported. Access (pdas.access): reading needs the view permissions, a manual scan
+``lossdetect.run_scan``; scans and plans of other institutions than the user's are absent (404).
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import transaction
 from django.db.models import Count
 from django.http import QueryDict
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
-from audit.services import record_event
+from audit.services import record_event, record_event_per_institution
 from lossdetect import selectors
 from lossdetect.filters import LossFindingFilter, LossScanFilter, PendingPlanFilter
 from lossdetect.forms import ManualScanForm
@@ -25,30 +27,33 @@ from lossdetect.models import Category, LossScan, PendingPlan
 from lossdetect.services.scan import start_loss_scan
 from lossdetect.tables import CATEGORY_COLOURS, LossFindingTable, LossScanTable, PendingPlanTable
 from lossdetect.tasks import run_loss_scan_task
+from pdas.access import InstitutionScopedMixin, access_required, limit_choices
 from pdas.exports import AuditedExportMixin
 
 
-class ScanListView(LoginRequiredMixin, SingleTableMixin, FilterView):
+class ScanListView(InstitutionScopedMixin, SingleTableMixin, FilterView):
+    permission_required = "lossdetect.view_lossscan"
     table_class = LossScanTable
     filterset_class = LossScanFilter
     template_name = "lossdetect/scan_list.html"
     paginate_by = 50
 
     def get_queryset(self):
-        return selectors.scan_list()
+        return self.scoped(selectors.scan_list())
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["scan_form"] = kwargs.get("scan_form") or ManualScanForm()
-        context["pending_count"] = PendingPlan.objects.filter(status=PendingPlan.Status.PENDING).count()
+        if self.request.user.has_perm("lossdetect.run_scan"):
+            context["scan_form"] = self.limit_choices(kwargs.get("scan_form") or ManualScanForm())
+        context["pending_count"] = self.scoped(PendingPlan.objects.filter(status=PendingPlan.Status.PENDING)).count()
         return context
 
 
-@login_required
+@access_required("lossdetect.run_scan")
 @require_POST
 def start_manual_scan(request):
     """Create a manual scan of any window and hand it to a worker (in-process without a broker)."""
-    form = ManualScanForm(request.POST)
+    form = limit_choices(ManualScanForm(request.POST), request.user)
     if not form.is_valid():
         errors = "; ".join(f"{form.fields[name].label if name in form.fields else ''} {' '.join(errs)}".strip()
                            for name, errs in form.errors.items())
@@ -62,16 +67,17 @@ def start_manual_scan(request):
     return redirect(scan)
 
 
-class ScanDetailView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+class ScanDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
     """One scan: six colour-coded tabs (``?tab=<category>``), each a filtered, exportable table."""
 
+    permission_required = ("lossdetect.view_lossscan", "lossdetect.view_lossfinding")
     table_class = LossFindingTable
     filterset_class = LossFindingFilter
     template_name = "lossdetect/scan_detail.html"
     paginate_by = 100
 
     def get_queryset(self):
-        self.scan = get_object_or_404(LossScan.objects.select_related("institution"), pk=self.kwargs["pk"])
+        self.scan = self.get_scoped_object_or_404(LossScan.objects.select_related("institution"), pk=self.kwargs["pk"])
         self.tab = self.request.GET.get("tab")
         if self.tab not in Category.values:
             self.tab = Category.FIRST_COURSE_LOST.value
@@ -98,9 +104,11 @@ class ScanDetailView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, F
         return context
 
 
-class PendingPlanListView(LoginRequiredMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+class PendingPlanListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
     """The pending-archive table (待归档表); shows pending plans unless another status is asked for."""
 
+    permission_required = "lossdetect.view_pendingplan"
+    export_institution_field = "institution__code"
     table_class = PendingPlanTable
     filterset_class = PendingPlanFilter
     template_name = "lossdetect/pending_list.html"
@@ -108,7 +116,7 @@ class PendingPlanListView(LoginRequiredMixin, AuditedExportMixin, SingleTableMix
     paginate_by = 100
 
     def get_queryset(self):
-        return selectors.pending_plans()
+        return self.scoped(selectors.pending_plans())
 
     def get_filterset_kwargs(self, filterset_class):
         kwargs = super().get_filterset_kwargs(filterset_class)
@@ -120,7 +128,10 @@ class PendingPlanListView(LoginRequiredMixin, AuditedExportMixin, SingleTableMix
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         if not self.is_export():
-            shown = [row.record.mrn for row in context["table"].paginated_rows]
-            record_event(actor=self.request.user, event="pendingplan.view", mrns=shown,
-                         detail={"query": self.request.GET.urlencode(), "rows": len(shown)})
+            shown: dict[str, set[str]] = defaultdict(set)
+            rows = context["table"].paginated_rows
+            for row in rows:
+                shown[row.record.institution.code].add(row.record.mrn)
+            record_event_per_institution(actor=self.request.user, event="pendingplan.view", mrns_by_institution=shown,
+                                         detail={"query": self.request.GET.urlencode(), "rows": len(rows)})
         return context

@@ -10,6 +10,8 @@ read of patient data. Changes to users, their roles and institutions are audited
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -18,7 +20,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.utils.translation import gettext_lazy as _
 
 from archiver.models import Institution
-from audit.services import record_event
+from audit.services import record_event, record_event_per_institution
 from pdas.access import institution_path, scope
 from pdas.models import Membership
 
@@ -98,12 +100,20 @@ class PatientDataAdmin(ViewOnlyAdmin):
     mrn_path = "mrn"
 
     def _audit_view(self, request, shown, **detail) -> None:
-        mrns: set[str] = set()
+        """One ``admin.view`` event per institution of the rows shown (one query for their institutions)."""
+        shown = list(shown)
+        path = institution_path(self.model)
+        if path is None:  # the audit log's rows hold the institution code themselves
+            codes = {row.pk: getattr(row, "institution", "") for row in shown}
+        else:
+            codes = dict(self.model._default_manager.filter(pk__in=[row.pk for row in shown])
+                         .values_list("pk", f"{path}__code" if path else "code"))
+        mrns: dict[str, set[str]] = defaultdict(set)
         for row in shown:
             value = _follow(row, self.mrn_path)
-            mrns.update(value if isinstance(value, list) else [value] if value else [])
-        record_event(actor=request.user, event="admin.view", mrns=mrns,
-                     detail={"model": self.opts.label_lower, **detail})
+            mrns[codes.get(row.pk) or ""].update(value if isinstance(value, list) else [value] if value else [])
+        record_event_per_institution(actor=request.user, event="admin.view", mrns_by_institution=mrns,
+                                     detail={"model": self.opts.label_lower, **detail})
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -26,6 +26,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_("Restore"), "archiver:restore", "archiver.view_restorerecord"),
     NavItem(_("Loss detection"), "lossdetect:scan-list", "lossdetect.view_lossscan"),
     NavItem(_("Reports"), "reports:index", "archiver.view_archive"),
+    NavItem(_("Audit log"), "audit:log", "audit.view_auditevent"),
     NavItem(_("Admin"), "admin:index", "is_staff"),
 )
 

@@ -14,4 +14,5 @@ urlpatterns = [
     path("loss/", include("lossdetect.urls")),
     path("curation/", include("curation.urls")),
     path("reports/", include("reports.urls")),
+    path("audit/", include("audit.urls")),
 ]

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from archiver.models import Institution, StorageTarget
+from archiver.models import Institution, StorageTarget, TpsPatient
 from audit.models import AuditEvent
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, PendingPlan
@@ -185,8 +185,9 @@ def test_institutions_cannot_be_deleted_from_the_admin(admin_client):
 
 
 def test_reading_patient_pages_is_audited_with_the_mrns_shown(admin_client):
-    TpsPatientFactory(mrn="000777")
-    patient = TpsPatientFactory(mrn="000888")
+    institution = InstitutionFactory(code="PUMCH")
+    TpsPatientFactory(mrn="000777", institution=institution)
+    patient = TpsPatientFactory(mrn="000888", institution=institution)
 
     admin_client.get(_admin_url(type(patient), "changelist"))
     admin_client.get(_admin_url(type(patient), "change", patient.pk))
@@ -194,16 +195,32 @@ def test_reading_patient_pages_is_audited_with_the_mrns_shown(admin_client):
     listing, detail = AuditEvent.objects.filter(event="admin.view").order_by("id")
     assert listing.mrns == ["000777", "000888"] and listing.detail["model"] == "archiver.tpspatient"
     assert detail.mrns == ["000888"] and detail.detail["object_id"] == str(patient.pk)
+    assert listing.institution == detail.institution == "PUMCH"
+
+
+def test_a_list_spanning_institutions_is_audited_once_per_institution(admin_client):
+    TpsPatientFactory(mrn="000777", institution=InstitutionFactory(code="A"))
+    TpsPatientFactory(mrn="000888", institution=InstitutionFactory(code="B"))
+
+    admin_client.get(_admin_url(TpsPatient, "changelist"))
+
+    events = AuditEvent.objects.filter(event="admin.view").order_by("institution")
+    assert [(e.institution, e.mrns) for e in events] == [("A", ["000777"]), ("B", ["000888"])]
 
 
 @pytest.mark.parametrize("factory", [TpsPlanFactory, ArchiveCopyFactory, ArchivedPlanFactory],
                          ids=lambda f: f._meta.model.__name__)
 def test_patient_lists_cost_no_query_per_row(admin_client, factory):
+    # One institution: a list writes one audit event per institution shown, whatever its rows.
     url = _admin_url(factory._meta.model, "changelist")
-    factory()
+    institution = InstitutionFactory()
+    within = {TpsPlanFactory: {"patient__institution": institution},
+              ArchiveCopyFactory: {"archive__institution": institution},
+              ArchivedPlanFactory: {"archive__institution": institution}}[factory]
+    factory(**within)
     with CaptureQueriesContext(connection) as few:
         admin_client.get(url)
-    factory.create_batch(8)
+    factory.create_batch(8, **within)
     with CaptureQueriesContext(connection) as many:
         admin_client.get(url)
 
