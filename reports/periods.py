@@ -89,6 +89,11 @@ class Period:
             return f"{self.first_day}_{self.last_day}"
         return self.label.replace(" ", "-")
 
+    @property
+    def is_whole_months(self) -> bool:
+        """True when the period starts on a first and ends on a last day of a month."""
+        return self.first_day.day == 1 and (self.last_day + dt.timedelta(days=1)).day == 1
+
     def months(self) -> list[dt.date]:
         """First days of the months the period touches."""
         months, current = [], month_start(self.first_day)

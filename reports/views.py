@@ -7,6 +7,9 @@ Times are shown in the institution's time zone.
 """
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
@@ -28,12 +31,44 @@ from reports.filters import ReconciliationEntryFilter, ReconciliationImportFilte
 from reports.forms import ReportForm, ReconcileForm
 from reports.models import ReconciliationEntry, ReconciliationImport
 from reports.services.reconcile import import_listing, reconcile_target
+from reports.rows import chart_data, figure_rows, month_rows, run_rows
 from reports.tables import (
-    FigureTable, MonthTable, ReasonTable, ReconciliationEntryTable, ReconciliationImportTable, RunTable, figure_rows,
-    month_rows,
+    UNKNOWN, FigureTable, MonthTable, NumberColumn, ReasonTable, ReconciliationEntryTable, ReconciliationImportTable,
+    RunTable,
 )
 
 REPORT_PERMISSION = "archiver.view_archive"
+PAGE_RUNS = 31  # runs drawn on the page, the latest; the export and the printable report hold them all
+REPORT_TABLES = {"figures": FigureTable, "months": MonthTable, "runs": RunTable, "reasons": ReasonTable}
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    href: str = ""
+    numeric: bool = False
+
+
+def _text(value) -> str:
+    if value is None or value == "":
+        return UNKNOWN if value is None else ""
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, (int, float)):
+        return f"{value:,}"
+    return str(value)
+
+
+def page_table(table_class, rows: list[dict]) -> dict:
+    """Headers and formatted cells of a report table, drawn by ``reports/_rows.html`` (see reports.tables)."""
+    columns = list(table_class.base_columns.items())
+    numeric = [isinstance(column, NumberColumn) for _, column in columns]
+    return {
+        "headers": [{"label": column.verbose_name, "numeric": n} for (_, column), n in zip(columns, numeric)],
+        "rows": [[Cell(_text(row.get(name)), row.get(f"{name}_url", ""), n) for (name, _), n in zip(columns, numeric)]
+                 for row in rows],
+        "empty_text": table_class._meta.empty_text or "",
+    }
 
 
 class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, TemplateView):
@@ -74,10 +109,12 @@ class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin
                                       period=self.form.cleaned_data["report_period"])
 
     @cached_property
-    def tables(self) -> dict:
+    def rows(self) -> dict[str, list[dict]]:
+        """The rows of each table: every run for exports and the printable report, the latest on the page."""
         report = self.report
-        return {"figures": FigureTable(figure_rows(report)), "months": MonthTable(month_rows(report)),
-                "runs": RunTable(report.runs()), "reasons": ReasonTable(report.reasons)}
+        latest = None if self.is_export() or self.view_format == "print" else PAGE_RUNS
+        return {"figures": figure_rows(report), "months": month_rows(report),
+                "runs": run_rows(report, latest=latest), "reasons": report.reasons}
 
     def audit_institution(self) -> str:
         return self.report.institution.code if self.report else ""
@@ -86,12 +123,11 @@ class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin
         if self.report is None:
             raise Http404(" ".join(self.form.error_lines()))
         name = self.request.GET.get("table", "figures")
-        if name not in self.tables:
-            raise Http404(f"no table {name!r} (one of {', '.join(self.tables)})")
+        if name not in REPORT_TABLES:
+            raise Http404(f"no table {name!r} (one of {', '.join(REPORT_TABLES)})")
         self.export_table = name
-        table = self.tables[name]
-        self.object_list = table.data.data
-        return table
+        self.object_list = self.rows[name]
+        return REPORT_TABLES[name](self.object_list)
 
     def get_table_kwargs(self):
         return {}
@@ -103,7 +139,10 @@ class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin
         context = super().get_context_data(**kwargs)
         context.update(form=self.form, report=self.report, form_errors=self.form.error_lines())
         if self.report is not None and not self.is_export():
-            context.update(tables=self.tables, chart_data=self.report.chart_data())
+            context.update(
+                tables={name: page_table(REPORT_TABLES[name], rows) for name, rows in self.rows.items()},
+                runs_hidden=self.report.throughput.runs - len(self.rows["runs"]), chart_data=chart_data(self.report),
+                export_query=self.request.GET.urlencode())
             record_event(actor=self.request.user, event="report.view", institution=self.report.institution.code,
                          detail={"period": self.report.period.label, "from": str(self.report.period.first_day),
                                  "to": str(self.report.period.last_day), "format": self.view_format})

@@ -7,7 +7,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.factories import ArchiveFactory
-from tests.reports.test_views import MARCH, add_day_of_work, at
+from tests.reports.factories import ArchiveRunFactory, PatientArchiveTaskFactory
+from tests.reports.site import MARCH_QUERY, add_day_of_work, at
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
@@ -55,9 +56,10 @@ def test_report_charts_render_with_the_vendored_library(browser, live_server, tr
     inst = InstitutionFactory(code="PUMCH", time_zone="Asia/Shanghai")
     for day in (4, 5, 6):
         add_day_of_work(inst, day)
-    ArchiveFactory(institution=inst, verified_at=at(2, 10))
+    february = ArchiveRunFactory(institution=inst, started_at=at(2, 10))
+    PatientArchiveTaskFactory(run=february, archive=ArchiveFactory(institution=inst, verified_at=at(2, 10)))
     _log_in(browser, live_server)
-    query = "&".join(f"{k}={v}" for k, v in MARCH.items())
+    query = "&".join(f"{k}={v}" for k, v in MARCH_QUERY.items())
     path = "/reports/" if page == "index" else "/reports/print/"
     browser.get(f"{live_server.url}{path}?{query}")
     WebDriverWait(browser, 15).until(lambda b: b.execute_script("return (window.pdasCharts || []).length") == 4)

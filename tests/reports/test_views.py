@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -14,44 +13,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from lossdetect.models import Category
 from reports.models import ReconciliationImport
-from tests.factories import ArchivedPlanFactory, ArchiveFactory, InstitutionFactory
-from tests.reports.factories import (
-    ArchiveRunFactory, DoneScanFactory, LossFindingFactory, PatientArchiveTaskFactory, PendingPlanFactory,
-    QuarantinedPatientFactory, RestoreRecordFactory,
-)
+from tests.factories import ArchiveFactory
+from tests.reports.factories import ArchiveRunFactory
+from tests.reports.site import MARCH_QUERY as MARCH
+from tests.reports.site import ZONE, add_day_of_work, at
 
 pytestmark = pytest.mark.django_db
-ZONE = ZoneInfo("Asia/Shanghai")
-MARCH = {"institution": "PUMCH", "period": "month", "year": "2024", "month": "3"}
-
-
-def at(month: int, day: int, hour: int = 12) -> dt.datetime:
-    return dt.datetime(2024, month, day, hour, tzinfo=ZONE)
-
-
-@pytest.fixture
-def inst():
-    inst = InstitutionFactory(code="PUMCH", time_zone="Asia/Shanghai")
-    InstitutionFactory(code="ZZZ")
-    return inst
-
-
-def add_day_of_work(inst, day: int) -> None:
-    """One archive (2 plans, 3 MB raw, 1 MB stored), one 100 s run archiving 2 MB, one restore, one scan."""
-    archive = ArchiveFactory(institution=inst, verified_at=at(3, day), raw_bytes=3_000_000, size=1_000_000)
-    ArchivedPlanFactory(archive=archive, plan_id=0)
-    ArchivedPlanFactory(archive=archive, plan_id=1)
-    run = ArchiveRunFactory(institution=inst, started_at=at(3, day), finished_at=at(3, day) + dt.timedelta(seconds=100))
-    PatientArchiveTaskFactory(run=run, bytes_total=2_000_000)
-    PatientArchiveTaskFactory(run=run, result="error", reason=f"unreadable: Patient_{day}: bad")
-    RestoreRecordFactory(institution=inst, archive=archive, started_at=at(3, day))
-    QuarantinedPatientFactory(institution=inst, archive=archive, total_bytes=500_000_000)
-    scan = DoneScanFactory(institution=inst, finished_at=at(3, day), summary={"pending": day})
-    LossFindingFactory(scan=scan, first_delivery=at(3, day), category=Category.FIRST_COURSE_ARCHIVED)
-    LossFindingFactory(scan=scan, first_delivery=at(3, day), category=Category.RECOURSE_LOST)
-    PendingPlanFactory(institution=inst, first_delivery=at(3, day))
 
 
 def test_login_and_permission_are_required(client, inst):
@@ -137,10 +105,24 @@ def test_exported_numbers_are_raw(admin_client, inst):
     assert rows["Throughput"] == ["0.02", "MB/s"] and rows["Loss rate (lost / delivered)"] == ["50.0", "%"]
     runs = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "runs"})
     header, row = list(csv.reader(io.StringIO(runs.content.decode("utf-8-sig"))))
-    assert dict(zip(header, row))["MB/s"] == "0.02" and dict(zip(header, row))["Minutes"] == "1.67"
+    run = dict(zip(header, row))
+    assert (run["MB/s"], run["Minutes"], run["Started"]) == ("0.02", "1.67", "2024-03-04 12:00:00+08:00")
     months = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "months"})
     first_month = list(csv.reader(io.StringIO(months.content.decode("utf-8-sig"))))[1]
     assert first_month[0] == "2023-04" and first_month[8] == ""  # MB/s unknown (no run), not 0
+
+
+def test_the_page_draws_the_latest_runs_and_says_where_the_others_are(admin_client, inst):
+    for day in range(1, 32):
+        for hour in (1, 13):
+            ArchiveRunFactory(institution=inst, started_at=at(3, day, hour))
+    response = admin_client.get(reverse("reports:index"), MARCH)
+    runs = response.context["tables"]["runs"]["rows"]
+    assert len(runs) == 31 and runs[-1][1].text == "2024-03-31 13:00"
+    assert "31 earlier runs are in the CSV/XLSX export and the printable report" in response.content.decode()
+    export = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "runs"})
+    assert len(export.content.decode("utf-8-sig").strip().splitlines()) == 63
+    assert len(admin_client.get(reverse("reports:print"), MARCH).context["tables"]["runs"]["rows"]) == 62
 
 
 def test_unknown_table_is_not_found(admin_client, inst):

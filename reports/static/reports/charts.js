@@ -52,7 +52,7 @@
       draw("chart-loss", {type: "bar", data: {labels: d.labels, datasets: [
         {label: "Delivered", data: d.delivered, backgroundColor: "rgba(13,110,253,.35)", yAxisID: "y"},
         {label: "Lost", data: d.lost, backgroundColor: red, yAxisID: "y"},
-        {type: "line", label: "Loss rate %", data: d.loss_rate_percent, borderColor: red, backgroundColor: red,
+        {type: "line", label: "Loss rate %", data: d.loss_rate, borderColor: red, backgroundColor: red,
          yAxisID: "y1", spanGaps: false}
       ]}, options: {scales: {y: left, y1: right}}}),
       draw("chart-pending", {type: "line", data: {labels: d.labels, datasets: [
