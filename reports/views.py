@@ -159,11 +159,14 @@ class ReportPrintView(ReportView):
 # --- reconciliation ---------------------------------------------------------------------------------------------
 
 
-class ReconciliationListView(LoginRequiredMixin, PermissionRequiredMixin, SingleTableMixin, FilterView):
+class ReconciliationListView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, SingleTableMixin,
+                             FilterView):
     permission_required = "reports.view_reconciliationimport"
     table_class = ReconciliationImportTable
     filterset_class = ReconciliationImportFilter
     template_name = "reports/reconcile_list.html"
+    export_name = "reconciliations"
+    export_mrn_field = None  # imports list no patients
     paginate_by = 50
 
     def get_queryset(self):

@@ -180,3 +180,15 @@ def test_an_empty_or_unreachable_target_is_unknown_not_everything_missing(index,
     result = reconcile_target(institution=inst, target=target, actor="qa")
     assert result.status == ReconciliationImport.Status.FAILED
     assert result.error.startswith("storage array: the listing is empty")
+
+
+def test_a_target_file_name_that_is_not_utf8_is_an_unreadable_row(index, tmp_path):
+    inst, target = index
+    array = tmp_path / "array"
+    array.mkdir()
+    (array / ZHANG).write_bytes(b"z" * 1000)
+    with open(bytes(array) + b"/\xc0\xfe_000123.tar.gz", "wb") as raw_name:  # GBK-era bytes, not UTF-8
+        raw_name.write(b"x")
+    result = reconcile_target(institution=inst, target=target, actor="qa")
+    entry = result.entries.get(outcome=Outcome.UNREADABLE)
+    assert entry.path == "\ufffd\ufffd_000123.tar.gz" and "is not valid UTF-8" in entry.detail

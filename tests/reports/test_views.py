@@ -172,6 +172,9 @@ def test_reconcile_an_uploaded_listing_and_read_it(admin_client, inst):
     assert AuditEvent.objects.get(event="export").mrns == ["000456"]
     listing_page = admin_client.get(reverse("reports:reconcile-list")).content.decode()
     assert reverse("reports:reconcile-detail", args=[reconciliation.pk]) in listing_page
+    imports = admin_client.get(reverse("reports:reconcile-list"), {"_export": "xlsx"})
+    assert imports.status_code == 200 and imports.content[:2] == b"PK"
+    assert AuditEvent.objects.filter(event="export").count() == 2
 
 
 def test_reconcile_form_errors_are_one_line(admin_client, inst):
