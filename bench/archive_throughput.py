@@ -1,6 +1,6 @@
 """Archive throughput: PDAS against two baselines timed in the same run, on a loopback sshd.
 
-    .venv/bin/python bench/archive_throughput.py [--size 2.2G] [--patients 40]
+    .venv/bin/python bench/archive_throughput.py [--size 3.6G] [--patients 60]
 
 Generates a demo site (CT-like images), then archives the pending group's archivable patients:
   1. PDAS, zstd level 1 (the same codec and level as baseline A), to an SFTP target;
@@ -107,8 +107,10 @@ def run_pdas(pristine: Path, tps: Path, sshd, *, code: str, codec: str, level: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="2.2G", help="image bytes of the generated site (default 2.2G)")
-    parser.add_argument("--patients", type=int, default=40)
+    # Curation holds back the cast's flagged patients and other groups are never archived: 3.6 GB of
+    # images leaves a little over 2 GB archived.
+    parser.add_argument("--size", default="3.6G", help="image bytes of the generated site (default 3.6G)")
+    parser.add_argument("--patients", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -140,6 +142,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     mb = raw / 1e6
+    if raw < 2e9:
+        print(f"note: {mb:,.0f} MB archived, below the 2 GB the issue asks for; raise --size")
     print(f"{len(paths)} patients, {mb:,.0f} MB raw; zstd-1 {raw / packed_zstd:.2f}:1, "
           f"gzip-1 {raw / packed_default:.2f}:1 (sizes from PDAS's archives)")
     rows = [
