@@ -11,10 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
-from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
@@ -25,6 +23,7 @@ from django_tables2 import SingleTableMixin
 
 from archiver.models import Institution
 from audit.services import record_event
+from pdas.access import InstitutionScopedMixin, access_required, has_no_institution, limit_choices
 from pdas.exports import AuditedExportMixin
 from reports import selectors
 from reports.filters import ReconciliationEntryFilter, ReconciliationImportFilter
@@ -71,9 +70,10 @@ def page_table(table_class, rows: list[dict]) -> dict:
     }
 
 
-class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, TemplateView):
+class ReportView(InstitutionScopedMixin, AuditedExportMixin, TemplateView):
     """``?institution=CODE&period=month|quarter|year|custom&year=&month=&quarter=&first_day=&last_day=``;
-    ``&_export=csv|xlsx&table=figures|months|runs|reasons`` exports one table."""
+    ``&_export=csv|xlsx&table=figures|months|runs|reasons`` exports one table. Only the user's institutions
+    are offered; another institution's code is answered 404 (and audited), like every other page."""
 
     permission_required = REPORT_PERMISSION
     template_name = "reports/index.html"
@@ -91,15 +91,18 @@ class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin
 
     @cached_property
     def form(self) -> ReportForm:
-        """Bound to the query string over the defaults: the first institution, this month in its zone."""
+        """Bound to the query string over the defaults: the user's first institution, this month in its zone."""
         data = self.request.GET.copy()
-        code = data.get("institution") or Institution.objects.order_by("code").values_list("code", flat=True).first()
-        institution = Institution.objects.filter(code=code).first()
+        if data.get("institution"):
+            institution = self.get_scoped_object_or_404(Institution.objects.all(), code=data["institution"])
+        else:
+            institution = self.institutions().order_by("code").first()
         today = timezone.localdate(timezone=institution.zone) if institution else timezone.localdate()
-        for key, value in {"institution": code or "", **ReportForm.defaults(today)}.items():
+        for key, value in {"institution": institution.code if institution else "",
+                           **ReportForm.defaults(today)}.items():
             if not data.get(key):
                 data[key] = value
-        return ReportForm(data)
+        return self.limit_choices(ReportForm(data))
 
     @cached_property
     def report(self) -> selectors.Report | None:
@@ -137,7 +140,9 @@ class ReportView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(form=self.form, report=self.report, form_errors=self.form.error_lines())
+        offered = self.form.fields["institution"].queryset.exists()
+        context.update(form=self.form, report=self.report, form_errors=self.form.error_lines() if offered else [],
+                       no_access=not offered and has_no_institution(self.request.user))
         if self.report is not None and not self.is_export():
             context.update(
                 tables={name: page_table(REPORT_TABLES[name], rows) for name, rows in self.rows.items()},
@@ -159,8 +164,7 @@ class ReportPrintView(ReportView):
 # --- reconciliation ---------------------------------------------------------------------------------------------
 
 
-class ReconciliationListView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, SingleTableMixin,
-                             FilterView):
+class ReconciliationListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
     permission_required = "reports.view_reconciliationimport"
     table_class = ReconciliationImportTable
     filterset_class = ReconciliationImportFilter
@@ -170,19 +174,19 @@ class ReconciliationListView(LoginRequiredMixin, PermissionRequiredMixin, Audite
     paginate_by = 50
 
     def get_queryset(self):
-        return ReconciliationImport.objects.select_related("institution", "target").order_by("-imported_at", "-id")
+        return self.scoped(ReconciliationImport.objects.select_related("institution", "target")
+                           .order_by("-imported_at", "-id"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["reconcile_form"] = kwargs.get("reconcile_form") or ReconcileForm()
+        context["reconcile_form"] = self.limit_choices(ReconcileForm())
         return context
 
 
-@login_required
-@permission_required("reports.add_reconciliationimport", raise_exception=True)
+@access_required("reports.add_reconciliationimport")
 @require_POST
 def start_reconciliation(request):
-    form = ReconcileForm(request.POST, request.FILES)
+    form = limit_choices(ReconcileForm(request.POST, request.FILES), request.user)
     if not form.is_valid():
         for name, errors in form.errors.items():
             label = form.fields[name].label if name in form.fields else ""
@@ -201,8 +205,7 @@ def start_reconciliation(request):
     return redirect(result)
 
 
-class ReconciliationDetailView(LoginRequiredMixin, PermissionRequiredMixin, AuditedExportMixin, SingleTableMixin,
-                               FilterView):
+class ReconciliationDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
     permission_required = "reports.view_reconciliationimport"
     table_class = ReconciliationEntryTable
     filterset_class = ReconciliationEntryFilter
@@ -210,8 +213,8 @@ class ReconciliationDetailView(LoginRequiredMixin, PermissionRequiredMixin, Audi
     paginate_by = 200
 
     def get_queryset(self):
-        self.reconciliation = get_object_or_404(ReconciliationImport.objects.select_related("institution", "target"),
-                                                pk=self.kwargs["pk"])
+        self.reconciliation = self.get_scoped_object_or_404(
+            ReconciliationImport.objects.select_related("institution", "target"), pk=self.kwargs["pk"])
         return self.reconciliation.entries.order_by("outcome", "file_name", "id")
 
     def audit_institution(self) -> str:

@@ -6,15 +6,17 @@ import datetime as dt
 import io
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from archiver.models import Institution
 from audit.models import AuditEvent
+from pdas.roles import ARCHIVE_ADMIN, VIEWER
 from reports.models import ReconciliationImport
-from tests.factories import ArchiveFactory
+from reports.services.reconcile import import_listing
+from tests.factories import ArchiveFactory, make_user
 from tests.reports.factories import ArchiveRunFactory
 from tests.reports.site import MARCH_QUERY as MARCH
 from tests.reports.site import ZONE, add_day_of_work, at
@@ -25,12 +27,31 @@ pytestmark = pytest.mark.django_db
 def test_login_and_permission_are_required(client, inst):
     response = client.get(reverse("reports:index"))
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
-    user = User.objects.create_user("clerk", password="not-used-here-123")
-    client.force_login(user)
+    client.force_login(make_user("clerk", institutions=[inst]))
     assert client.get(reverse("reports:index")).status_code == 403
-    user.user_permissions.add(Permission.objects.get(codename="view_archive"))
-    client.force_login(User.objects.get(pk=user.pk))
-    assert client.get(reverse("reports:index")).status_code == 200
+    assert AuditEvent.objects.get(event="access.denied").detail["reason"] == "permission"
+    client.force_login(make_user("viewer", roles=[VIEWER], institutions=[inst]))
+    response = client.get(reverse("reports:index"))
+    assert response.status_code == 200 and response.context["report"].institution == inst
+
+
+def test_a_viewer_sees_only_the_institutions_they_are_a_member_of(client, inst):
+    other = Institution.objects.get(code="ZZZ")
+    client.force_login(make_user("viewer", roles=[VIEWER], institutions=[other]))
+    response = client.get(reverse("reports:index"))
+    assert response.context["report"].institution == other  # their first, not the first of all
+    assert [i.code for i in response.context["form"].fields["institution"].queryset] == ["ZZZ"]
+    assert client.get(reverse("reports:index"), MARCH).status_code == 404  # PUMCH: not theirs
+    denied = AuditEvent.objects.get(event="access.denied")
+    assert denied.institution == "PUMCH" and denied.detail["reason"] == "other institution"
+    assert client.get(reverse("reports:index"), {**MARCH, "_export": "csv"}).status_code == 404
+
+
+def test_a_user_of_no_institution_is_told_so(client, inst):
+    client.force_login(make_user("newcomer", roles=[VIEWER]))
+    response = client.get(reverse("reports:index"))
+    assert response.status_code == 200 and response.context["report"] is None
+    assert "not a member of any institution" in response.content.decode() and not response.context["form_errors"]
 
 
 def test_report_page_shows_the_figures_and_is_audited(admin_client, inst):
@@ -59,7 +80,6 @@ def test_default_is_the_current_month_of_the_first_institution(admin_client, ins
 
 @pytest.mark.parametrize(("query", "error"), [
     ({"month": "13"}, "Month: Select a valid choice. 13 is not one of the available choices."),
-    ({"institution": "NOPE"}, "Institution: Select a valid choice."),
     ({"period": "custom", "first_day": "2024-03-10", "last_day": "2024-03-01"},
      "The last day 2024-03-01 is before the first day 2024-03-10."),
     ({"period": "custom", "first_day": "2024-03-10"}, "A custom range needs both a first and a last day."),
@@ -187,7 +207,19 @@ def test_reconcile_form_errors_are_one_line(admin_client, inst):
     assert ReconciliationImport.objects.get().status == ReconciliationImport.Status.FAILED
 
 
-def test_reconcile_needs_its_permissions(client, inst):
-    client.force_login(User.objects.create_user("clerk", password="not-used-here-123"))
+def test_reconcile_needs_its_permissions_and_keeps_to_the_users_institutions(client, inst):
+    client.force_login(make_user("clerk", institutions=[inst]))
     assert client.get(reverse("reports:reconcile-list")).status_code == 403
     assert client.post(reverse("reports:reconcile-start"), {"institution": inst.pk}).status_code == 403
+    other = Institution.objects.get(code="ZZZ")
+    theirs = import_listing(institution=other, data=b"name,size\nx.tar.gz,1\n", listing_name="l.csv", actor="qa")
+    client.force_login(make_user("viewer", roles=[VIEWER], institutions=[inst]))
+    assert client.get(reverse("reports:reconcile-list")).context["table"].rows.data.data.count() == 0
+    assert client.get(reverse("reports:reconcile-detail", args=[theirs.pk])).status_code == 404
+    assert client.post(reverse("reports:reconcile-start"), {"institution": inst.pk}).status_code == 403  # viewer
+    client.force_login(make_user("admin", roles=[ARCHIVE_ADMIN], institutions=[inst]))
+    listing = SimpleUploadedFile("old.csv", b"name,size\nx.tar.gz,1\n")
+    response = client.post(reverse("reports:reconcile-start"), {"institution": other.pk, "listing": listing},
+                           follow=True)
+    assert "Institution: Select a valid choice." in response.content.decode()  # another institution's: refused
+    assert ReconciliationImport.objects.count() == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from archiver.models import Institution, StorageTarget
-from pdas.commands import Findings, PdasCommand
+from pdas.commands import Findings, PdasCommand, cli_actor
 from reports.models import ReconciliationImport
 from reports.services.reconcile import import_listing, reconcile_target
 
@@ -60,9 +60,9 @@ class Command(PdasCommand):
             except OSError as exc:
                 raise CommandError(f"--listing {listing}: {exc.strerror}", returncode=2) from None
             result = import_listing(institution=inst, data=data, listing_name=Path(listing).name, target=storage,
-                                    actor="reconcile")
+                                    actor=cli_actor())
         else:
-            result = reconcile_target(institution=inst, target=storage, actor="reconcile")
+            result = reconcile_target(institution=inst, target=storage, actor=cli_actor())
         if result.status != ReconciliationImport.Status.DONE:
             raise CommandError(f"reconciliation {result.pk} failed: {result.error}", returncode=2)
         data = reconciliation_json(result)
