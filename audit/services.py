@@ -71,12 +71,6 @@ def record_event(
         return row
 
 
-def first_broken_event() -> tuple[int | None, str]:
-    """Walk the chain; return (id, reason) of the first row that breaks it, or (None, '')."""
-    report = verify_chain()
-    return report.broken_id, report.reason
-
-
 @dataclass(frozen=True)
 class ChainReport:
     """What a walk of the chain found. ``broken_id`` None: every row checks out. ``head_id``/``head_hash``
@@ -90,17 +84,25 @@ class ChainReport:
 
 
 def verify_chain() -> ChainReport:
-    """Recompute every row's hash in id order and check each links to the one before."""
-    previous, checked, head_id = GENESIS_HASH, 0, None
+    """Recompute every row's hash in id order and check that each links to the one before.
+
+    An edited row fails its own hash. A deleted row leaves the next row linking to a hash that is not
+    there. An inserted row may carry a valid hash and link, but the row after it still links to the row
+    before it: that names the inserted row.
+    """
+    previous, before_previous, checked, head_id = GENESIS_HASH, None, 0, None
     for row in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         if row.prev_hash != previous:
+            if row.prev_hash == before_previous:
+                return ChainReport(checked, head_id, f"it was inserted: row {row.id} after it links to the row "
+                                                     "before it", head_id, previous)
             before = f"row {head_id}" if head_id is not None else "the start of the log"
-            return ChainReport(checked, row.id, f"it does not link to {before} (a row between was deleted or "
-                                                "inserted, or one before it edited and re-hashed)", head_id, previous)
+            return ChainReport(checked, row.id, f"it does not link to {before}: a row between was deleted, or "
+                                                "one before it edited and re-hashed", head_id, previous)
         if row.compute_hash() != row.hash:
-            return ChainReport(checked, row.id, "its hash does not match its content (the row was edited)",
+            return ChainReport(checked, row.id, "its hash does not match its content: the row was edited",
                                head_id, previous)
-        previous, checked, head_id = row.hash, checked + 1, row.id
+        before_previous, previous, checked, head_id = previous, row.hash, checked + 1, row.id
     return ChainReport(checked, head_id=head_id, head_hash=previous)
 
 
