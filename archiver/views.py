@@ -7,6 +7,7 @@ institutions than the user's are absent (404)."""
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 
 from django.conf import settings
 from django.contrib import messages
@@ -27,6 +28,7 @@ from archiver.services import archiving
 from archiver.services import restore as restore_service
 from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
 from archiver.tps.base import TpsError
+from audit.services import record_event, record_event_per_institution
 from pdas.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
 from pdas.exports import AuditedExportMixin
 
@@ -72,6 +74,10 @@ class ArchiveRunDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTab
         context = super().get_context_data(**kwargs)
         context["run"] = self.run
         context["counts"] = selectors.run_result_counts(run=self.run)
+        if not self.is_export():
+            shown = [row.record.patient.mrn for row in context["table"].paginated_rows]
+            record_event(actor=self.request.user, event="archiverun.view", institution=self.run.institution.code,
+                         mrns=shown, obj=self.run, detail={"query": self.request.GET.urlencode(), "rows": len(shown)})
         return context
 
 
@@ -139,7 +145,14 @@ class RestoreView(InstitutionScopedMixin, TemplateView):
             table.can_restore = self.request.user.has_perm("archiver.restore_patient")
             context.update(candidates=candidates, table=table, institution=institution,
                            patients=len({c.identity for c in candidates}))
-        context["recent"] = RestoreRecordTable(self.scoped(selectors.recent_restores())[:20])
+        recent = list(self.scoped(selectors.recent_restores())[:20])
+        context["recent"] = RestoreRecordTable(recent)
+        if recent:  # the list names patients (MRN, archive)
+            shown: dict[str, set[str]] = defaultdict(set)
+            for record in recent:
+                shown[record.institution.code].add(record.archive.mrn)
+            record_event_per_institution(actor=self.request.user, event="restore.view", mrns_by_institution=shown,
+                                         detail={"page": "recent restores", "rows": len(recent)})
         return context
 
 
@@ -173,7 +186,11 @@ class RestoreDetailView(InstitutionScopedMixin, DetailView):
     context_object_name = "record"
 
     def get_object(self, queryset=None):
-        return self.get_scoped_object_or_404(selectors.recent_restores(), pk=self.kwargs["pk"])
+        record = self.get_scoped_object_or_404(selectors.recent_restores(), pk=self.kwargs["pk"])
+        # The page polls restore_status for progress: that poll is not a new read and is not logged.
+        record_event(actor=self.request.user, event="restore.view", institution=record.institution.code,
+                     mrns=[record.archive.mrn], obj=record, detail={"archive": record.archive.name})
+        return record
 
 
 @access_required("archiver.view_restorerecord")
