@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from archiver.models import ArchiveRun, Institution, PatientArchiveTask
 from archiver.services import archiving
 from archiver.tps.base import TpsError
-from pdas.commands import Findings, PdasCommand
+from pdas.commands import Findings, PdasCommand, cli_actor
 
 
 class Command(PdasCommand):
@@ -28,7 +28,7 @@ class Command(PdasCommand):
         except Institution.DoesNotExist:
             raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
         try:
-            run = archiving.prepare_archive_run(institution=inst, actor="archive-command")
+            run = archiving.prepare_archive_run(institution=inst, actor=cli_actor())
         except TpsError as exc:
             raise CommandError(f"TPS of {inst.code} cannot be read: {exc}", returncode=2) from None
         if settings.CELERY_TASK_ALWAYS_EAGER:

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from archiver.services.site_config import SiteConfigError, load_site_config
-from pdas.commands import PdasCommand
+from pdas.commands import PdasCommand, cli_actor
 
 
 class Command(PdasCommand):
@@ -20,7 +20,7 @@ class Command(PdasCommand):
 
     def handle(self, *args, file: Path, as_json: bool = False, **options):
         try:
-            report = load_site_config(path=file, actor=None)
+            report = load_site_config(path=file, actor=cli_actor())
         except SiteConfigError as exc:
             raise CommandError(str(exc), returncode=2) from None
         if as_json:

@@ -13,7 +13,7 @@ from archiver.models import Institution
 from archiver.tps.base import TpsError
 from curation.selectors import run_findings
 from curation.services.curate import curate_institution
-from pdas.commands import Findings, PdasCommand
+from pdas.commands import Findings, PdasCommand, cli_actor
 
 
 class Command(PdasCommand):
@@ -30,7 +30,7 @@ class Command(PdasCommand):
         except Institution.DoesNotExist:
             raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
         try:
-            run = curate_institution(institution=inst, actor="curate-command")
+            run = curate_institution(institution=inst, actor=cli_actor())
         except TpsError as exc:
             raise CommandError(f"TPS of {inst.code} cannot be read: {exc}", returncode=2) from None
         findings = list(run_findings(run=run))

@@ -14,6 +14,7 @@ from django.utils import timezone
 from archiver.models import Institution
 from lossdetect.models import LossScan
 from lossdetect.services.scan import run_loss_scan
+from pdas.commands import cli_actor
 
 
 def _date(option: str, text: str) -> dt.date:
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         except Institution.DoesNotExist:
             raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
         scan = run_loss_scan(institution=inst, window_from=start, window_to=end, trigger=LossScan.Trigger.MANUAL,
-                             actor="scan_losses", refresh_tps=not no_refresh)
+                             actor=cli_actor(), refresh_tps=not no_refresh)
         data = scan_json(scan)
         if json:
             self.stdout.write(_dumps(data))
