@@ -136,6 +136,10 @@ AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# Reverse proxies in front of PDAS (each appends to X-Forwarded-For): the client address is read
+# through them for lockouts and the audit log (pdas/client.py). 0: use REMOTE_ADDR.
+PDAS_PROXY_COUNT = env.integer("PDAS_PROXY_COUNT", 1 if PRODUCTION else 0)
+AXES_CLIENT_IP_CALLABLE = "pdas.client.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -11,12 +11,13 @@ from django.dispatch import receiver
 
 from audit.models import AuditEvent
 from audit.services import record_event
+from pdas.client import client_address
 
 
 def _client(request) -> dict:
     if request is None:
         return {}
-    return {"ip": request.META.get("REMOTE_ADDR", ""), "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200]}
+    return {"ip": client_address(request), "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200]}
 
 
 @receiver(user_logged_in, dispatch_uid="pdas.audit.login")
@@ -40,6 +41,6 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
 
 @receiver(user_locked_out, dispatch_uid="pdas.audit.lockout")
 def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
-    """django-axes locked a user name after too many failures (settings.AXES_*)."""
+    """django-axes locked a user name or an address after too many failures (settings.AXES_*)."""
     record_event(actor="anonymous", event="auth.lockout", outcome=AuditEvent.Outcome.DENIED,
-                 detail={"username": username or "", **_client(request), "ip": ip_address or ""})
+                 detail={"username": username or "", **_client(request)})

@@ -77,6 +77,21 @@ def test_lockout_after_repeated_failures_is_audited_and_holds_for_the_right_pass
 
 
 @pytest.mark.django_db
+def test_behind_a_proxy_each_client_address_is_locked_on_its_own(client, settings):
+    settings.PDAS_PROXY_COUNT = 1
+    make_user("physicist", password=PASSWORD)
+    url = reverse("login")
+    for n in range(settings.AXES_FAILURE_LIMIT):  # a password sprayed over names from one workstation
+        client.post(url, {"username": f"guess{n}", "password": "x"}, HTTP_X_FORWARDED_FOR="forged, 10.0.0.7")
+
+    from_there = client.post(url, {"username": "physicist", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="10.0.0.7")
+    elsewhere = client.post(url, {"username": "physicist", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="10.0.0.8")
+
+    assert (from_there.status_code, elsewhere.status_code) == (429, 302)
+    assert AuditEvent.objects.filter(event="auth.lockout").first().detail["ip"] == "10.0.0.7"
+
+
+@pytest.mark.django_db
 def test_the_admin_login_is_locked_out_too(client, settings):
     make_user("root", password=PASSWORD, is_staff=True, is_superuser=True)
     url = reverse("admin:login")
