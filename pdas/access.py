@@ -33,18 +33,18 @@ from audit.models import AuditEvent
 from audit.services import record_event
 
 
-def _is_member_user(user) -> bool:
+def _active_login(user) -> bool:
     return user is not None and user.is_authenticated and user.is_active
 
 
 def sees_everything(user) -> bool:
     """Superusers are not limited to institutions (they also manage the memberships)."""
-    return _is_member_user(user) and user.is_superuser
+    return _active_login(user) and user.is_superuser
 
 
 def institutions_for(user) -> QuerySet[Institution]:
     """The institutions whose data ``user`` may see (none for anonymous or inactive users)."""
-    if not _is_member_user(user):
+    if not _active_login(user):
         return Institution.objects.none()
     if user.is_superuser:
         return Institution.objects.all()
