@@ -227,8 +227,11 @@ def _set(task: PatientArchiveTask, **fields) -> None:
 
 
 def _finish(task: PatientArchiveTask, result: str, reason: str = "") -> PatientArchiveTask:
-    _set(task, result=result, reason=reason[:2000], finished_at=timezone.now(),
-         step=Step.DONE if result == Result.PASS else task.step)
+    fields = {"result": result, "reason": reason[:2000], "finished_at": timezone.now(),
+              "step": Step.DONE if result == Result.PASS else task.step}
+    if result == Result.PASS:
+        fields["bytes_done"] = task.bytes_total  # the bar ends full; partial counts are a step's own
+    _set(task, **fields)
     return task
 
 
@@ -283,7 +286,7 @@ def _archive_claimed(ctx: _Context) -> PatientArchiveTask:
             return _finish(task, Result.ERROR, "no enabled storage target; originals kept")
         _set(task, step=Step.UPLOADING, bytes_done=0)
         for target in targets:
-            _copy_to_target(ctx, archive, packed, target)
+            _copy_to_target(ctx, archive, packed, target, share=1 / len(targets))
             _renew(ctx)
 
         _set(task, step=Step.VERIFYING)
@@ -416,14 +419,20 @@ def _free_name(institution: Institution, info) -> str:
 # --- copying and verifying ------------------------------------------------------------------------------
 
 
-def _copy_to_target(ctx: _Context, archive: Archive, packed, target: StorageTarget) -> None:
+def _copy_to_target(ctx: _Context, archive: Archive, packed, target: StorageTarget, *, share: float = 1.0) -> None:
+    """Upload and verify one copy; ``share`` is this target's part of the upload step's progress bar."""
     copy = archive.copies.filter(target=target).first()
     if copy is not None and copy.status == ArchiveCopy.Status.VERIFIED:
         return
     if packed is None:
         raise StorageError(f"packed file of {archive.name} is gone and {target.name} has no verified copy")
 
-    progress = _Progress(ctx.task.pk)
+    # The bar counts raw bytes (the patient's size); the upload sends compressed ones.
+    scale = share * (archive.raw_bytes or archive.size or 1) / max(archive.size or 1, 1)
+    count = _Progress(ctx.task.pk)
+
+    def progress(n: int) -> None:
+        count(int(n * scale))
 
     def chunks():
         for index, chunk in enumerate(packed.iter_chunks()):
@@ -433,7 +442,7 @@ def _copy_to_target(ctx: _Context, archive: Archive, packed, target: StorageTarg
 
     with open_target(target) as backend:
         copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend, progress=progress)
-        progress.flush()
+        count.flush()
         check = verify_copy(copy=copy, backend=backend)
     record_event(actor=ctx.worker, event="archive.transfer", institution=ctx.institution.code, mrns=[archive.mrn],
                  obj=copy, outcome="ok" if check.outcome == "pass" else "failed",

@@ -225,3 +225,25 @@ def test_patients_are_archived_concurrently_in_the_embedded_mode(site, settings)
     assert len(workers) == 2, workers  # each patient had its own claim holder
     for task in run.tasks.all():
         assert task.bytes_done >= task.bytes_total > 0
+
+
+def test_upload_progress_counts_raw_bytes_across_all_targets(site, monkeypatch):
+    seen = []
+    real_verify = archiving.verify_copy
+
+    def verify_and_look(*, copy, backend):
+        task = PatientArchiveTask.objects.get(archive=copy.archive)
+        seen.append((copy.target.name, task.bytes_done, copy.archive.raw_bytes))
+        return real_verify(copy=copy, backend=backend)
+
+    monkeypatch.setattr(archiving, "verify_copy", verify_and_look)
+    run = _run(site["inst"])
+    assert {t.result for t in run.tasks.all()} == {"pass"}
+    by_archive = {}
+    for target, done, raw in seen:
+        by_archive.setdefault(raw, []).append(done / raw)
+    for fractions in by_archive.values():
+        # After the first of two targets the bar is half full, after the second full (raw, not compressed, bytes).
+        assert fractions[0] == pytest.approx(0.5, abs=0.02) and fractions[1] == pytest.approx(1.0, abs=0.02)
+    for task in run.tasks.all():
+        assert task.bytes_done == task.bytes_total
