@@ -12,6 +12,12 @@ def _sync_roles(sender, using="default", **kwargs) -> None:
     sync_roles(using=using)
 
 
+def _default_schedules(sender, using="default", **kwargs) -> None:
+    from pdas.schedules import ensure_default_schedules
+
+    ensure_default_schedules(using=using)
+
+
 class PdasConfig(AppConfig):
     name = "pdas"
     verbose_name = "PDAS"
@@ -21,3 +27,5 @@ class PdasConfig(AppConfig):
 
         # After the other apps' own post_migrate work: sync_roles creates whatever permissions it needs.
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="pdas-sync-roles")
+        # The periodic tasks' default beat entries (pdas/schedules.py).
+        post_migrate.connect(_default_schedules, sender=self, dispatch_uid="pdas-default-schedules")

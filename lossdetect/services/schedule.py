@@ -57,22 +57,7 @@ def start_scheduled_scans(*, now: dt.datetime | None = None) -> list[LossScan]:
 
 
 def ensure_default_schedule(*, using: str = "default") -> bool:
-    """Create the default weekly beat entry unless one for the task exists; True when created.
+    """Create the weekly scan's beat entry unless one exists (all defaults: ``pdas/schedules.py``)."""
+    from pdas.schedules import ensure_default_schedules
 
-    An entry the admin edited or disabled is left alone (to stop the weekly scan, disable it:
-    a deleted entry comes back at the next ``migrate``).
-    """
-    from django.db import connections
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
-
-    if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
-        return False  # ``migrate`` of a single app that ran before django-celery-beat's tables exist
-    if PeriodicTask.objects.using(using).filter(task=SCHEDULED_TASK).exists():
-        return False
-    crontab, _ = CrontabSchedule.objects.using(using).get_or_create(
-        minute="0", hour="6", day_of_week="1", day_of_month="*", month_of_year="*", timezone=settings.TIME_ZONE)
-    PeriodicTask.objects.using(using).create(
-        name=SCHEDULE_NAME, task=SCHEDULED_TASK, crontab=crontab,
-        description="Scans the previous Monday..Sunday of every institution with an R&V source.",
-    )
-    return True
+    return SCHEDULE_NAME in ensure_default_schedules(using=using)

@@ -1,0 +1,52 @@
+"""Every periodic task of PDAS, declared once.
+
+The entries are created in django-celery-beat's tables after ``migrate`` (so the admin can edit,
+disable or re-time them); an existing entry for a task is never touched, and a deleted one comes
+back at the next ``migrate`` — disable an entry to stop it. Times are ``settings.TIME_ZONE``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class DefaultSchedule:
+    name: str
+    task: str
+    minute: str
+    hour: str
+    day_of_week: str
+    description: str
+
+
+DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
+    # Monday 06:00: last Monday..Sunday's first deliveries checked against the TPS and the archives.
+    DefaultSchedule("Weekly loss scan (previous Monday to Sunday)", "lossdetect.tasks.run_scheduled_scans",
+                    "0", "6", "1", "Scans the previous Monday..Sunday of every institution with an R&V source."),
+    # Every night 03:00: originals whose quarantine retention ran out are deleted (only while their
+    # archive is still verified).
+    DefaultSchedule("Nightly quarantine purge", "archiver.tasks.purge_quarantine_task",
+                    "0", "3", "*", "Deletes quarantined originals past their retention; their archive stays."),
+)
+
+
+def ensure_default_schedules(*, using: str = "default") -> list[str]:
+    """Create the missing default entries; returns the names created."""
+    from django.db import connections
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
+        return []  # ``migrate`` of a single app that ran before django-celery-beat's tables exist
+    created = []
+    for entry in DEFAULT_SCHEDULES:
+        if PeriodicTask.objects.using(using).filter(task=entry.task).exists():
+            continue
+        crontab, _ = CrontabSchedule.objects.using(using).get_or_create(
+            minute=entry.minute, hour=entry.hour, day_of_week=entry.day_of_week, day_of_month="*",
+            month_of_year="*", timezone=settings.TIME_ZONE)
+        PeriodicTask.objects.using(using).create(name=entry.name, task=entry.task, crontab=crontab,
+                                                 description=entry.description)
+        created.append(entry.name)
+    return created

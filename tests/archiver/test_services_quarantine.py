@@ -1,0 +1,78 @@
+"""The quarantine: removed originals wait out their retention, then the nightly purge deletes them."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from archiver.models import Archive, QuarantinedPatient
+from archiver.services import archiving
+from archiver.services.quarantine import purge_quarantine
+from archiver.services.tps_sync import sync_institution
+from archiver.tasks import purge_quarantine_task
+from archiver.tps.local import LocalTpsSource
+from audit.models import AuditEvent
+from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from tests.factories import InstitutionFactory, StorageTargetFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def quarantined(tmp_path):
+    from curation.services.curate import curate_institution
+
+    root = tmp_path / "Patients"
+    paths = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[plan(0, "PLAN")]) for n in (1, 2)]
+    write_institution_file(root, [institution(1, "ToArchive", paths)])
+    inst = InstitutionFactory(code="Q", tps_url=f"file://{root}", quarantine_days=30)
+    (tmp_path / "array").mkdir()
+    StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")
+    sync_institution(institution=inst, actor="t")
+    curate_institution(institution=inst, actor="t", refresh_tps=False)
+    run = archiving.run_in_process(run=archiving.create_archive_run(institution=inst, actor="t"))
+    assert {t.result for t in run.tasks.all()} == {"pass"}
+    return inst, root
+
+
+def test_nothing_is_purged_before_the_retention_ends(quarantined):
+    inst, root = quarantined
+    with LocalTpsSource(root) as source:
+        assert purge_quarantine(institution=inst, source=source, actor="t",
+                                now=timezone.now() + dt.timedelta(days=29)) == 0
+    for row in QuarantinedPatient.objects.all():
+        assert (root / row.quarantine_path / "Patient").is_file() and row.purged_at is None
+
+
+def test_purge_after_retention_deletes_and_audits(quarantined):
+    inst, root = quarantined
+    with LocalTpsSource(root) as source:
+        assert purge_quarantine(institution=inst, source=source, actor="scheduler",
+                                now=timezone.now() + dt.timedelta(days=31)) == 2
+    for row in QuarantinedPatient.objects.all():
+        assert not (root / row.quarantine_path).exists() and row.purged_at is not None
+    assert sorted(m for e in AuditEvent.objects.filter(event="quarantine.purge") for m in e.mrns) == ["001", "002"]
+    assert Archive.objects.filter(status=Archive.Status.VERIFIED).count() == 2  # the archives stay
+
+
+def test_originals_of_an_archive_no_longer_verified_are_kept(quarantined):
+    inst, root = quarantined
+    Archive.objects.filter(mrn="001").update(status=Archive.Status.FAILED)
+    with LocalTpsSource(root) as source:
+        assert purge_quarantine(institution=inst, source=source, actor="t",
+                                now=timezone.now() + dt.timedelta(days=31)) == 1
+    kept = QuarantinedPatient.objects.get(archive__mrn="001")
+    assert kept.purged_at is None and (root / kept.quarantine_path / "Patient").is_file()
+
+
+def test_the_nightly_task_purges_every_institution(quarantined, monkeypatch):
+    inst, root = quarantined
+    QuarantinedPatient.objects.update(purge_after=timezone.now() - dt.timedelta(minutes=1))
+    assert purge_quarantine_task.apply().get() == 2
+
+
+def test_both_periodic_tasks_are_scheduled_after_migrate():
+    tasks = set(PeriodicTask.objects.values_list("task", flat=True))
+    assert {"archiver.tasks.purge_quarantine_task", "lossdetect.tasks.run_scheduled_scans"} <= tasks
