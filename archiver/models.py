@@ -58,6 +58,11 @@ class Institution(models.Model):
     pack_script = models.CharField(
         max_length=500, blank=True, help_text=_("Site pack script on the TPS host; blank: PDAS's own")
     )
+    worker_queue = models.CharField(
+        max_length=100, blank=True,
+        help_text=_("Celery queue of this institution's archiving tasks, e.g. served by a worker on the TPS "
+                    "host (celery -A pdas worker -Q NAME); blank: the default queue"),
+    )
     quarantine_dir = models.CharField(
         max_length=500, blank=True, help_text=_("Where removed originals wait; blank: <tps_root>/.pdas-quarantine")
     )

@@ -130,7 +130,11 @@ def enqueue_run(*, run: ArchiveRun) -> None:
 
     start_run(run=run)
     task_ids = list(run.tasks.filter(result=Result.PENDING).values_list("pk", flat=True))
-    transaction.on_commit(lambda: [archive_patient_task.delay(task_id) for task_id in task_ids])
+    # An institution may send its patients to a worker running on its TPS host, where packing reads
+    # local disks (Institution.worker_queue); otherwise Celery's default queue.
+    queue = run.institution.worker_queue or None
+    transaction.on_commit(lambda: [archive_patient_task.apply_async(args=[task_id], queue=queue)
+                                   for task_id in task_ids])
 
 
 def run_in_process(*, run: ArchiveRun, attempts: int = 3, backoff_seconds: float | None = None,

@@ -21,8 +21,25 @@ from audit.services import record_event
 DEFAULT_DIR = ".pdas-quarantine"
 
 
+def quarantine_relative_to_root(folder: str, tps_url: str) -> str | None:
+    """``folder`` (absolute on the TPS host) relative to the TPS root, or None when it lies outside."""
+    from urllib.parse import unquote, urlsplit
+
+    root = posixpath.normpath(unquote(urlsplit(tps_url).path) or "/")
+    folder = posixpath.normpath(folder)
+    if not folder.startswith(root.rstrip("/") + "/"):
+        return None
+    return posixpath.relpath(folder, root)
+
+
 def quarantine_root(institution: Institution) -> str:
-    return clean_relpath(institution.quarantine_dir or DEFAULT_DIR)
+    """The quarantine folder relative to the TPS root (``quarantine_dir`` is absolute, inside the root)."""
+    if not institution.quarantine_dir:
+        return DEFAULT_DIR
+    relative = quarantine_relative_to_root(institution.quarantine_dir, institution.tps_url)
+    if relative is None:
+        raise TpsError(f"quarantine_dir {institution.quarantine_dir} is not inside the TPS root; originals kept")
+    return clean_relpath(relative)
 
 
 def quarantine_patient(*, institution: Institution, source: TpsSource, patient: TpsPatient, archive: Archive,

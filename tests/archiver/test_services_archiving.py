@@ -247,3 +247,17 @@ def test_upload_progress_counts_raw_bytes_across_all_targets(site, monkeypatch):
         assert fractions[0] == pytest.approx(0.5, abs=0.02) and fractions[1] == pytest.approx(1.0, abs=0.02)
     for task in run.tasks.all():
         assert task.bytes_done == task.bytes_total
+
+
+def test_runs_are_queued_to_the_institutions_worker_queue(site, monkeypatch, django_capture_on_commit_callbacks):
+    from archiver.tasks import archive_patient_task
+
+    sent = []
+    monkeypatch.setattr(archive_patient_task, "apply_async", lambda args, queue=None: sent.append((args, queue)))
+    site["inst"].worker_queue = "tps-pumch"
+    site["inst"].save()
+    run = archiving.create_archive_run(institution=site["inst"], actor="tester")
+    with django_capture_on_commit_callbacks(execute=True):
+        archiving.enqueue_run(run=run)
+    assert sorted(a[0] for a, _ in sent) == sorted(run.tasks.values_list("pk", flat=True))
+    assert {queue for _, queue in sent} == {"tps-pumch"}

@@ -76,3 +76,16 @@ def test_the_nightly_task_purges_every_institution(quarantined, monkeypatch):
 def test_both_periodic_tasks_are_scheduled_after_migrate():
     tasks = set(PeriodicTask.objects.values_list("task", flat=True))
     assert {"archiver.tasks.purge_quarantine_task", "lossdetect.tasks.run_scheduled_scans"} <= tasks
+
+
+def test_a_configured_quarantine_inside_the_root_is_used(tmp_path):
+    from archiver.services.quarantine import quarantine_root
+
+    inst = InstitutionFactory(code="QD", tps_url=f"file://{tmp_path}/Patients",
+                              quarantine_dir=f"{tmp_path}/Patients/.held")
+    assert quarantine_root(inst) == ".held"
+    inst.quarantine_dir = "/elsewhere"
+    from archiver.tps.base import TpsError
+
+    with pytest.raises(TpsError, match="not inside the TPS root"):
+        quarantine_root(inst)

@@ -92,8 +92,9 @@ time_zone = "Asia/Shanghai"
 codec = "zstd"
 codec_level = 19
 pack_script = "/usr/local/bin/pdas-pack"
-quarantine_dir = "/data/quarantine"
+quarantine_dir = "/usr/local/adacnew/Patients/.quarantine"
 quarantine_days = 60
+worker_queue = "tps-host"
 mrn_pattern = "^[0-9]{{6,10}}$"
 notify_emails = ["physics@example.org"]
 """
@@ -111,6 +112,8 @@ notify_emails = ["physics@example.org"]
     assert (institution.codec, institution.codec_level, institution.time_zone) == ("zstd", 19, "Asia/Shanghai")
     assert institution.mrn_pattern == "^[0-9]{6,10}$"
     assert institution.notify_emails == ["physics@example.org"]
+    assert (institution.quarantine_dir, institution.worker_queue) == ("/usr/local/adacnew/Patients/.quarantine",
+                                                                      "tps-host")
     target = StorageTarget.objects.get()
     assert (target.key_file, target.priority, target.enabled) == (str(key_file), 3, False)
 
@@ -179,3 +182,11 @@ def test_row_rules_for_the_admin_skip_checks_of_this_machine():
     assert [field for field, _ in storage_problems(values)] == ["password_env", "known_hosts"]
     assert institution_problems({"tps_url": "file://relative/Patients", "pending_group": "A"},
                                 check_local=False)[0][0] == "tps_url"
+
+
+def test_quarantine_outside_the_tps_root_is_refused(site_toml):
+    path = site_toml.write({'pending_group = "': 'quarantine_dir = "/data/quarantine"\npending_group = "'})
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path=path)
+    assert "quarantine_dir" in str(err.value) and "inside the TPS root" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1

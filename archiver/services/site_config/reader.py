@@ -49,6 +49,7 @@ INSTITUTION_KEYS = {
         Key("codec", "codec", "str"),
         Key("codec_level", "codec_level", "int"),
         Key("pack_script", "pack_script", "str"),
+        Key("worker_queue", "worker_queue", "str"),
         Key("quarantine_dir", "quarantine_dir", "str"),
         Key("quarantine_days", "quarantine_days", "int"),
         Key("mrn_pattern", "mrn_pattern", "str"),

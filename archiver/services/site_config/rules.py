@@ -189,6 +189,13 @@ def institution_problems(values: dict[str, Any], *, check_local: bool = True) ->
     for field_name in ("pack_script", "quarantine_dir"):
         if values.get(field_name) and not values[field_name].startswith("/"):
             problems.append((field_name, f"{values[field_name]}: give an absolute path on the TPS host"))
+    quarantine = values.get("quarantine_dir", "")
+    if quarantine.startswith("/") and values.get("tps_url"):
+        from archiver.services.quarantine import quarantine_relative_to_root
+
+        if quarantine_relative_to_root(quarantine, values["tps_url"]) is None:
+            problems.append(("quarantine_dir", f"{quarantine}: must be a folder inside the TPS root, so that "
+                                               "removing originals is a rename on one file system"))
     if values.get("time_zone"):
         try:
             ZoneInfo(values["time_zone"])
