@@ -102,13 +102,17 @@ def test_archives_verifies_and_quarantines_only_archivable_patients(site):
     assert removed_mrns == ["000123", "000124"]
 
 
-def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch):
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
+def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch, damage):
     real_upload = FileStorage.upload
 
     def corrupting_upload(self, name, chunks, *, progress=None):
         if name.endswith(".tar.gz") and "array-2" in self.url:
             data = bytearray(b"".join(chunks))
-            data[len(data) // 2] ^= 0x01
+            if damage == "flipped byte":
+                data[len(data) // 2] ^= 0x01
+            else:
+                del data[len(data) // 2:]  # the tail never arrived, yet the upload "succeeded"
             chunks = [bytes(data)]
         return real_upload(self, name, chunks, progress=progress)
 
@@ -119,6 +123,7 @@ def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch):
         assert "array-2" in task.reason and "originals kept" in task.reason
         assert (site["root"] / task.patient.tps_path / "Patient").is_file()
     assert ArchiveCopy.objects.filter(status=ArchiveCopy.Status.CORRUPT).count() == 2
+    assert ArchiveCopy.objects.filter(status=ArchiveCopy.Status.VERIFIED).count() == 2  # array-1 is fine
     assert not QuarantinedPatient.objects.exists()
 
 
