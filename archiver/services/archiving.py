@@ -9,11 +9,11 @@ keeps the originals. Every step can be repeated: a rerun after a crash reuses wh
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.db import transaction
 from django.db.models import F
@@ -353,10 +353,6 @@ def _renew(ctx: _Context) -> None:
 # --- packing ----------------------------------------------------------------------------------------
 
 
-def _work_dir(tps) -> Path:
-    return Path(tps.host_path(WORK_DIR))
-
-
 def _packed_archive(ctx: _Context, tps, info, read_institution_headers):
     """The Archive row and its packed file: reused when a previous attempt packed these very files."""
     from archiver.packing.packed import find_packed, pack
@@ -463,10 +459,11 @@ def _verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list
     if packed is not None:
         with packed.open() as stream:
             listing = inspect_archive(stream, archive.codec)
-        problems += listing.problems + compare_with_manifest(listing)
-        manifest = listing.manifest
     else:
-        manifest = archive.manifest
+        # An earlier attempt's packed file is gone: read the archive back from a verified copy.
+        listing = _inspect_stored_copy(archive)
+    problems += listing.problems + compare_with_manifest(listing)
+    manifest = listing.manifest or archive.manifest
     packed_plans = sorted((p["plan_id"], p["name"]) for p in manifest.get("plans", []))
     tps_plans = sorted((p.plan_id, p.name) for p in info.plans)
     if packed_plans != tps_plans:
@@ -476,6 +473,38 @@ def _verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list
     if tps_files != manifest_files:
         problems.append("files in the manifest differ from the patient's files in the TPS")
     return problems
+
+
+def _inspect_stored_copy(archive: Archive):
+    """List and hash the archive as stored on the first target holding a verified copy."""
+    from archiver.packing.inspect import ArchiveListing
+
+    for copy in archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).select_related("target"):
+        with open_target(copy.target) as backend:
+            stream = io.BufferedReader(_ChunkStream(backend.read_chunks(archive.name)), buffer_size=1 << 20)
+            return inspect_archive(stream, archive.codec)
+    return ArchiveListing(problems=["no verified copy to read the archive back from"])
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw readable stream over an iterator of chunks (a target's read_chunks)."""
+
+    def __init__(self, chunks):
+        super().__init__()
+        self._chunks, self._buffer = iter(chunks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n], self._buffer = self._buffer[:n], self._buffer[n:]
+        return n
 
 
 def _finish_interrupted_removal(ctx: _Context, tps) -> PatientArchiveTask | None:

@@ -266,3 +266,31 @@ def test_runs_are_queued_to_the_institutions_worker_queue(site, monkeypatch, dja
         archiving.enqueue_run(run=run)
     assert sorted(a[0] for a, _ in sent) == sorted(run.tasks.values_list("pk", flat=True))
     assert {queue for _, queue in sent} == {"tps-pumch"}
+
+
+def test_a_rerun_without_the_packed_file_reads_the_archive_back_from_a_target(site, monkeypatch):
+    """Copies verified, then a crash before removal and the work folder lost: the rerun still reads
+    the archive back against its manifest (from a target) before any original moves."""
+    import shutil
+
+    from archiver.services import quarantine as quarantine_module
+
+    real_quarantine = archiving.quarantine_patient
+    monkeypatch.setattr(archiving, "quarantine_patient",
+                        lambda **kwargs: (_ for _ in ()).throw(SystemExit("killed before removal")))
+    with pytest.raises(SystemExit):
+        _run(site["inst"])
+    assert (site["root"] / site["ready"]).is_dir()
+    shutil.rmtree(site["root"] / ".pdas-work")
+    TpsPatient.objects.update(claimed_by="", claim_expires=None)
+    monkeypatch.setattr(archiving, "quarantine_patient", real_quarantine)
+    read_back = []
+    real_inspect = archiving._inspect_stored_copy
+    monkeypatch.setattr(archiving, "_inspect_stored_copy", lambda archive: read_back.append(archive.name)
+                        or real_inspect(archive))
+    archiving.recover_interrupted_work(institution=site["inst"], actor="test")
+    rerun = _run(site["inst"])
+    assert {t.result for t in rerun.tasks.all()} == {"pass"}, [t.reason for t in rerun.tasks.all()]
+    assert read_back, "the archive was read back from a target"
+    assert not (site["root"] / site["ready"]).exists()
+    assert quarantine_module.QuarantinedPatient.objects.filter(moved_at__isnull=False).count() == 2
