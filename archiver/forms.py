@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Institution
+from sites.models import Institution
 
 
 class StartArchiveRunForm(forms.Form):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from archiver.models import Institution, TpsPatient
+from inventory.models import TpsPatient
+from sites.models import Institution
 
 # --- the TPS as last read ------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from archiver.models import ArchiveRun, Institution
+from archiver.models import ArchiveRun
+from sites.models import Institution
 from archiver.services import archiving
 
 
@@ -28,7 +29,7 @@ def finish_run_task(run_id: int) -> str:
 @shared_task(acks_late=True)
 def purge_quarantine_task() -> int:
     from archiver.services.quarantine import purge_quarantine
-    from archiver.tps import open_institution_tps
+    from sites.connections import open_institution_tps
 
     purged = 0
     for institution in Institution.objects.all():

@@ -1,7 +1,7 @@
 """Archive jobs pages (start a run, follow its patients live, read and export the ✓ × ! results) and the
 restore page (search archives, restore one, follow it).
 
-Access (pdas.access): reading needs the view permission of the rows shown, starting a run
+Access (sites.access): reading needs the view permission of the rows shown, starting a run
 ``archiver.run_archive``, restoring ``archiver.restore_patient``; rows, choices and objects of other
 institutions than the user's are absent (404)."""
 from __future__ import annotations
@@ -27,10 +27,10 @@ from archiver.models import ArchiveRun
 from archiver.services import archiving
 from archiver.services import restore as restore_service
 from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
-from archiver.tps.base import TpsError
+from connectors.tps.base import TpsError
 from audit.services import record_event, record_event_per_institution
-from pdas.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
-from pdas.exports import AuditedExportMixin
+from sites.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
+from audit.exports import AuditedExportMixin
 
 
 class ArchiveRunListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):

@@ -1,12 +1,12 @@
 """Admin: the audit log, strictly read-only (no add, change or delete, no delete action), scoped like the
-auditor page (pdas.access.scope_audit_events)."""
+auditor page (sites.access.scope_audit_events)."""
 from __future__ import annotations
 
 from django.contrib import admin
 
 from audit.models import AuditEvent
-from pdas.access import scope_audit_events
-from pdas.admin import PatientDataAdmin
+from sites.access import scope_audit_events
+from sites.admin_base import PatientDataAdmin
 
 
 @admin.register(AuditEvent)

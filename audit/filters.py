@@ -8,7 +8,7 @@ import django_filters
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Institution
+from sites.models import Institution
 from audit.models import AuditEvent
 
 

@@ -11,8 +11,8 @@ from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 from audit.services import record_event_per_institution
 from audit.tables import AuditEventTable
-from pdas.access import InstitutionScopedMixin, scope_audit_events
-from pdas.exports import AuditedExportMixin
+from sites.access import InstitutionScopedMixin, scope_audit_events
+from audit.exports import AuditedExportMixin
 
 
 class AuditLogView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):

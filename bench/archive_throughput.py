@@ -82,7 +82,7 @@ def baseline_today(tps: Path, paths: list[str], sshd, work: Path) -> float:
 
 
 def run_pdas(pristine: Path, tps: Path, sshd, *, code: str, codec: str, level: int) -> tuple[float, list]:
-    from archiver.models import Institution, StorageTarget
+    from sites.models import Institution, StorageTarget
     from archiver.services import archiving
 
     shutil.rmtree(tps, ignore_errors=True)
@@ -118,7 +118,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pdas-bench-"))
     setup_django(work)
-    from archiver.demo_site import build_demo_site, parse_size
+    from demo_site import build_demo_site, parse_size
     from tests.servers.sshd import acquire_account, release_account, start_sshd
 
     site = build_demo_site(work / "site", patients=args.patients, seed=args.seed, image_bytes=parse_size(args.size))

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/curation.py [--patients 2000] [--keep DIR]
 
-Writes small Pinnacle patient folders with ``archiver.demo_site``'s tree writer (the whole demo site
+Writes small Pinnacle patient folders with ``demo_site``'s tree writer (the whole demo site
 with its R&V files takes about a minute at this size; the folders alone a few seconds): mostly clean
 patients, with a share of naming problems, CopyOf_/TEST plans, image-only patients, GB18030 names and
 shared MRNs. Then, on a throw-away SQLite database, times ``curate_institution`` twice: the first run
@@ -44,7 +44,7 @@ def setup_django(work: Path) -> None:
 
 def write_tree(root: Path, patients: int, rng: random.Random) -> dict[str, int]:
     """The pending group (Institution_2) plus a small clinical group; returns how many of each kind."""
-    from archiver.demo_site.tree import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
+    from demo_site.tree import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
 
     base = dt.datetime(2024, 1, 1, 9, 0)
     kinds = {"ready": 0, "naming": 0, "transitional": 0, "image_only": 0, "shared_mrn": 0}
@@ -97,7 +97,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         setup_django(work)
-        from archiver.models import Institution
+        from sites.models import Institution
         from curation.services.curate import curate_institution
 
         root = work / "Patients"

@@ -51,8 +51,9 @@ def build_site(code: str, fraction: float, rng: random.Random):
     """An institution with its TPS and archive index rows; returns (institution, deliveries)."""
     from django.db import transaction
 
-    from archiver.models import Archive, ArchiveCopy, ArchivedPlan, Institution, StorageTarget, TpsPatient, TpsPlan
-    from lossdetect.rv.base import FirstDelivery
+    from inventory.models import Archive, ArchiveCopy, ArchivedPlan, TpsPatient, TpsPlan
+    from sites.models import Institution, StorageTarget
+    from connectors.rv.base import FirstDelivery
 
     zone = dt.timezone(dt.timedelta(hours=8))
     base = dt.datetime(2023, 1, 1, 8, tzinfo=zone)
@@ -128,7 +129,7 @@ def time_per_record_baseline(institution, deliveries, sample: int, rng: random.R
     """Seconds per record of the naive way: two indexed ORM lookups per delivery, matched in Python."""
     from django.db.models import Exists, OuterRef
 
-    from archiver.models import ArchiveCopy, ArchivedPlan, TpsPlan
+    from inventory.models import ArchiveCopy, ArchivedPlan, TpsPlan
     from lossdetect.services.classify import normalize_label
 
     verified_copy = ArchiveCopy.objects.filter(archive=OuterRef("archive"), status="verified")

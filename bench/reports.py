@@ -63,10 +63,9 @@ def spread(i: int, n: int) -> dt.datetime:
 def build_site(scale: float, rng: random.Random):
     from django.db import transaction
 
-    from archiver.models import (
-        Archive, ArchivedPlan, ArchiveRun, Institution, PatientArchiveTask, QuarantinedPatient, RestoreRecord,
-        TpsPatient,
-    )
+    from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
+    from inventory.models import Archive, ArchivedPlan, QuarantinedPatient, TpsPatient
+    from sites.models import Institution
     from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
 
     n_archives, n_findings = int(FULL["archives"] * scale), int(FULL["findings"] * scale)
@@ -136,7 +135,8 @@ def naive_report(inst, period) -> dict:
     """What a first implementation would do: load the rows and count in Python, one query per related count."""
     from django.utils import timezone
 
-    from archiver.models import Archive, ArchiveRun, QuarantinedPatient, RestoreRecord
+    from archiver.models import ArchiveRun, RestoreRecord
+    from inventory.models import Archive, QuarantinedPatient
     from lossdetect.models import LossFinding, PendingPlan
 
     def inside(value) -> bool:

@@ -6,7 +6,7 @@ from django.contrib import admin
 
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationFinding, CurationRun, NamingRule, TransitionalPattern
-from pdas.admin import InstitutionScopedAdmin, PatientDataAdmin, ViewOnlyAdmin
+from sites.admin_base import InstitutionScopedAdmin, PatientDataAdmin, ViewOnlyAdmin
 
 
 class _AuditedRuleAdmin(InstitutionScopedAdmin):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Institution
+from sites.models import Institution
 
 
 class RerunForm(forms.Form):

@@ -17,7 +17,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Institution, TpsPatient
+from inventory.models import TpsPatient
+from sites.models import Institution
 
 
 def validate_regex(value: str) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from archiver.models import Institution, TpsPatient
+from inventory.models import TpsPatient
+from sites.models import Institution
 from curation.models import NEVER_ARCHIVED, Acknowledgement, Category, CurationFinding, CurationRun
 
 

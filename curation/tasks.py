@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from archiver.tps.base import TpsError
+from connectors.tps.base import TpsError
 from curation.models import CurationRun
 from curation.services.curate import execute_curation
 

@@ -1,7 +1,7 @@
 """Curation pages: the pending group in colour-coded category tabs, one patient, acknowledging, re-running.
 
 Every page that shows patients writes an audit event naming their MRNs (``curation.view``,
-``patient.view``); every CSV/XLSX export writes an ``export`` event. Access (pdas.access): reading needs
+``patient.view``); every CSV/XLSX export writes an ``export`` event. Access (sites.access): reading needs
 the view permissions, re-running ``curation.run_curation``, acknowledging ``curation.acknowledge_finding``;
 other institutions than the user's are absent (404).
 """
@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
-from archiver.models import Institution, TpsPatient
+from inventory.models import TpsPatient
+from sites.models import Institution
 from audit.services import record_event
 from curation import selectors
 from curation.filters import CurationFindingFilter
@@ -29,10 +30,10 @@ from curation.services.acknowledge import acknowledge_finding
 from curation.services.curate import start_curation
 from curation.tables import CATEGORY_COLOURS, CATEGORY_HELP, CurationFindingTable
 from curation.tasks import curate_task
-from pdas.access import (
+from sites.access import (
     InstitutionScopedMixin, access_required, get_scoped_object_or_404, has_no_institution, limit_choices,
 )
-from pdas.exports import AuditedExportMixin
+from audit.exports import AuditedExportMixin
 
 
 def _index_url(institution: Institution, tab: str | None = None) -> str:
@@ -44,7 +45,7 @@ class CurationView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin,
     """The latest curation of one institution: a tab per category (``?tab=``), each a filtered,
     sortable, exportable table whose rows carry the category's colour."""
 
-    permission_required = ("curation.view_curationfinding", "archiver.view_tpspatient")
+    permission_required = ("curation.view_curationfinding", "inventory.view_tpspatient")
     table_class = CurationFindingTable
     filterset_class = CurationFindingFilter
     template_name = "curation/index.html"
@@ -108,7 +109,7 @@ def rerun(request):
     return redirect(_index_url(institution))
 
 
-@access_required("archiver.view_tpspatient", "curation.view_curationfinding")
+@access_required("inventory.view_tpspatient", "curation.view_curationfinding")
 def patient_detail(request, pk: int):
     """One patient: plans, trials, image sets, sizes and every finding of the latest curation."""
     patient = get_scoped_object_or_404(request, TpsPatient.objects.select_related("institution", "restored_from"),

@@ -5,7 +5,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Institution
+from sites.models import Institution
 from lossdetect.services.schedule import previous_week
 
 

@@ -5,7 +5,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Archive, Institution, TpsPlan
+from inventory.models import Archive, TpsPlan
+from sites.models import Institution
 
 
 class Category(models.TextChoices):

@@ -19,7 +19,8 @@ from django.db import connections
 from django.db.models import CharField, F, QuerySet
 from django.db.models.functions import Cast
 
-from archiver.models import Archive, ArchiveCopy, ArchivedPlan, Institution, TpsPlan
+from inventory.models import Archive, ArchiveCopy, ArchivedPlan, TpsPlan
+from sites.models import Institution
 from lossdetect.models import LossFinding, LossScan, PendingPlan
 from lossdetect.services.classify import ARCHIVED_PLAN_COLUMNS, TPS_PLAN_COLUMNS
 

@@ -2,7 +2,7 @@
 
 Every page that shows MRNs writes an audit event naming the MRNs shown (``lossscan.view``,
 ``pendingplan.view``, one per institution shown); every CSV/XLSX export writes an ``export`` event naming
-the MRNs exported. Access (pdas.access): reading needs the view permissions, a manual scan
+the MRNs exported. Access (sites.access): reading needs the view permissions, a manual scan
 ``lossdetect.run_scan``; scans and plans of other institutions than the user's are absent (404).
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ from lossdetect.models import Category, LossScan, PendingPlan
 from lossdetect.services.scan import start_loss_scan
 from lossdetect.tables import CATEGORY_COLOURS, LossFindingTable, LossScanTable, PendingPlanTable
 from lossdetect.tasks import run_loss_scan_task
-from pdas.access import InstitutionScopedMixin, access_required, limit_choices
-from pdas.exports import AuditedExportMixin
+from sites.access import InstitutionScopedMixin, access_required, limit_choices
+from audit.exports import AuditedExportMixin
 
 
 class ScanListView(InstitutionScopedMixin, SingleTableMixin, FilterView):

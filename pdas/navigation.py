@@ -21,11 +21,11 @@ class NavItem:
 
 
 NAVIGATION: tuple[NavItem, ...] = (
-    NavItem(_("Curation"), "curation:index", "archiver.view_tpspatient"),
+    NavItem(_("Curation"), "curation:index", "inventory.view_tpspatient"),
     NavItem(_("Archive jobs"), "archiver:run-list", "archiver.view_archiverun"),
     NavItem(_("Restore"), "archiver:restore", "archiver.view_restorerecord"),
     NavItem(_("Loss detection"), "lossdetect:scan-list", "lossdetect.view_lossscan"),
-    NavItem(_("Reports"), "reports:index", "archiver.view_archive"),
+    NavItem(_("Reports"), "reports:index", "inventory.view_archive"),
     NavItem(_("Audit log"), "audit:log", "audit.view_auditevent"),
     NavItem(_("Admin"), "admin:index", "is_staff"),
 )

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
-from archiver.models import ArchiveRun, Institution
+from archiver.models import ArchiveRun
+from sites.models import Institution
 from lossdetect.models import LossScan
 
 

@@ -15,7 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from pdas import env
+from core import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PDAS_ENV = env.string("PDAS_ENV", "development")
@@ -63,12 +63,15 @@ INSTALLED_APPS = [
     "django_filters",
     "django_celery_beat",
     "axes",
-    "pdas",
     "audit",
-    "archiver",
+    "sites",
+    "inventory",
     "lossdetect",
     "curation",
+    "archiver",
     "reports",
+    "demo_site",
+    "pdas",
 ]
 
 MIDDLEWARE = [
@@ -137,9 +140,9 @@ AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 # Reverse proxies in front of PDAS (each appends to X-Forwarded-For): the client address is read
-# through them for lockouts and the audit log (pdas/client.py). 0: use REMOTE_ADDR.
+# through them for lockouts and the audit log (core/client.py). 0: use REMOTE_ADDR.
 PDAS_PROXY_COUNT = env.integer("PDAS_PROXY_COUNT", 1 if PRODUCTION else 0)
-AXES_CLIENT_IP_CALLABLE = "pdas.client.client_address"
+AXES_CLIENT_IP_CALLABLE = "core.client.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -219,7 +222,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {
         "console": {"class": "logging.StreamHandler"},
-        # Full traces of unexpected command errors go here; the user sees one line (pdas/commands.py).
+        # Full traces of unexpected command errors go here; the user sees one line (core/commands.py).
         "file": {"class": "logging.handlers.RotatingFileHandler", "filename": str(DATA_DIR / "pdas.log"),
                  "maxBytes": 10_000_000, "backupCount": 5, "delay": True, "encoding": "utf-8"},
     },
@@ -227,6 +230,6 @@ LOGGING = {
     "loggers": {
         "paramiko": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # a line per login otherwise; lockouts are in the audit log
-        "pdas.commands": {"handlers": ["file"], "level": "ERROR", "propagate": False},
+        "core.commands": {"handlers": ["file"], "level": "ERROR", "propagate": False},
     },
 }

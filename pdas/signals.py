@@ -11,7 +11,7 @@ from django.dispatch import receiver
 
 from audit.models import AuditEvent
 from audit.services import record_event
-from pdas.client import client_address
+from core.client import client_address
 
 
 def _client(request) -> dict:

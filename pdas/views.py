@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from pdas.access import has_no_institution, institutions_for
+from sites.access import has_no_institution, institutions_for
 from pdas.selectors import institution_cards
 
 

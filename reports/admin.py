@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from pdas.admin import PatientDataAdmin, ViewOnlyAdmin
+from sites.admin_base import PatientDataAdmin, ViewOnlyAdmin
 from reports.models import ReconciliationEntry, ReconciliationImport
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Institution, StorageTarget
+from sites.models import Institution, StorageTarget
 from reports.periods import Kind, Period
 
 PERIOD_CHOICES = [(Kind.MONTH, _("Month")), (Kind.QUARTER, _("Quarter")), (Kind.YEAR, _("Year")),

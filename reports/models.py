@@ -10,7 +10,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from archiver.models import Archive, Institution, StorageTarget
+from inventory.models import Archive
+from sites.models import Institution, StorageTarget
 
 
 class ReconciliationImport(models.Model):

@@ -33,9 +33,9 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Left, StrIndex
 from django.utils import timezone
 
-from archiver.models import (
-    Archive, ArchivedPlan, ArchiveRun, Institution, PatientArchiveTask, QuarantinedPatient, RestoreRecord,
-)
+from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
+from inventory.models import Archive, ArchivedPlan, QuarantinedPatient
+from sites.models import Institution
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
 from reports.periods import Period
 

@@ -21,10 +21,10 @@ from django.views.generic import TemplateView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
-from archiver.models import Institution
+from sites.models import Institution
 from audit.services import record_event
-from pdas.access import InstitutionScopedMixin, access_required, has_no_institution, limit_choices
-from pdas.exports import AuditedExportMixin
+from sites.access import InstitutionScopedMixin, access_required, has_no_institution, limit_choices
+from audit.exports import AuditedExportMixin
 from reports import selectors
 from reports.filters import ReconciliationEntryFilter, ReconciliationImportFilter
 from reports.forms import ReportForm, ReconcileForm
@@ -36,7 +36,7 @@ from reports.tables import (
     RunTable,
 )
 
-REPORT_PERMISSION = "archiver.view_archive"
+REPORT_PERMISSION = "inventory.view_archive"
 PAGE_RUNS = 31  # runs drawn on the page, the latest; the export and the printable report hold them all
 REPORT_TABLES = {"figures": FigureTable, "months": MonthTable, "runs": RunTable, "reasons": ReasonTable}
 

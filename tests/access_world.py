@@ -6,11 +6,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from archiver.models import FixityCheck
+from inventory.models import FixityCheck
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationFinding, CurationRun, NamingRule, TransitionalPattern
 from lossdetect.models import LossFinding, LossScan, PendingPlan
-from pdas.roles import ARCHIVE_ADMIN, AUDITOR, PHYSICIST, ROLES, VIEWER
+from sites.roles import ARCHIVE_ADMIN, AUDITOR, PHYSICIST, ROLES, VIEWER
 from reports.models import ReconciliationEntry, ReconciliationImport
 from tests.factories import (
     ArchiveCopyFactory, ArchivedPlanFactory, ArchiveFactory, InstitutionFactory, LossScanFactory, TpsPatientFactory,

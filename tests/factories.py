@@ -7,13 +7,14 @@ import hashlib
 import factory
 from django.utils import timezone
 
-from archiver import models as am
+from inventory import models as im
+from sites import models as sm
 from lossdetect import models as lm
 
 
 class InstitutionFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.Institution
+        model = sm.Institution
         django_get_or_create = ("code",)
 
     code = factory.Sequence(lambda n: f"INST{n}")
@@ -27,7 +28,7 @@ class InstitutionFactory(factory.django.DjangoModelFactory):
 
 class StorageTargetFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.StorageTarget
+        model = sm.StorageTarget
 
     institution = factory.SubFactory(InstitutionFactory)
     name = factory.Sequence(lambda n: f"array-{n}")
@@ -36,7 +37,7 @@ class StorageTargetFactory(factory.django.DjangoModelFactory):
 
 class TpsPatientFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.TpsPatient
+        model = im.TpsPatient
 
     institution = factory.SubFactory(InstitutionFactory)
     group = "ToArchive"
@@ -50,7 +51,7 @@ class TpsPatientFactory(factory.django.DjangoModelFactory):
 
 class TpsPlanFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.TpsPlan
+        model = im.TpsPlan
 
     patient = factory.SubFactory(TpsPatientFactory)
     plan_id = factory.Sequence(lambda n: n)
@@ -62,12 +63,12 @@ class TpsPlanFactory(factory.django.DjangoModelFactory):
 
 class ArchiveFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.Archive
+        model = im.Archive
 
     institution = factory.SubFactory(InstitutionFactory)
     mrn = factory.Sequence(lambda n: f"{n:06d}")
     name = factory.LazyAttribute(lambda o: f"LAST-FIRST_{o.mrn}_20240101000000.tar.gz")
-    status = am.Archive.Status.VERIFIED
+    status = im.Archive.Status.VERIFIED
     size = 1000
     raw_bytes = 3000
     checksum = factory.LazyAttribute(lambda o: hashlib.sha256(o.name.encode()).hexdigest())
@@ -77,7 +78,7 @@ class ArchiveFactory(factory.django.DjangoModelFactory):
 
 class ArchivedPlanFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.ArchivedPlan
+        model = im.ArchivedPlan
 
     archive = factory.SubFactory(ArchiveFactory)
     plan_id = factory.Sequence(lambda n: n)
@@ -89,14 +90,14 @@ class ArchivedPlanFactory(factory.django.DjangoModelFactory):
 
 class ArchiveCopyFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.ArchiveCopy
+        model = im.ArchiveCopy
 
     archive = factory.SubFactory(ArchiveFactory)
     target = factory.SubFactory(StorageTargetFactory, institution=factory.SelfAttribute("..archive.institution"))
     path = factory.LazyAttribute(lambda o: o.archive.name)
     size = factory.LazyAttribute(lambda o: o.archive.size)
     checksum = factory.LazyAttribute(lambda o: o.archive.checksum)
-    status = am.ArchiveCopy.Status.VERIFIED
+    status = im.ArchiveCopy.Status.VERIFIED
     stored_at = factory.LazyFunction(timezone.now)
 
 
@@ -111,11 +112,11 @@ class LossScanFactory(factory.django.DjangoModelFactory):
 
 
 def make_user(username: str, *, roles=(), permissions=(), institutions=(), **fields):
-    """A user with the given roles (pdas.roles group names), extra permissions ("app.codename") and
+    """A user with the given roles (sites.roles group names), extra permissions ("app.codename") and
     institution memberships; the user is re-read so Django's permission cache starts empty."""
     from django.contrib.auth.models import Group, Permission, User
 
-    from pdas.models import Membership
+    from sites.models import Membership
 
     user = User.objects.create_user(username, password=fields.pop("password", "not-used-here-123"), **fields)
     user.groups.add(*Group.objects.filter(name__in=roles))

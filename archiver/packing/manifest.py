@@ -5,7 +5,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from archiver.pinnacle.syntax import Bare, Node, dumps
+from pinnacle.syntax import Bare, Node, dumps
 
 FORMAT = "pdas-archive/1"
 

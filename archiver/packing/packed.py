@@ -13,7 +13,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from archiver.packing.manifest import build_manifest, institution_header, manifest_bytes
 from archiver.packing.stream_packer import CHUNK, PackedArchive, PackError, pack_patient
-from archiver.tps.base import TpsError, TpsSource
+from connectors.tps.base import TpsError, TpsSource
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "pinnacle" / "pdas-pack.sh"
 
@@ -82,7 +82,7 @@ class RemotePacked:
 
 
 def _is_local(tps: TpsSource) -> bool:
-    from archiver.tps.local import LocalTpsSource
+    from connectors.tps.local import LocalTpsSource
 
     return isinstance(tps, LocalTpsSource)
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from archiver.packing import tarformat
 from archiver.packing.codecs import FrameCompressor, compress_frame
 from archiver.packing.manifest import build_manifest, manifest_bytes
-from archiver.tps.base import TpsError, TpsSource
+from connectors.tps.base import TpsError, TpsSource
 
 CHUNK = 1 << 20
 

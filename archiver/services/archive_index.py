@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from archiver.models import Archive, ArchivedPlan, ArchiveCopy, FixityCheck, Institution, StorageTarget
+from inventory.models import Archive, ArchiveCopy, ArchivedPlan, FixityCheck
+from sites.models import Institution, StorageTarget
 from archiver.naming import parse_archive_name
 from archiver.packing.manifest import FORMAT
-from archiver.storage import StorageError, open_target
-from archiver.storage.base import StorageBackend
+from connectors.storage import StorageError
+from sites.connections import open_target
+from connectors.storage.base import StorageBackend
 from audit.services import record_event
 
 MANIFEST_SUFFIX = ".manifest.json"

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from archiver.models import TpsPatient
+from inventory.models import TpsPatient
 
 
 def lease() -> dt.timedelta:

@@ -7,36 +7,28 @@ back is one move too.
 """
 from __future__ import annotations
 
+from connectors.tps import relative_to_root
+
 import datetime as dt
 import posixpath
 
 from django.utils import timezone
 
 from archiver.faults import checkpoint
-from archiver.models import Archive, Institution, QuarantinedPatient, TpsPatient
-from archiver.pinnacle.institution_file import ParseError, remove_patient_lite
-from archiver.tps.base import TpsError, TpsSource, clean_relpath
+from inventory.models import Archive, QuarantinedPatient, TpsPatient
+from sites.models import Institution
+from pinnacle.institution_file import ParseError, remove_patient_lite
+from connectors.tps.base import TpsError, TpsSource, clean_relpath
 from audit.services import record_event
 
 DEFAULT_DIR = ".pdas-quarantine"
-
-
-def quarantine_relative_to_root(folder: str, tps_url: str) -> str | None:
-    """``folder`` (absolute on the TPS host) relative to the TPS root, or None when it lies outside."""
-    from urllib.parse import unquote, urlsplit
-
-    root = posixpath.normpath(unquote(urlsplit(tps_url).path) or "/")
-    folder = posixpath.normpath(folder)
-    if not folder.startswith(root.rstrip("/") + "/"):
-        return None
-    return posixpath.relpath(folder, root)
 
 
 def quarantine_root(institution: Institution) -> str:
     """The quarantine folder relative to the TPS root (``quarantine_dir`` is absolute, inside the root)."""
     if not institution.quarantine_dir:
         return DEFAULT_DIR
-    relative = quarantine_relative_to_root(institution.quarantine_dir, institution.tps_url)
+    relative = relative_to_root(institution.quarantine_dir, institution.tps_url)
     if relative is None:
         raise TpsError(f"quarantine_dir {institution.quarantine_dir} is not inside the TPS root; originals kept")
     return clean_relpath(relative)

@@ -10,9 +10,10 @@ import json
 
 from django.utils import timezone
 
-from archiver.models import Archive, ArchiveCopy, FixityCheck, StorageTarget
+from inventory.models import Archive, ArchiveCopy, FixityCheck
+from sites.models import StorageTarget
 from archiver.packing.manifest import manifest_bytes
-from archiver.storage.base import ProgressFn, StorageBackend, StorageError, is_temporary
+from connectors.storage.base import ProgressFn, StorageBackend, StorageError, is_temporary
 
 
 def sha256_sidecar(archive: Archive) -> bytes:

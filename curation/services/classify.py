@@ -20,7 +20,8 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from archiver.models import Institution, TpsPatient, TpsPlan
+from inventory.models import TpsPatient, TpsPlan
+from sites.models import Institution
 from curation.models import Category
 from curation.services.delivered import Deliveries, delivered_plans
 from curation.services.duplicates import DuplicateFinder, manifests, verified_archives_by_mrn
@@ -212,7 +213,7 @@ class Classification:
 
 def classify_pending_group(*, institution: Institution) -> Classification:
     """Load the pending group, the rules, the archive index and the R&V data; classify every patient."""
-    from archiver.tps import open_institution_tps
+    from sites.connections import open_institution_tps
 
     patients = pending_patients(institution=institution)
     book = load_rule_book(institution=institution)

@@ -16,8 +16,8 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from archiver.models import Institution
-from archiver.tps.base import TpsError
+from sites.models import Institution
+from connectors.tps.base import TpsError
 from audit.models import AuditEvent
 from audit.services import record_event
 from curation.models import Acknowledgement, Category, CurationFinding, CurationRun, needs_person
@@ -76,7 +76,7 @@ def execute_curation(*, run: CurationRun, refresh_tps: bool = True) -> CurationR
 
 
 def _refresh(institution: Institution, actor: str) -> dict[str, int]:
-    from archiver.services.tps_sync import sync_institution
+    from inventory.services.tps_sync import sync_institution
 
     report = sync_institution(institution=institution, actor=actor)
     if institution.pending_group not in report.groups:

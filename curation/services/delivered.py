@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archiver.models import Institution
+from sites.models import Institution
 
 
 @dataclass
@@ -25,7 +25,8 @@ def delivered_plans(*, institution: Institution, mrns: set[str]) -> Deliveries:
     if not institution.rv_url.strip():
         return Deliveries(known=False)
     # Loaded here: pandas and the R&V drivers cost nothing to sites without an R&V source.
-    from lossdetect.rv import RvError, open_institution_rv
+    from connectors.rv import RvError
+    from sites.connections import open_institution_rv
     from lossdetect.selectors import archived_plan_frame, tps_plan_frame
     from lossdetect.services.classify import candidates_frame, deliveries_frame, match_deliveries
     from lossdetect.services.scan import rules_of

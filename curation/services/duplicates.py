@@ -16,9 +16,10 @@ from typing import Callable
 
 from django.db.models import QuerySet
 
-from archiver.models import Archive, Institution, TpsPatient
-from archiver.pinnacle.reader import scan_patient
-from archiver.tps.base import TpsError, TpsSource
+from inventory.models import Archive, TpsPatient
+from sites.models import Institution
+from pinnacle.reader import scan_patient
+from connectors.tps.base import TpsError, TpsSource
 
 HASH_CHUNK = 1 << 20
 MANIFEST_BATCH = 500

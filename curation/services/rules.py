@@ -13,7 +13,7 @@ from typing import Iterable
 
 from django.db import transaction
 
-from archiver.models import Institution
+from sites.models import Institution
 from curation.models import NamingRule, TransitionalPattern
 
 # Characters that break file systems or the tools around them (Windows shares, tar, shell scripts).

@@ -27,7 +27,7 @@ from typing import Collection, Iterable
 import numpy as np
 import pandas as pd
 
-from lossdetect.rv.base import FirstDelivery
+from connectors.rv.base import FirstDelivery
 
 LABEL_LENGTH = 16  # DICOM RT Plan Label (LO is 64, but MOSAIQ and the consoles cut at 16)
 DAY = 86400.0

@@ -21,11 +21,12 @@ import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
-from archiver.models import Institution
+from sites.models import Institution
 from audit.models import AuditEvent
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
-from lossdetect.rv import RowProblem, RvError, RvReadResult, open_institution_rv
+from connectors.rv import RowProblem, RvError, RvReadResult
+from sites.connections import open_institution_rv
 from lossdetect.selectors import archived_plan_frame, tps_plan_frame
 from lossdetect.services import notify
 from lossdetect.services.classify import (
@@ -104,8 +105,8 @@ def execute_loss_scan(*, scan: LossScan, refresh_tps: bool = True) -> LossScan:
 
 
 def _refresh_tps(institution: Institution, actor: str) -> None:
-    from archiver.services.tps_sync import sync_institution
-    from archiver.tps.base import TpsError
+    from inventory.services.tps_sync import sync_institution
+    from connectors.tps.base import TpsError
 
     try:
         sync_institution(institution=institution, actor=actor)

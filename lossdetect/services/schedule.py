@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from archiver.models import Institution
+from sites.models import Institution
 from lossdetect.models import LossScan
 from lossdetect.services.scan import start_loss_scan
 

@@ -1,9 +1,9 @@
-"""The roles viewer, physicist, archive admin and auditor (pdas/roles.py) with their permissions."""
+"""The roles viewer, physicist, archive admin and auditor (sites/roles.py) with their permissions."""
 from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from pdas.roles import sync_roles
+    from sites.roles import sync_roles
 
     sync_roles(apps=apps, using=schema_editor.connection.alias)
 

@@ -22,14 +22,16 @@ from typing import Any
 
 from django.db import transaction
 
-from archiver.models import Archive, ArchiveCopy, Institution, StorageTarget, TpsPatient
+from inventory.models import Archive, ArchiveCopy, TpsPatient
+from sites.models import Institution, StorageTarget
 from archiver.naming import mrn_part, parse_archive_name
-from archiver.storage import StorageError, open_target
-from archiver.storage.base import is_temporary
+from connectors.storage import StorageError
+from sites.connections import open_target
+from connectors.storage.base import is_temporary
 from audit.models import AuditEvent
 from audit.services import record_event
-from lossdetect.rv.base import RvError
-from lossdetect.rv.csv_source import decode_text
+from connectors.rv.base import RvError
+from connectors.rv.csv_source import decode_text
 from reports.models import ReconciliationEntry, ReconciliationImport
 
 Outcome = ReconciliationEntry.Outcome

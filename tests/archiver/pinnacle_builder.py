@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archiver.pinnacle.syntax import Bare, Node, dumps
+from pinnacle.syntax import Bare, Node, dumps
 
 STAMP = "2019-03-01 10:00:00"
 

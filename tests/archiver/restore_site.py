@@ -15,9 +15,10 @@ import os
 import tarfile
 from pathlib import Path
 
-from archiver.models import Archive, ArchiveRun, PatientArchiveTask, TpsPatient
+from archiver.models import ArchiveRun, PatientArchiveTask
+from inventory.models import Archive, TpsPatient
 from archiver.services import archiving
-from archiver.services.tps_sync import sync_institution
+from inventory.services.tps_sync import sync_institution
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 

@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from archiver.models import Institution, StorageTarget, TpsPatient
+from inventory.models import TpsPatient
+from sites.models import Institution, StorageTarget
 from audit.models import AuditEvent
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, PendingPlan
@@ -38,7 +39,8 @@ def admin_client(client, superuser):
 @pytest.fixture
 def one_of_everything():
     """At least one row of every PDAS model, so each change page has something to show."""
-    from archiver.models import ArchiveRun, FixityCheck, PatientArchiveTask, QuarantinedPatient, RestoreRecord
+    from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
+    from inventory.models import FixityCheck, QuarantinedPatient
 
     copy = ArchiveCopyFactory()
     archive, institution = copy.archive, copy.archive.institution
@@ -193,7 +195,7 @@ def test_reading_patient_pages_is_audited_with_the_mrns_shown(admin_client):
     admin_client.get(_admin_url(type(patient), "change", patient.pk))
 
     listing, detail = AuditEvent.objects.filter(event="admin.view").order_by("id")
-    assert listing.mrns == ["000777", "000888"] and listing.detail["model"] == "archiver.tpspatient"
+    assert listing.mrns == ["000777", "000888"] and listing.detail["model"] == "inventory.tpspatient"
     assert detail.mrns == ["000888"] and detail.detail["object_id"] == str(patient.pk)
     assert listing.institution == detail.institution == "PUMCH"
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.models import Archive, ArchiveCopy, ArchiveRun, PatientArchiveTask, QuarantinedPatient
+from archiver.models import ArchiveRun, PatientArchiveTask
+from inventory.models import Archive, ArchiveCopy, QuarantinedPatient
 from archiver.services import archiving
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory

@@ -6,9 +6,9 @@ import tarfile
 
 import pytest
 
-from archiver.models import QuarantinedPatient
+from inventory.models import QuarantinedPatient
 from archiver.services import archiving
-from archiver.services.tps_sync import sync_institution
+from inventory.services.tps_sync import sync_institution
 from curation.services.curate import curate_institution
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory

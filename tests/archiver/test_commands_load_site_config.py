@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from archiver.models import Institution, StorageTarget
+from sites.models import Institution, StorageTarget
 from tests.archiver.site_toml import PASSWORD_ENV, PASSWORD_VALUE, make_site_toml
 
 pytestmark = pytest.mark.django_db
@@ -65,8 +65,23 @@ def test_an_unset_password_variable_is_named_and_nothing_is_written(site_toml, m
         run(path)
 
     assert caught.value.returncode == 2
-    assert str(caught.value) == f"{path}: {TARGET}: password_env: environment variable {PASSWORD_ENV} is not set"
+    assert str(caught.value) == f"{path}: {TARGET}: password_env: {PASSWORD_ENV} is not set (nor {PASSWORD_ENV}_FILE)"
     assert not Institution.objects.exists() and not StorageTarget.objects.exists()
+
+
+def test_a_password_in_a_file_named_by_NAME_FILE_is_accepted_as_the_openers_accept_it(site_toml, monkeypatch,
+                                                                                       tmp_path):
+    """The loader checks secrets with the lookup the openers use: NAME, or the file NAME_FILE names."""
+    secret_file = tmp_path / "array-password"
+    secret_file.write_text("s3cret\n", encoding="utf-8")
+    monkeypatch.delenv(PASSWORD_ENV)
+    monkeypatch.setenv(f"{PASSWORD_ENV}_FILE", str(secret_file))
+
+    run(site_toml.write())
+
+    from sites.connections import target_password
+
+    assert target_password(StorageTarget.objects.get(name="array-1")) == "s3cret"
 
 
 # (case, replacements with {root} for the tmp folder, text appended to the file, the message after "file: ")

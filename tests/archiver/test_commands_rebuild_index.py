@@ -7,7 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from archiver.models import Archive, ArchiveCopy, FixityCheck, Institution
+from inventory.models import Archive, ArchiveCopy, FixityCheck
+from sites.models import Institution
 from audit.models import AuditEvent
 from tests.archiver.restore_site import archive_patients, build_site
 from tests.factories import InstitutionFactory, StorageTargetFactory

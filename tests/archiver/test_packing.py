@@ -14,9 +14,9 @@ import pytest
 from archiver.packing.inspect import compare_with_manifest, inspect_archive
 from archiver.packing.manifest import institution_header
 from archiver.packing.stream_packer import PackError, pack_patient
-from archiver.pinnacle.reader import read_patient
-from archiver.pinnacle.syntax import decode, parse
-from archiver.tps.local import LocalTpsSource
+from pinnacle.reader import read_patient
+from pinnacle.syntax import decode, parse
+from connectors.tps.local import LocalTpsSource
 
 PATIENT = "Institution_1/Mount_0/Patient_1"
 PACKED_AT = dt.datetime(2024, 5, 6, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

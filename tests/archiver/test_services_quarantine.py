@@ -7,12 +7,12 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from archiver.models import Archive, QuarantinedPatient
+from inventory.models import Archive, QuarantinedPatient
 from archiver.services import archiving
 from archiver.services.quarantine import purge_quarantine
-from archiver.services.tps_sync import sync_institution
+from inventory.services.tps_sync import sync_institution
 from archiver.tasks import purge_quarantine_task
-from archiver.tps.local import LocalTpsSource
+from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
@@ -85,7 +85,7 @@ def test_a_configured_quarantine_inside_the_root_is_used(tmp_path):
                               quarantine_dir=f"{tmp_path}/Patients/.held")
     assert quarantine_root(inst) == ".held"
     inst.quarantine_dir = "/elsewhere"
-    from archiver.tps.base import TpsError
+    from connectors.tps.base import TpsError
 
     with pytest.raises(TpsError, match="not inside the TPS root"):
         quarantine_root(inst)

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from archiver.models import Archive, ArchiveCopy, FixityCheck, RestoreRecord, TpsPatient
-from archiver.pinnacle.reader import read_institution_headers
+from archiver.models import RestoreRecord
+from inventory.models import Archive, ArchiveCopy, FixityCheck, TpsPatient
+from pinnacle.reader import read_institution_headers
 from archiver.selectors import archive_candidates
 from archiver.services.restore import runner
 from archiver.services.restore import (
     ArchiveIntegrityError, RestoreError, RestoreRefused, choose_candidate, ensure_indexed, find_candidates,
     restore_archive,
 )
-from archiver.services.tps_sync import sync_institution
-from archiver.tps.local import LocalTpsSource
+from inventory.services.tps_sync import sync_institution
+from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
 from tests.archiver.restore_site import (
     archive_patients, build_site, everything, handmade_archive, mtimes, replace_archive, tree,
@@ -278,12 +279,12 @@ def test_a_changed_byte_is_caught_by_the_digest(site):
 
 
 def test_an_institution_file_that_cannot_be_written_undoes_the_restore(site, monkeypatch):
-    from archiver.tps.base import TpsError
+    from connectors.tps.base import TpsError
 
     def full(*args, **kwargs):
         raise TpsError("cannot write Institution: No space left on device")
 
-    monkeypatch.setattr("archiver.pinnacle.institution_file.add_patient_lite", full)
+    monkeypatch.setattr("pinnacle.institution_file.add_patient_lite", full)
     before = everything(site["root"])
     with pytest.raises(RestoreError, match="the restore was undone") as err:
         _restore(site, site["zhang"])

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from archiver.models import Institution, StorageTarget
-from archiver.services.site_config import (
+from sites.models import Institution, StorageTarget
+from sites.services.site_config import (
     Change,
     SiteConfigError,
     institution_problems,

@@ -9,11 +9,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from archiver.models import TpsPatient, TpsPlan
+from inventory.models import TpsPatient, TpsPlan
 from archiver.selectors import present_tps_patients, tps_patients_in_group
-from archiver.services.tps_sync import sync_institution
-from archiver.tps.base import TpsError
-from archiver.tps.local import LocalTpsSource
+from inventory.services.tps_sync import sync_institution
+from connectors.tps.base import TpsError
+from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
 from tests.archiver.pinnacle_builder import (
     institution, plan, touch, truncate_after, write_institution_file, write_patient,
@@ -83,7 +83,7 @@ def _queries_of_unchanged_sync(root: Path, pending: int) -> tuple[int, object]:
 
 
 def test_unchanged_tree_is_not_parsed_again_in_a_bounded_number_of_queries(tmp_path, monkeypatch):
-    import archiver.services.tps_sync as tps_sync
+    import inventory.services.tps_sync as tps_sync
 
     parsed = []
     real_read = tps_sync.read_patient

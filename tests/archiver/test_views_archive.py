@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from archiver.models import ArchiveRun
-from archiver.services.tps_sync import sync_institution
+from inventory.services.tps_sync import sync_institution
 from audit.models import AuditEvent
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from archiver.models import ArchiveCopy, RestoreRecord
+from archiver.models import RestoreRecord
+from inventory.models import ArchiveCopy
 from archiver.tables import RestoreCandidateTable
 from archiver.services.restore import find_candidates
 from audit.models import AuditEvent

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 
 BASE = Path(settings.BASE_DIR)
-APPS = ("archiver", "audit", "curation", "lossdetect", "pdas", "reports")
+APPS = ("core", "audit", "sites", "inventory", "lossdetect", "curation", "archiver", "reports", "demo_site", "pdas")
 
 
 def keywords_in_code() -> set[str]:

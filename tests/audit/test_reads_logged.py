@@ -30,8 +30,8 @@ def _pages(objects) -> list[tuple[str, str, dict]]:
         ("export", reverse("lossdetect:pending-list"), {"_export": "csv"}),
         ("restore.search", reverse("archiver:restore"), {"institution": objects["institution"].pk, "mrn": MRN}),
         ("reconcile.view", reverse("reports:reconcile-detail", args=[objects["reconciliationimport"].pk]), {}),
-        ("admin.view", reverse("admin:archiver_tpspatient_change", args=[objects["tpspatient"].pk]), {}),
-        ("admin.view", reverse("admin:archiver_archive_changelist"), {}),
+        ("admin.view", reverse("admin:inventory_tpspatient_change", args=[objects["tpspatient"].pk]), {}),
+        ("admin.view", reverse("admin:inventory_archive_changelist"), {}),
     ]
 
 

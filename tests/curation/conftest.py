@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.models import Archive, Institution, TpsPatient
+from inventory.models import Archive, TpsPatient
+from sites.models import Institution
 from tests.archiver.pinnacle_builder import institution, write_institution_file, write_patient
 from tests.factories import ArchiveFactory, InstitutionFactory
 

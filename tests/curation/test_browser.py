@@ -5,9 +5,10 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from archiver.models import Institution, TpsPatient
+from inventory.models import TpsPatient
+from sites.models import Institution
 from curation.services.curate import curate_institution
-from pdas.roles import PHYSICIST
+from sites.roles import PHYSICIST
 from tests.archiver.pinnacle_builder import plan
 from tests.factories import make_user
 

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from archiver.demo_site import build_demo_site
+from demo_site import build_demo_site
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from archiver.models import TpsPatient
+from inventory.models import TpsPatient
 from archiver.selectors import archive_candidates
 from archiver.services import archiving
 from audit.models import AuditEvent
@@ -38,7 +38,7 @@ def physicist(django_user_model):
 def test_nobody_is_archived_before_a_curation_and_only_ready_patients_after(site):
     ready = site.add(1)
     flagged = site.add(2, plans=[plan(0, "CopyOf_1_A")])
-    from archiver.services.tps_sync import sync_institution
+    from inventory.services.tps_sync import sync_institution
 
     sync_institution(institution=site.inst, actor="t")
     assert candidates(site) == set()  # never curated: not even the clean patient
@@ -66,7 +66,7 @@ def test_an_acknowledgement_lets_the_archiver_take_the_patient_until_it_changes(
 
     # Any change to the patient's files voids it, even before curation runs again.
     touch(site.root / path / "Plan_1" / "plan.roi", append=b"\n")
-    from archiver.services.tps_sync import sync_institution
+    from inventory.services.tps_sync import sync_institution
 
     sync_institution(institution=site.inst, actor="t")
     assert candidates(site) == set()
@@ -101,7 +101,7 @@ def test_an_acknowledgement_needs_a_note_the_latest_run_and_unchanged_files(site
     with pytest.raises(ValidationError, match="older curation run"):
         acknowledge_finding(finding=finding(old, path, "transitional"), user=physicist, note="ok")
     touch(site.root / path / "Patient", append=b"\n")
-    from archiver.services.tps_sync import sync_institution
+    from inventory.services.tps_sync import sync_institution
 
     sync_institution(institution=site.inst, actor="t")
     with pytest.raises(ValidationError, match="changed since this curation"):

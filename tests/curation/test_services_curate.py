@@ -8,8 +8,8 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from archiver.models import TpsPatient
-from archiver.tps.base import TpsError
+from inventory.models import TpsPatient
+from connectors.tps.base import TpsError
 from audit.models import AuditEvent
 from curation.models import CurationRun, NamingRule, TransitionalPattern
 from curation.services.curate import curate_institution

@@ -10,7 +10,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from curation.models import Acknowledgement, CurationRun
 from curation.services.curate import curate_institution
-from pdas.roles import PHYSICIST
+from sites.roles import PHYSICIST
 from tests.archiver.pinnacle_builder import plan
 from tests.factories import make_user
 

@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from archiver.demo_site import build_demo_site
-from archiver.models import Institution
-from archiver.services.site_config import load_site_config
+from demo_site import build_demo_site
+from sites.models import Institution
+from sites.services.site_config import load_site_config
 from lossdetect.models import LossScan, PendingPlan
 from lossdetect.services.scan import run_loss_scan
 

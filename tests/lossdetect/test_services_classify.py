@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from lossdetect.rv.base import FirstDelivery
+from connectors.rv.base import FirstDelivery
 from lossdetect.services.classify import (
     ARCHIVED_PLAN_COLUMNS, TPS_PLAN_COLUMNS, MatchRules, candidates_frame, classify, deliveries_frame,
     mark_recourse, normalize_label,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from archiver.models import ArchiveCopy
-from archiver.tps.base import TpsError
+from inventory.models import ArchiveCopy
+from connectors.tps.base import TpsError
 from audit.models import AuditEvent
 from lossdetect.models import LossScan, PendingPlan
 from lossdetect.services.scan import execute_loss_scan, run_loss_scan
@@ -243,7 +243,7 @@ def test_no_mail_when_nothing_lost_or_nobody_to_tell(institution, django_capture
 
 def test_tps_is_refreshed_first_and_a_failed_refresh_fails_the_scan(institution, monkeypatch):
     calls = []
-    monkeypatch.setattr("archiver.services.tps_sync.sync_institution",
+    monkeypatch.setattr("inventory.services.tps_sync.sync_institution",
                         lambda *, institution, actor=None, source=None: calls.append((institution.code, actor)))
     rv_csv(institution, [Delivery("1", "P", dt.datetime(2024, 3, 4, 9))])
     assert scan(institution, refresh_tps=True).status == "done"
@@ -252,7 +252,7 @@ def test_tps_is_refreshed_first_and_a_failed_refresh_fails_the_scan(institution,
     def unreachable(**kwargs):
         raise TpsError("ssh://tps-host: connection refused", retryable=True)
 
-    monkeypatch.setattr("archiver.services.tps_sync.sync_institution", unreachable)
+    monkeypatch.setattr("inventory.services.tps_sync.sync_institution", unreachable)
     result = scan(institution, refresh_tps=True)
     assert (result.status, result.error) == ("failed", "TPS of PUMCH cannot be read: ssh://tps-host: connection refused")
 

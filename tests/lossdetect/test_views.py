@@ -58,7 +58,7 @@ def test_scan_list_shows_windows_and_totals(admin_client, scan, django_assert_ma
 
 def test_manual_scan_of_any_window_runs_and_opens_its_page(admin_client, db, tmp_path, monkeypatch,
                                                            django_capture_on_commit_callbacks):
-    monkeypatch.setattr("archiver.services.tps_sync.sync_institution", lambda **kwargs: None)
+    monkeypatch.setattr("inventory.services.tps_sync.sync_institution", lambda **kwargs: None)
     rv = write_csv(tmp_path / "rv.csv", [Delivery("1", "P", dt.datetime(2023, 12, 30, 9))])
     institution = InstitutionFactory(code="SH", rv_url=f"csv:{rv}")
     with django_capture_on_commit_callbacks(execute=True):

@@ -22,9 +22,9 @@ from audit.models import AuditEvent
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationRun
 from lossdetect.models import LossScan
-from pdas.access import institution_path
-from pdas.admin import InstitutionScopedAdmin
-from pdas.roles import ROLES, VIEWER
+from sites.access import institution_path
+from sites.admin_base import InstitutionScopedAdmin
+from sites.roles import ROLES, VIEWER
 from tests.access_world import clients_of, world  # noqa: F401 - the fixture
 from tests.factories import LossScanFactory, make_user
 from tests.reports.factories import ArchiveRunFactory
@@ -318,14 +318,14 @@ def test_auditors_see_their_institutions_events_and_those_naming_no_patient(worl
 
 def test_roles_hold_what_the_issue_lists(world):
     users = world["users"]
-    assert users["viewer"].has_perms(["archiver.view_tpspatient", "lossdetect.view_lossscan"])
+    assert users["viewer"].has_perms(["inventory.view_tpspatient", "lossdetect.view_lossscan"])
     assert not users["viewer"].has_perm("archiver.restore_patient")
     assert users["physicist"].has_perms(["curation.acknowledge_finding", "curation.run_curation",
                                          "archiver.restore_patient", "lossdetect.run_scan"])
     assert not users["physicist"].has_perm("archiver.run_archive")
     assert users["archive_admin"].has_perms(["archiver.run_archive", "archiver.purge_quarantine",
-                                             "archiver.change_institution", "archiver.change_storagetarget"])
-    assert not users["archive_admin"].has_perm("archiver.add_institution")  # new institutions: superusers
+                                             "sites.change_institution", "sites.change_storagetarget"])
+    assert not users["archive_admin"].has_perm("sites.add_institution")  # new institutions: superusers
     assert users["auditor"].get_all_permissions() == {"audit.view_auditevent"}
 
 

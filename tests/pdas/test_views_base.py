@@ -13,7 +13,7 @@ from archiver.models import ArchiveRun
 from audit.models import AuditEvent
 from lossdetect.models import LossScan
 from pdas import navigation
-from pdas.models import Membership
+from sites.models import Membership
 from pdas.navigation import NavItem
 from tests.factories import InstitutionFactory, LossScanFactory, TpsPatientFactory
 
@@ -122,7 +122,7 @@ def test_menu_links_pages_that_exist_and_disables_the_others(user_client, monkey
     monkeypatch.setattr(navigation, "NAVIGATION", (
         NavItem("Overview", "home"),
         NavItem("Not built yet", "nowhere:page"),
-        NavItem("Needs a permission", "home", "archiver.view_archive"),
+        NavItem("Needs a permission", "home", "inventory.view_archive"),
     ))
 
     body = user_client.get(reverse("home")).content.decode()
@@ -133,7 +133,7 @@ def test_menu_links_pages_that_exist_and_disables_the_others(user_client, monkey
 
 
 def test_menu_shows_an_entry_to_users_with_its_permission(user, user_client, monkeypatch):
-    monkeypatch.setattr(navigation, "NAVIGATION", (NavItem("Archives", "home", "archiver.view_archive"),))
+    monkeypatch.setattr(navigation, "NAVIGATION", (NavItem("Archives", "home", "inventory.view_archive"),))
     user.user_permissions.add(Permission.objects.get(codename="view_archive"))
 
     assert ">Archives</a>" in user_client.get(reverse("home")).content.decode()

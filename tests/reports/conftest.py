@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from archiver.models import Archive
+from inventory.models import Archive
 from lossdetect.models import Category, LossScan
 from tests.factories import InstitutionFactory
 from tests.reports.factories import ArchiveRunFactory, DoneScanFactory, LossFindingFactory, PatientArchiveTaskFactory

@@ -8,6 +8,7 @@ import factory
 from django.utils import timezone
 
 from archiver import models as am
+from inventory import models as im
 from lossdetect import models as lm
 from tests.factories import ArchiveFactory, InstitutionFactory, LossScanFactory, TpsPatientFactory
 
@@ -49,7 +50,7 @@ class RestoreRecordFactory(factory.django.DjangoModelFactory):
 
 class QuarantinedPatientFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = am.QuarantinedPatient
+        model = im.QuarantinedPatient
 
     institution = factory.SubFactory(InstitutionFactory)
     archive = factory.SubFactory(ArchiveFactory, institution=factory.SelfAttribute("..institution"))

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from archiver.models import ArchiveCopy
+from inventory.models import ArchiveCopy
 from audit.models import AuditEvent
 from reports.models import ReconciliationEntry, ReconciliationImport
 from reports.services.reconcile import ReconcileError, import_listing, read_listing, reconcile_target

@@ -11,9 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from archiver.models import Institution
+from sites.models import Institution
 from audit.models import AuditEvent
-from pdas.roles import ARCHIVE_ADMIN, VIEWER
+from sites.roles import ARCHIVE_ADMIN, VIEWER
 from reports.models import ReconciliationImport
 from reports.services.reconcile import import_listing
 from tests.factories import ArchiveFactory, make_user

@@ -7,10 +7,11 @@ import time
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from archiver.models import ArchiveRun, Institution, PatientArchiveTask
+from archiver.models import ArchiveRun, PatientArchiveTask
+from sites.models import Institution
 from archiver.services import archiving
-from archiver.tps.base import TpsError
-from pdas.commands import Findings, PdasCommand, cli_actor
+from connectors.tps.base import TpsError
+from core.commands import Findings, PdasCommand, cli_actor
 
 
 class Command(PdasCommand):

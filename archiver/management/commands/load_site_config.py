@@ -1,4 +1,4 @@
-"""manage.py load_site_config FILE.toml [--json]: a thin shell over archiver.services.site_config."""
+"""manage.py load_site_config FILE.toml [--json]: a thin shell over sites.services.site_config."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from archiver.services.site_config import SiteConfigError, load_site_config
-from pdas.commands import PdasCommand, cli_actor
+from sites.services.site_config import SiteConfigError, load_site_config
+from core.commands import PdasCommand, cli_actor
 
 
 class Command(PdasCommand):

@@ -12,9 +12,9 @@ import json
 
 from django.core.management.base import CommandError
 
-from archiver.models import Institution
+from sites.models import Institution
 from archiver.services.archive_index import rebuild_index
-from pdas.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor
 
 
 class Command(PdasCommand):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from archiver.models import Archive, Institution
+from inventory.models import Archive
+from sites.models import Institution
 from archiver.naming import parse_archive_name
 from archiver.services.restore import (
     RestoreError, choose_candidate, ensure_indexed, find_candidates, restore_archive,
 )
-from pdas.commands import PdasCommand, cli_actor
+from core.commands import PdasCommand, cli_actor
 
 
 class Command(PdasCommand):

@@ -10,14 +10,16 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Concat, Replace, StrIndex, Substr
 from django.utils import timezone
 
-from archiver.models import Archive, ArchiveCopy, Institution
+from inventory.models import Archive, ArchiveCopy
+from sites.models import Institution
 from archiver.naming import mrn_part, name_part, parse_archive_name
 from archiver.services.archive_index import (
     MANIFEST_SUFFIX, SidecarError, TargetArchive, archive_names, index_target_archive, manifest_patient_path,
     read_target_archive,
 )
 from archiver.services.restore.errors import RestoreRefused
-from archiver.storage import StorageError, open_target
+from connectors.storage import StorageError
+from sites.connections import open_target
 from audit.services import record_event
 
 RESTORABLE = (ArchiveCopy.Status.VERIFIED, ArchiveCopy.Status.UPLOADED)

@@ -6,8 +6,8 @@ import re
 
 from django.utils import timezone
 
-from archiver.models import Archive, ArchiveCopy, FixityCheck
-from archiver.tps.base import TpsError, TpsSource
+from inventory.models import Archive, ArchiveCopy, FixityCheck
+from connectors.tps.base import TpsError, TpsSource
 
 CHUNK = 1 << 20
 HASH_BATCH = 200  # files per remote sha256sum call
@@ -60,7 +60,7 @@ def staged_problems(source: TpsSource, staging: str, manifest: dict, patient_pat
 
 def _digests(source: TpsSource, prefix: str, paths: list[str]) -> dict[str, str]:
     """SHA-256 of staged files: by ``sha256sum`` on an SSH host (no second transfer), else read back."""
-    from archiver.tps.local import LocalTpsSource
+    from connectors.tps.local import LocalTpsSource
 
     digests: dict[str, str] = {}
     if not isinstance(source, LocalTpsSource):

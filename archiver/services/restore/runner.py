@@ -15,18 +15,21 @@ import zstandard
 from django.conf import settings
 from django.utils import timezone
 
-from archiver.models import Archive, ArchiveCopy, Institution, RestoreRecord, TpsPatient
+from archiver.models import RestoreRecord
+from inventory.models import Archive, ArchiveCopy, TpsPatient
+from sites.models import Institution
 from archiver.packing.codecs import open_decompressed
 from archiver.packing.inspect import compare_with_manifest, inspect_archive
-from archiver.pinnacle.syntax import ParseError
+from pinnacle.syntax import ParseError
 from archiver.services.archive_index import SHA256_SUFFIX, SidecarError, manifest_patient_path, parse_sha256_sidecar
 from archiver.services.restore.candidates import RESTORABLE, copy_order
 from archiver.services.restore.checks import (
     CHUNK, make_dirs_once, placement_problems, record_read_back, rewrite_patient_path, staged_problems,
 )
 from archiver.services.restore.errors import ArchiveIntegrityError, RestoreError, RestoreRefused
-from archiver.storage import StorageError, open_target
-from archiver.tps.base import TpsError, TpsSource
+from connectors.storage import StorageError
+from sites.connections import open_target
+from connectors.tps.base import TpsError, TpsSource
 from audit.services import record_event
 
 log = logging.getLogger(__name__)
@@ -156,8 +159,8 @@ class _Restore:
     # --- destination ---
 
     def _open_destination(self):
-        from archiver.tps import open_institution_tps
-        from archiver.tps.local import LocalTpsSource
+        from sites.connections import open_institution_tps
+        from connectors.tps.local import LocalTpsSource
 
         destination = self.record.destination
         if destination.startswith("tps:"):
@@ -173,7 +176,7 @@ class _Restore:
         return LocalTpsSource(folder)
 
     def _destination(self, source: TpsSource, patient_path: str) -> _Destination:
-        from archiver.pinnacle.reader import list_groups, read_institution_headers
+        from pinnacle.reader import list_groups, read_institution_headers
 
         patient_dir = patient_path.rsplit("/", 1)[1]
         if not self.record.destination.startswith("tps:"):
@@ -334,8 +337,8 @@ class _Restore:
 
     def _move_into_place(self, dest: _Destination, staging: str, patient_path: str) -> None:
         from archiver.packing.manifest import patient_lite
-        from archiver.pinnacle.institution_file import add_patient_lite
-        from archiver.pinnacle.reader import read_patient
+        from pinnacle.institution_file import add_patient_lite
+        from pinnacle.reader import read_patient
 
         source, staged = dest.source, f"{staging}/{patient_path}"
         if dest.rel != patient_path:
@@ -356,7 +359,7 @@ class _Restore:
             self._mark_restored(source, dest)
 
     def _mark_restored(self, source: TpsSource, dest: _Destination) -> None:
-        from archiver.services.tps_sync import sync_patient
+        from inventory.services.tps_sync import sync_patient
 
         row = sync_patient(institution=self.record.institution, source=source, tps_path=dest.rel, group=dest.group)
         TpsPatient.objects.filter(pk=row.pk).update(restored_from=self.archive, restored_fingerprint=row.fingerprint)

@@ -11,7 +11,7 @@ import json
 
 from audit.models import AuditEvent
 from audit.services import record_event, verify_chain
-from pdas.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor
 
 
 class Command(PdasCommand):

@@ -9,11 +9,11 @@ import json
 
 from django.core.management.base import CommandError
 
-from archiver.models import Institution
-from archiver.tps.base import TpsError
+from sites.models import Institution
+from connectors.tps.base import TpsError
 from curation.selectors import run_findings
 from curation.services.curate import curate_institution
-from pdas.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor
 
 
 class Command(PdasCommand):

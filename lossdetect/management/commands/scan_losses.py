@@ -11,10 +11,10 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from archiver.models import Institution
+from sites.models import Institution
 from lossdetect.models import LossScan
 from lossdetect.services.scan import run_loss_scan
-from pdas.commands import cli_actor
+from core.commands import cli_actor
 
 
 def _date(option: str, text: str) -> dt.date:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from archiver.models import Institution, StorageTarget
-from pdas.commands import Findings, PdasCommand, cli_actor
+from sites.models import Institution, StorageTarget
+from core.commands import Findings, PdasCommand, cli_actor
 from reports.models import ReconciliationImport
 from reports.services.reconcile import import_listing, reconcile_target
 

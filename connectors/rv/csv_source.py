@@ -1,0 +1,107 @@
+"""``csv:<path>``: first deliveries exported to a CSV file (SPEC section 2, source 3).
+
+UTF-8 (with or without BOM) or GB18030; a header row naming at least
+``mrn,patient_name,plan_label,course,first_delivery`` (optional ``plan_uid``, ``machine``), in any
+order; ``first_delivery`` is ISO 8601 (naive times are site-local). A row that cannot be used is
+reported with its line number and skipped.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from connectors.rv.base import FirstDelivery, RowProblem, RvError, RvReadResult, RvSource, clean_text, parse_course
+
+REQUIRED = ("mrn", "patient_name", "plan_label", "course", "first_delivery")
+OPTIONAL = ("plan_uid", "machine")
+
+
+def decode_text(data: bytes, *, name: str) -> str:
+    """UTF-8 first (BOM or not), then GB18030; anything else is refused, never guessed."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise RvError(f"{name}: neither UTF-8 nor GB18030 (undecodable byte at offset {exc.start})") from None
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """An ISO 8601 date and time; ``ValueError`` with a reason when it is not one."""
+    if not text:
+        raise ValueError("first_delivery is empty")
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"first_delivery {text!r} has no time of day")
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"first_delivery {text!r} is not an ISO 8601 date and time") from None
+
+
+class CsvSource(RvSource):
+    def __init__(self, path: Path, *, url: str, zone: ZoneInfo):
+        super().__init__(url=url, zone=zone)
+        self.path = path
+
+    def read(self) -> RvReadResult:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise RvError(f"{self.path}: cannot read ({exc.strerror})", retryable=True) from None
+        reader = csv.reader(io.StringIO(decode_text(data, name=str(self.path)), newline=""))
+        columns = self._columns(next(reader, None))
+        result = RvReadResult()
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            where = f"{self.path.name} row {reader.line_num}"
+            try:
+                result.records.append(self._record(row, columns))
+            except ValueError as exc:
+                result.problems.append(RowProblem(where, str(exc)))
+        return result
+
+    def _columns(self, header: list[str] | None) -> dict[str, int]:
+        if not header:
+            raise RvError(f"{self.path}: empty file, no header row")
+        names = [cell.strip().lower() for cell in header]
+        duplicated = sorted({n for n in names if n and names.count(n) > 1})
+        if duplicated:
+            raise RvError(f"{self.path}: header names column(s) {', '.join(duplicated)} twice")
+        missing = [n for n in REQUIRED if n not in names]
+        if missing:
+            raise RvError(f"{self.path}: header lacks column(s) {', '.join(missing)} "
+                          f"(needs {','.join(REQUIRED)}[,{','.join(OPTIONAL)}])")
+        return {n: names.index(n) for n in (*REQUIRED, *OPTIONAL) if n in names}
+
+    def _record(self, row: list[str], columns: dict[str, int]) -> FirstDelivery:
+        width = max(columns.values()) + 1
+        if len(row) < width:
+            raise ValueError(f"has {len(row)} fields, the header needs {width}")
+
+        def cell(name: str) -> str:
+            return clean_text(row[columns[name]]) if name in columns else ""
+
+        mrn, label = cell("mrn"), cell("plan_label")
+        if not mrn:
+            raise ValueError("mrn is empty")
+        if not label:
+            raise ValueError("plan_label is empty")
+        return FirstDelivery(
+            mrn=mrn,
+            patient_name=cell("patient_name"),
+            plan_label=label,
+            plan_uid=cell("plan_uid"),
+            course=parse_course(cell("course")),
+            first_delivery=self.aware(parse_timestamp(cell("first_delivery"))),
+            machine=cell("machine"),
+        )

@@ -1,0 +1,39 @@
+"""Storage targets behind one interface. ``open_target`` connects to a configured StorageTarget."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from connectors.storage.base import Digest, RemoteFile, StorageBackend, StorageError
+
+__all__ = ["SCHEMES", "Digest", "RemoteFile", "StorageBackend", "StorageError", "open_storage"]
+
+# The scheme registry: what the opener accepts is what the site configuration accepts.
+SCHEMES = {"file": "a local or mounted folder", "ftp": "FTP (only with allow_plain_ftp)",
+           "ftps": "FTP over explicit TLS", "sftp": "SFTP over SSH"}
+
+
+def open_storage(url: str, *, password: str | None = None, key_file: str | None = None,
+                 known_hosts: str | None = None, ca_file: str | None = None, allow_plain_ftp: bool = False,
+                 timeout: float = 30) -> StorageBackend:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        from connectors.storage.local import FileStorage
+
+        return FileStorage(Path(unquote(parts.path)), url=url)
+    if parts.scheme in ("ftp", "ftps"):
+        from connectors.storage.ftp import FtpStorage
+
+        if parts.scheme == "ftp" and not allow_plain_ftp:
+            raise StorageError(f"{url}: plain FTP sends passwords and data in clear; use ftps:// "
+                               "or set allow_plain_ftp for a private storage network")
+        if not parts.hostname:
+            raise StorageError(f"{url}: no host")
+        return FtpStorage(host=parts.hostname, port=parts.port or 21, user=unquote(parts.username or "anonymous"),
+                          password=password or "", root=unquote(parts.path) or "/", tls=parts.scheme == "ftps",
+                          ca_file=ca_file, timeout=timeout, url=url)
+    if parts.scheme == "sftp":
+        from connectors.storage.sftp import SftpStorage
+
+        return SftpStorage(url, password=password, key_file=key_file, known_hosts=known_hosts, timeout=timeout)
+    raise StorageError(f"{url}: unsupported target (use file://, ftp://, ftps:// or sftp://)")

@@ -1,0 +1,146 @@
+"""The storage-target interface: where archives and their sidecars are kept.
+
+A target is a flat folder of files (``<archive>``, ``<archive>.sha256``, ``<archive>.manifest.json``).
+Uploads go to a temporary name and are renamed into place; an existing file is never overwritten
+(``StorageError(exists=True)``), so two runs can never silently replace a verified archive.
+Listings raise on failure: a listing that could not be read is never reported as empty.
+"""
+from __future__ import annotations
+
+from connectors.errors import ConnectorError
+
+import hashlib
+import posixpath
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+CHUNK = 1 << 20
+ProgressFn = Callable[[int], None]
+
+
+class StorageError(ConnectorError):
+    """A target operation failed. ``retryable``: a later try may succeed (network, timeout); ``exists``:
+    the name is already taken on the target."""
+
+    def __init__(self, message: str, *, retryable: bool = False, exists: bool = False):
+        super().__init__(message, retryable=retryable)
+        self.exists = exists
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    sha256: str
+    size: int
+    method: str  # FixityCheck.Method value: remote_hash, read_back or local_hash
+
+
+def check_name(name: str) -> str:
+    """Archive and sidecar names are plain file names: no folders, no dot-files."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+        raise StorageError(f"{name!r} is not a plain file name")
+    return name
+
+
+def temporary_name(name: str) -> str:
+    return f".{name}.{uuid.uuid4().hex[:12]}.part"
+
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".part")
+
+
+class StorageBackend(ABC):
+    """One open connection to a target. Use as a context manager; ``close()`` is idempotent."""
+
+    url: str
+
+    def __enter__(self) -> "StorageBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @abstractmethod
+    def list_files(self) -> list[RemoteFile]:
+        """Regular files in the target folder (temporary upload names included)."""
+
+    @abstractmethod
+    def stat(self, name: str) -> RemoteFile | None:
+        """The file, or None when it does not exist."""
+
+    @abstractmethod
+    def _write_temporary(self, temp: str, chunks: Iterable[bytes], progress: ProgressFn | None) -> int:
+        """Write ``chunks`` to ``temp``; return the bytes written."""
+
+    @abstractmethod
+    def _rename_new(self, temp: str, name: str) -> None:
+        """Rename ``temp`` to ``name``; raise ``StorageError(exists=True)`` when ``name`` exists."""
+
+    @abstractmethod
+    def read_chunks(self, name: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The file's bytes, in chunks."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Delete a file (PDAS only removes its own temporary uploads)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        ...
+
+    def remote_sha256(self, name: str) -> Digest | None:
+        """A digest computed where the file lives, or None when the target cannot do that."""
+        return None
+
+    def upload(self, name: str, chunks: Iterable[bytes], *, progress: ProgressFn | None = None) -> int:
+        """Store a new file under ``name``; the temporary upload is removed on any failure."""
+        check_name(name)
+        if self.stat(name) is not None:
+            raise StorageError(f"{name} already exists on {self.url}", exists=True)
+        temp = temporary_name(name)
+        try:
+            written = self._write_temporary(temp, chunks, progress)
+            stored = self.stat(temp)
+            if stored is None or stored.size != written:
+                raise StorageError(
+                    f"{name}: {written} bytes sent but {stored.size if stored else 'no file'} stored on {self.url}",
+                    retryable=True,
+                )
+            self._rename_new(temp, name)
+        except BaseException:
+            try:
+                self.remove(temp)
+            except Exception:  # best effort: the original error is the one to report
+                pass
+            raise
+        return written
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self.upload(name, [data])
+
+    def read_bytes(self, name: str) -> bytes:
+        return b"".join(self.read_chunks(name))
+
+    def digest(self, name: str) -> Digest:
+        """SHA-256 of a stored file: hashed on the target where possible, else read back and hashed."""
+        remote = self.remote_sha256(name)
+        if remote is not None:
+            return remote
+        hasher = hashlib.sha256()
+        size = 0
+        for data in self.read_chunks(name):
+            hasher.update(data)
+            size += len(data)
+        return Digest(sha256=hasher.hexdigest(), size=size, method="read_back")
+
+
+def join(root: str, name: str) -> str:
+    return posixpath.join(root, check_name(name)) if root else check_name(name)

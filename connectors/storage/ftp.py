@@ -1,0 +1,175 @@
+"""``ftps://`` (explicit TLS, protected data channel) and, only when allowed, plain ``ftp://`` targets."""
+from __future__ import annotations
+
+import ftplib
+import socket
+import ssl
+from typing import Iterable, Iterator
+
+from connectors.storage.base import (
+    CHUNK, ProgressFn, RemoteFile, StorageBackend, StorageError, is_temporary, join, check_name,
+)
+
+_TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, ftplib.error_temp, OSError)
+
+
+class _ProducerFailed(Exception):
+    """The chunk producer (not the FTP link) failed; its error is re-raised as it is."""
+
+
+class _ChunkReader:
+    """File-like adapter so ``storbinary`` can send an iterator of chunks."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: ProgressFn | None):
+        self._chunks = iter(chunks)
+        self._buffer = b""
+        self._progress = progress
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def read(self, size: int = CHUNK) -> bytes:
+        while len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+            except Exception as exc:
+                self.error = exc
+                raise _ProducerFailed from exc
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        self.sent += len(data)
+        if data and self._progress:
+            self._progress(len(data))
+        return data
+
+
+class FtpStorage(StorageBackend):
+    def __init__(self, *, host: str, port: int, user: str, password: str, root: str, tls: bool,
+                 ca_file: str | None = None, timeout: float = 30, url: str = ""):
+        self.url = url or f"{'ftps' if tls else 'ftp'}://{user}@{host}:{port}{root}"
+        self.root = root
+        self._login = (host, port, user, password, tls, ca_file, timeout)
+        self.ftp: ftplib.FTP | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        host, port, user, password, tls, ca_file, timeout = self._login
+        try:
+            if tls:
+                context = ssl.create_default_context(cafile=ca_file or None)
+                self.ftp = ftplib.FTP_TLS(context=context, timeout=timeout, encoding="utf-8")
+            else:
+                self.ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
+            self.ftp.connect(host, port)
+            if tls:
+                self.ftp.auth()
+            self.ftp.login(user, password)
+            if tls:
+                self.ftp.prot_p()  # encrypt the data channel too, not only the commands
+            try:
+                self.ftp.sendcmd("OPTS UTF8 ON")
+            except ftplib.Error:
+                pass  # servers that always speak UTF-8 reject the option; names still go as UTF-8
+            self.ftp.voidcmd("TYPE I")
+        except ftplib.error_perm as exc:
+            self._close_quietly()
+            raise StorageError(f"{self.url}: login refused: {exc}") from None
+        except ssl.SSLError as exc:
+            self._close_quietly()
+            raise StorageError(f"{self.url}: TLS failed: {exc.reason or exc}") from None
+        except _TRANSIENT as exc:
+            self._close_quietly()
+            raise StorageError(f"{self.url}: cannot connect: {exc}", retryable=True) from None
+
+    def _path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}" if is_temporary(name) else join(self.root, name)
+
+    def _call(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except ftplib.error_perm as exc:
+            raise StorageError(f"{self.url}: {what}: {exc}") from None
+        except ssl.SSLError as exc:
+            raise StorageError(f"{self.url}: {what}: TLS error {exc.reason or exc}", retryable=True) from None
+        except _TRANSIENT as exc:
+            raise StorageError(f"{self.url}: {what}: {exc}", retryable=True) from None
+
+    def list_files(self) -> list[RemoteFile]:
+        def listing():
+            try:
+                return [RemoteFile(name, int(facts.get("size", 0)))
+                        for name, facts in self.ftp.mlsd(self.root, facts=["type", "size"])
+                        if facts.get("type") == "file"]
+            except ftplib.error_perm:  # no MLSD: fall back to NLST + SIZE
+                names = [n.rsplit("/", 1)[-1] for n in self.ftp.nlst(self.root)]
+                return [f for f in (self.stat(n) for n in names if n not in (".", "..")) if f]
+        return sorted(self._call("cannot list", listing), key=lambda f: f.name)
+
+    def stat(self, name: str) -> RemoteFile | None:
+        try:
+            size = self.ftp.size(self._path(name))
+        except ftplib.error_perm:
+            return None  # 550: no such file
+        except _TRANSIENT as exc:
+            raise StorageError(f"{self.url}: cannot stat {name}: {exc}", retryable=True) from None
+        return RemoteFile(name, int(size)) if size is not None else None
+
+    def _write_temporary(self, temp: str, chunks: Iterable[bytes], progress: ProgressFn | None) -> int:
+        reader = _ChunkReader(chunks, progress)
+        try:
+            self._call(f"cannot upload {temp}", self.ftp.storbinary, f"STOR {self._path(temp)}", reader, CHUNK)
+        except _ProducerFailed:
+            self._abandon_transfer()
+            raise reader.error from None
+        return reader.sent
+
+    def _abandon_transfer(self) -> None:
+        """After a producer failure mid-STOR the control connection is in an unknown state: reconnect."""
+        self._close_quietly()
+        try:
+            self._connect()
+        except StorageError:
+            pass  # the caller's cleanup then fails quietly; the temporary name is swept on the next run
+
+    def _rename_new(self, temp: str, name: str) -> None:
+        # FTP's RNTO replaces silently on most servers, so look first.
+        if self.stat(name) is not None:
+            raise StorageError(f"{name} already exists on {self.url}", exists=True)
+        self._call(f"cannot rename to {name}", self.ftp.rename, self._path(temp), self._path(name))
+
+    def read_chunks(self, name: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        check_name(name)
+        try:
+            with self.ftp.transfercmd(f"RETR {self._path(name)}") as conn:
+                while data := conn.recv(chunk):
+                    yield data
+                if isinstance(conn, ssl.SSLSocket):
+                    conn.unwrap()
+            self.ftp.voidresp()
+        except ftplib.error_perm as exc:
+            raise StorageError(f"{self.url}: cannot read {name}: {exc}") from None
+        except (ssl.SSLError, *_TRANSIENT) as exc:
+            raise StorageError(f"{self.url}: cannot read {name}: {exc}", retryable=True) from None
+
+    def remove(self, name: str) -> None:
+        try:
+            self.ftp.delete(self._path(name))
+        except ftplib.error_perm:
+            pass  # already gone
+        except _TRANSIENT as exc:
+            raise StorageError(f"{self.url}: cannot remove {name}: {exc}", retryable=True) from None
+
+    def _close_quietly(self) -> None:
+        try:
+            if self.ftp is not None:
+                self.ftp.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if getattr(self, "ftp", None) is not None:
+            try:
+                self.ftp.quit()
+            except Exception:
+                self._close_quietly()
+            self.ftp = None

@@ -1,0 +1,52 @@
+"""TPS sources: local directory and SSH. ``open_tps_source`` picks one from a URL."""
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from connectors.tps.base import CommandResult, Entry, TpsError, TpsSource, clean_relpath
+
+__all__ = ["CommandResult", "Entry", "TpsError", "TpsSource", "clean_relpath", "open_tps_source", "relative_to_root"]
+
+
+def open_tps_source(url: str, *, password: str | None = None, key_file: str | None = None,
+                    known_hosts: str | None = None, connect_timeout: float = 15) -> TpsSource:
+    """Open ``file:///path/Patients`` or ``ssh://user@host:22/path/Patients``.
+
+    A bad URL or an unknown scheme raises ``TpsError`` naming the URL; an unreachable root raises a
+    retryable ``TpsError``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # raises ValueError on "host:abc" or an out-of-range port
+    except ValueError as exc:
+        raise TpsError(f"TPS URL {url!r} is not valid: {exc}") from None
+    path = unquote(parts.path)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise TpsError(f"TPS URL {url!r}: file:// takes a local path (file:///path), not host {parts.netloc!r}")
+        if not path.startswith("/"):
+            raise TpsError(f"TPS URL {url!r}: file:// needs an absolute path (file:///path/Patients)")
+        from connectors.tps.local import LocalTpsSource
+
+        return LocalTpsSource(Path(path), url=url)
+    if parts.scheme == "ssh":
+        if not parts.hostname:
+            raise TpsError(f"TPS URL {url!r}: no host (ssh://user@host:22/path/Patients)")
+        if not path.startswith("/") or path == "/":
+            raise TpsError(f"TPS URL {url!r}: no absolute path of the Patients folder")
+        from connectors.tps.ssh import SshTpsSource
+
+        return SshTpsSource(url, password=password, key_file=key_file, known_hosts=known_hosts,
+                            connect_timeout=connect_timeout)
+    raise TpsError(f"TPS URL {url!r}: unsupported scheme {parts.scheme or '(none)'!r} (use file:// or ssh://)")
+
+
+def relative_to_root(folder: str, tps_url: str) -> str | None:
+    """``folder`` (absolute on the TPS host) relative to the root ``tps_url`` names, or None when outside."""
+    root = posixpath.normpath(unquote(urlsplit(tps_url).path) or "/")
+    folder = posixpath.normpath(folder)
+    if not folder.startswith(root.rstrip("/") + "/"):
+        return None
+    return posixpath.relpath(folder, root)

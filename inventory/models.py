@@ -1,0 +1,238 @@
+"""What PDAS knows exists: the TPS as last read (patients, plans), the archives and their copies on the
+storage targets, and the originals waiting in the quarantine.
+
+The storage targets are canonical: every ``Archive``/``ArchiveCopy`` row can be rebuilt from the
+``.manifest.json`` and ``.sha256`` files beside the archives (``manage.py rebuild_index``). The
+tables keep the names they were created with (``archiver_*``).
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from sites.models import Codec, Institution, StorageTarget
+
+
+class TpsPatient(models.Model):
+    """A patient directory as PDAS last read it from the TPS.
+
+    ``fingerprint`` digests the names, sizes and mtimes of the patient's files: a rescan re-parses
+    only patients whose fingerprint changed. A directory gone from the TPS is kept with
+    ``present=False`` so findings can still point at it.
+    """
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="tps_patients")
+    group = models.CharField(max_length=200, db_index=True)
+    tps_path = models.CharField(max_length=500, help_text=_("Relative to the TPS root"))
+    tps_patient_id = models.IntegerField(null=True, blank=True)
+    mrn = models.CharField(max_length=64, blank=True, db_index=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    first_name = models.CharField(max_length=200, blank=True)
+    middle_name = models.CharField(max_length=200, blank=True)
+    image_sets = models.JSONField(default=list, blank=True)
+    file_count = models.PositiveIntegerField(default=0)
+    total_bytes = models.BigIntegerField(default=0)
+    latest_mtime = models.DateTimeField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    read_error = models.TextField(blank=True, help_text=_("Why the patient could not be read; blank: read fine"))
+    present = models.BooleanField(default=True, db_index=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    restored_from = models.ForeignKey(
+        "Archive", null=True, blank=True, on_delete=models.SET_NULL, related_name="restored_patients",
+        help_text=_("Set when PDAS restored this directory; cleared when its content changes"),
+    )
+    restored_fingerprint = models.CharField(max_length=64, blank=True)
+    # The archiving claim: a worker owns the patient while ``claim_expires`` is in the future and
+    # renews it as it works; a killed worker's claim simply runs out.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claim_expires = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "archiver_tpspatient"  # the table keeps the name of the app it was created in
+        ordering = ["institution", "group", "tps_path"]
+        constraints = [models.UniqueConstraint(fields=["institution", "tps_path"], name="uniq_tps_path")]
+        indexes = [models.Index(fields=["institution", "present", "group"])]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} [{self.mrn or '?'}] {self.tps_path}"
+
+    @property
+    def display_name(self) -> str:
+        return ", ".join(part for part in (self.last_name, self.first_name) if part) or "?"
+
+    @property
+    def is_readable(self) -> bool:
+        return not self.read_error
+
+    @property
+    def is_unchanged_restore(self) -> bool:
+        """True while the directory is exactly what PDAS restored (curation shows it green)."""
+        return bool(self.restored_from_id and self.restored_fingerprint == self.fingerprint)
+
+
+class TpsPlan(models.Model):
+    """A plan of a TPS patient, from the Patient file's PlanList and its Plan_N directory."""
+
+    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="plans")
+    plan_id = models.IntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    trial_names = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(null=True, blank=True)
+    edited = models.DateTimeField(null=True, blank=True)
+    has_directory = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "archiver_tpsplan"  # the table keeps the name of the app it was created in
+        ordering = ["patient", "plan_id"]
+        constraints = [models.UniqueConstraint(fields=["patient", "plan_id"], name="uniq_tps_plan")]
+
+    def __str__(self) -> str:
+        return f"Plan_{self.plan_id} {self.name}"
+
+
+class ChecksumAlgorithm(models.TextChoices):
+    SHA256 = "sha256", "SHA-256"
+
+
+class Archive(models.Model):
+    """One packed patient: the archive file and what it holds (its manifest).
+
+    ``status`` starts at ``packing`` and becomes ``verified`` only once at least one copy on a
+    target was re-read or re-hashed there and matched.
+    """
+
+    class Status(models.TextChoices):
+        PACKING = "packing", _("Packing")
+        PACKED = "packed", _("Packed")
+        VERIFIED = "verified", _("Verified")
+        FAILED = "failed", _("Failed")
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="archives")
+    patient = models.ForeignKey(
+        TpsPatient, null=True, blank=True, on_delete=models.SET_NULL, related_name="archives"
+    )
+    name = models.CharField(max_length=255, help_text=_("File name on the targets"))
+    mrn = models.CharField(max_length=64, db_index=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    first_name = models.CharField(max_length=200, blank=True)
+    group = models.CharField(max_length=200, blank=True)
+    tps_path = models.CharField(max_length=500, blank=True)
+    codec = models.CharField(max_length=8, choices=Codec.choices, default=Codec.GZIP)
+    size = models.BigIntegerField(null=True, blank=True, help_text=_("Bytes of the archive file"))
+    raw_bytes = models.BigIntegerField(null=True, blank=True, help_text=_("Bytes of the packed files"))
+    checksum = models.CharField(max_length=128, blank=True)
+    checksum_algorithm = models.CharField(
+        max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256
+    )
+    manifest = models.JSONField(default=dict, blank=True)
+    source_fingerprint = models.CharField(max_length=64, blank=True, help_text=_("Patient fingerprint when packed"))
+    packed_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PACKING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "archiver_archive"  # the table keeps the name of the app it was created in
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["institution", "name"], name="uniq_archive_name")]
+        indexes = [models.Index(fields=["institution", "mrn"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ArchivedPlan(models.Model):
+    """A plan inside an archive, from its manifest: the index loss detection matches against."""
+
+    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="plans")
+    plan_id = models.IntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    trial_names = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(null=True, blank=True)
+    edited = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "archiver_archivedplan"  # the table keeps the name of the app it was created in
+        ordering = ["archive", "plan_id"]
+        constraints = [models.UniqueConstraint(fields=["archive", "plan_id"], name="uniq_archived_plan")]
+
+
+class ArchiveCopy(models.Model):
+    """An archive file on one storage target, with the checksum found there."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading", _("Uploading")
+        UPLOADED = "uploaded", _("Uploaded, not verified")
+        VERIFIED = "verified", _("Verified")
+        CORRUPT = "corrupt", _("Corrupt")
+        MISSING = "missing", _("Missing")
+
+    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="copies")
+    target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="copies")
+    path = models.CharField(max_length=1000, help_text=_("Path on the target"))
+    size = models.BigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=128, blank=True, help_text=_("Digest measured on the target"))
+    checksum_algorithm = models.CharField(
+        max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADING)
+    stored_at = models.DateTimeField(null=True, blank=True, help_text=_("Set only after verification"))
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "archiver_archivecopy"  # the table keeps the name of the app it was created in
+        ordering = ["archive", "target"]
+        constraints = [models.UniqueConstraint(fields=["archive", "target"], name="uniq_archive_copy")]
+
+    def __str__(self) -> str:
+        return f"{self.archive.name} @ {self.target.name}"
+
+
+class FixityCheck(models.Model):
+    """One verification of one copy: how it was checked and what was found."""
+
+    class Method(models.TextChoices):
+        REMOTE_HASH = "remote_hash", _("Hashed on the target (sha256sum over SSH)")
+        READ_BACK = "read_back", _("Read back and hashed")
+        LOCAL_HASH = "local_hash", _("Hashed on a local target")
+
+    class Outcome(models.TextChoices):
+        PASS = "pass", _("Pass")
+        FAIL = "fail", _("Fail")
+
+    copy = models.ForeignKey(ArchiveCopy, on_delete=models.CASCADE, related_name="fixity_checks")
+    checked_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=16, choices=Method.choices)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.FAIL)
+    size = models.BigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=128, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "archiver_fixitycheck"  # the table keeps the name of the app it was created in
+        ordering = ["-checked_at"]
+
+
+class QuarantinedPatient(models.Model):
+    """Originals moved off the TPS after a verified archive, kept until ``purge_after``.
+
+    The row is written before the move (``moved_at`` blank), so a crash mid-move is found and
+    finished by the next run.
+    """
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="quarantine")
+    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="quarantined")
+    tps_path = models.CharField(max_length=500)
+    quarantine_path = models.CharField(max_length=1000)
+    total_bytes = models.BigIntegerField(default=0)
+    moved_at = models.DateTimeField(null=True, blank=True, help_text=_("Blank while the move is under way"))
+    purge_after = models.DateTimeField()
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "archiver_quarantinedpatient"  # the table keeps the name of the app it was created in
+        ordering = ["-moved_at"]
+        # The reports' "quarantine now" figure and the purge both ask for an institution's unpurged rows.
+        indexes = [models.Index(fields=["institution", "purged_at"], name="quarantine_unpurged")]

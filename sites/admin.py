@@ -1,0 +1,124 @@
+"""Admin of the site configuration: institutions and storage targets are edited here, checked with the
+site.toml rules and audited (the view-only base classes are in sites/admin_base.py)."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
+
+from audit.services import record_event
+from sites.admin_base import InstitutionScopedAdmin
+from sites.models import Institution, StorageTarget
+from sites.services.site_config import institution_problems, storage_problems
+
+# --- configuration: editable, checked like site.toml, every save audited --------------------------
+
+
+class _RulesForm(forms.ModelForm):
+    """Applies the site.toml rules for one row (``rules``, set by each form). Environment variables
+    and files are not looked for: the workers that use them need not run on the web server."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for field_name, problem in self.rules(cleaned, check_local=False):
+            if field_name in self.errors:
+                continue  # the field's own error says enough
+            self.add_error(field_name if field_name in self.fields else None, problem)
+        return cleaned
+
+
+class InstitutionForm(_RulesForm):
+    rules = staticmethod(institution_problems)
+
+    class Meta:
+        model = Institution
+        fields = "__all__"
+
+
+class StorageTargetForm(_RulesForm):
+    rules = staticmethod(storage_problems)
+
+    class Meta:
+        model = StorageTarget
+        fields = "__all__"
+
+
+def _audit_config(request, obj: Institution | StorageTarget, *, action: str, fields=()) -> None:
+    institution = obj if isinstance(obj, Institution) else obj.institution
+    record_event(actor=request.user, event="config.change", institution=institution.code, obj=obj,
+                 detail={"action": action, "row": str(obj), "fields": sorted(fields)})
+
+
+class StorageTargetInline(admin.TabularInline):
+    model = StorageTarget
+    form = StorageTargetForm
+    extra = 0
+    fields = ("name", "url", "password_env", "password_file", "key_file", "known_hosts", "ca_file",
+              "allow_plain_ftp", "enabled", "priority")
+
+
+@admin.register(Institution)
+class InstitutionAdmin(InstitutionScopedAdmin):
+    form = InstitutionForm
+    inlines = [StorageTargetInline]
+    list_display = ("code", "name", "tps_url", "pending_group", "rv_url", "targets", "updated_at")
+    search_fields = ("code", "name")
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("code", "name")}),
+        (_("Planning system (TPS)"), {"fields": ("tps_url", "tps_password_env", "tps_key_file", "tps_known_hosts", "pending_group",
+                            "clinical_groups", "non_clinical_groups", "restore_group", "time_zone")}),
+        (_("Record and verify (R&V)"), {"fields": ("rv_url", "rv_password_env", "recourse_gap_days", "lookback_days", "skew_days")}),
+        (_("Archiving"), {"fields": ("codec", "codec_level", "pack_script", "quarantine_dir", "quarantine_days",
+                           "mrn_pattern", "notify_emails", "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(target_count=Count("storage_targets"))
+
+    @admin.display(description=_("Storage targets"), ordering="target_count")
+    def targets(self, obj: Institution) -> int:
+        return obj.target_count
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting an institution would cascade away its archive index and loss history; a retired
+        # site stays, with its targets disabled.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _audit_config(request, obj, action="change" if change else "add", fields=form.changed_data)
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for target in formset.deleted_objects:
+            _audit_config(request, target, action="delete")
+        for target, fields in formset.changed_objects:
+            _audit_config(request, target, action="change", fields=fields)
+        added = {id(target) for target in formset.new_objects}
+        for target_form in formset.forms:
+            if id(target_form.instance) in added:
+                _audit_config(request, target_form.instance, action="add", fields=target_form.changed_data)
+
+
+@admin.register(StorageTarget)
+class StorageTargetAdmin(InstitutionScopedAdmin):
+    form = StorageTargetForm
+    list_display = ("__str__", "url", "enabled", "priority", "allow_plain_ftp")
+    list_filter = ("institution", "enabled")
+    list_select_related = ("institution",)
+    search_fields = ("name", "url", "institution__code")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _audit_config(request, obj, action="change" if change else "add", fields=form.changed_data)
+
+    def delete_model(self, request, obj):
+        _audit_config(request, obj, action="delete")
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for target in queryset.select_related("institution"):
+            _audit_config(request, target, action="delete")
+        super().delete_queryset(request, queryset)

@@ -1,0 +1,70 @@
+"""Opening an institution's TPS, storage targets and R&V source with the secrets its configuration names.
+
+The protocol code lives in ``connectors`` and knows nothing of models; this is the one place where a
+configured row becomes a connection. Secrets come from ``connectors.secrets`` (``NAME`` or
+``NAME_FILE``), the same lookup ``load_site_config`` and the admin forms check.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from connectors.errors import SecretError
+from connectors.rv import RvError, RvSource, open_rv_source
+from connectors.secrets import require_secret
+from connectors.storage import StorageBackend, StorageError, open_storage
+from connectors.tps import TpsError, TpsSource, open_tps_source
+from sites.models import Institution, StorageTarget
+
+
+def institution_tps_password(institution: Institution) -> str | None:
+    """The TPS password from the variable (or its ``_FILE`` twin) the institution names; None if it names none."""
+    if not institution.tps_password_env:
+        return None
+    try:
+        return require_secret(institution.tps_password_env, what=f"institution {institution.code}: tps_password_env")
+    except SecretError as exc:
+        raise TpsError(str(exc)) from None
+
+
+def open_institution_tps(institution: Institution, *, connect_timeout: float = 15) -> TpsSource:
+    """Open the institution's TPS with the secrets its configuration names."""
+    return open_tps_source(institution.tps_url, password=institution_tps_password(institution),
+                           key_file=institution.tps_key_file or None,
+                           known_hosts=institution.tps_known_hosts or None, connect_timeout=connect_timeout)
+
+
+def target_password(target: StorageTarget) -> str | None:
+    """The target's secret from ``password_env`` (or its ``_FILE`` twin) or ``password_file``; None if none."""
+    try:
+        if target.password_env:
+            return require_secret(target.password_env, what=f"storage {target.name}: password_env")
+    except SecretError as exc:
+        raise StorageError(str(exc)) from None
+    if target.password_file:
+        try:
+            return Path(target.password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise StorageError(f"storage {target.name}: cannot read password_file {target.password_file}: "
+                               f"{exc.strerror}") from None
+    return None
+
+
+def open_target(target: StorageTarget, *, timeout: float = 30) -> StorageBackend:
+    """Connect to a configured storage target."""
+    return open_storage(target.url, password=target_password(target), key_file=target.key_file or None,
+                        known_hosts=target.known_hosts or None, ca_file=target.ca_file or None,
+                        allow_plain_ftp=target.allow_plain_ftp, timeout=timeout)
+
+
+def open_institution_rv(institution: Institution) -> RvSource:
+    """The institution's R&V source, with its password from ``rv_password_env`` and its site time."""
+    if not institution.rv_url.strip():
+        raise RvError(f"institution {institution.code} has no R&V source (rv_url is empty)")
+    password = None
+    if institution.rv_password_env:
+        try:
+            password = require_secret(institution.rv_password_env,
+                                      what=f"institution {institution.code}: rv_password_env (the R&V password)")
+        except SecretError as exc:
+            raise RvError(str(exc)) from None
+    return open_rv_source(institution.rv_url, password=password, zone=institution.zone)

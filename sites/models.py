@@ -1,0 +1,142 @@
+"""The site: institutions (one Pinnacle patient group set each), their storage targets, and who may see them.
+
+Every other app reads these rows; the site configuration (``manage.py load_site_config``, the admin)
+writes them. The tables keep the names they were created with (``archiver_*``, ``pdas_membership``)
+so an existing database moves forward without copying data.
+"""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+def _validate_timezone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except Exception:  # zoneinfo raises several types for a bad key
+        raise ValidationError(_("%(value)s is not a time zone name"), params={"value": value}) from None
+
+
+class Codec(models.TextChoices):
+    GZIP = "gzip", "gzip (.tar.gz)"
+    ZSTD = "zstd", "zstd (.tar.zst)"
+
+
+class Institution(models.Model):
+    """One Pinnacle site: its TPS tree, its groups, its R&V source and its rules."""
+
+    code = models.SlugField(max_length=32, unique=True, help_text=_("Short code used on the command line"))
+    name = models.CharField(max_length=200)
+    tps_url = models.CharField(
+        max_length=500, help_text=_("file:///path/Patients or ssh://user@host:22/path/Patients")
+    )
+    tps_password_env = models.CharField(max_length=100, blank=True)
+    tps_key_file = models.CharField(max_length=500, blank=True)
+    tps_known_hosts = models.CharField(max_length=500, blank=True)
+    pending_group = models.CharField(max_length=200, help_text=_("The pending-archive group (待归档组)"))
+    clinical_groups = models.JSONField(default=list, blank=True)
+    non_clinical_groups = models.JSONField(default=list, blank=True)
+    restore_group = models.CharField(
+        max_length=200, blank=True, help_text=_("Group restored patients go to; blank: the pending group")
+    )
+    rv_url = models.CharField(max_length=500, blank=True, help_text=_("csv:, dicom-dir: or mosaiq+<db-url>"))
+    rv_password_env = models.CharField(max_length=100, blank=True)
+    recourse_gap_days = models.PositiveIntegerField(default=90)
+    lookback_days = models.PositiveIntegerField(default=365)
+    skew_days = models.PositiveIntegerField(default=1)
+    time_zone = models.CharField(
+        max_length=64, default="", blank=True, validators=[_validate_timezone],
+        help_text=_("Site time of Pinnacle timestamps; blank: the server's TIME_ZONE"),
+    )
+    codec = models.CharField(max_length=8, choices=Codec.choices, default=Codec.GZIP)
+    codec_level = models.PositiveSmallIntegerField(default=0, help_text=_("0: the codec's default"))
+    pack_script = models.CharField(
+        max_length=500, blank=True, help_text=_("Site pack script on the TPS host; blank: PDAS's own")
+    )
+    worker_queue = models.CharField(
+        max_length=100, blank=True,
+        help_text=_("Celery queue of this institution's archiving tasks, e.g. served by a worker on the TPS "
+                    "host (celery -A pdas worker -Q NAME); blank: the default queue"),
+    )
+    quarantine_dir = models.CharField(
+        max_length=500, blank=True, help_text=_("Where removed originals wait; blank: <tps_root>/.pdas-quarantine")
+    )
+    quarantine_days = models.PositiveIntegerField(default=30)
+    mrn_pattern = models.CharField(max_length=200, blank=True, help_text=_("Regular expression an MRN must match"))
+    notify_emails = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "archiver_institution"  # the table keeps the name of the app it was created in
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone or settings.TIME_ZONE)
+
+    @property
+    def effective_restore_group(self) -> str:
+        return self.restore_group or self.pending_group
+
+    def group_role(self, group: str) -> str:
+        """'pending', 'clinical', 'non_clinical' or 'other' for a TPS group name."""
+        if group == self.pending_group:
+            return "pending"
+        if group in self.clinical_groups:
+            return "clinical"
+        if group in self.non_clinical_groups:
+            return "non_clinical"
+        return "other"
+
+
+class StorageTarget(models.Model):
+    """A place archives are copied to: file://, ftp://, ftps:// or sftp://."""
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="storage_targets")
+    name = models.SlugField(max_length=64)
+    url = models.CharField(max_length=500)
+    password_env = models.CharField(max_length=100, blank=True)
+    password_file = models.CharField(max_length=500, blank=True)
+    key_file = models.CharField(max_length=500, blank=True)
+    known_hosts = models.CharField(max_length=500, blank=True)
+    ca_file = models.CharField(
+        max_length=500, blank=True, help_text=_("CA certificate(s) that sign an FTPS server's certificate")
+    )
+    allow_plain_ftp = models.BooleanField(
+        default=False, help_text=_("Allow ftp:// without TLS (only on a private storage network)")
+    )
+    enabled = models.BooleanField(default=True)
+    priority = models.PositiveSmallIntegerField(default=0, help_text=_("Lower first when restoring"))
+
+    class Meta:
+        db_table = "archiver_storagetarget"  # the table keeps the name of the app it was created in
+        ordering = ["institution", "priority", "name"]
+        constraints = [models.UniqueConstraint(fields=["institution", "name"], name="uniq_target_name")]
+
+    def __str__(self) -> str:
+        return f"{self.institution.code}/{self.name}"
+
+
+class Membership(models.Model):
+    """One user's access to one institution's patients, archives, runs, scans and audit events."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "pdas_membership"  # the table keeps the name of the app it was created in
+        ordering = ["user", "institution"]
+        constraints = [models.UniqueConstraint(fields=["user", "institution"], name="uniq_membership")]
+        verbose_name = _("institution membership")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.institution.code}"

@@ -1,0 +1,98 @@
+"""The four roles (Django groups) and the custom permissions behind PDAS's actions: defined once, here.
+
+- ``viewer`` reads every page of the institutions the user is a member of (sites.models.Membership);
+- ``physicist`` also curates, acknowledges findings, edits the naming rules, restores and runs loss scans;
+- ``archive admin`` also runs archives, purges the quarantine, reconciles the index and configures
+  institutions' TPS and R&V sources and storage targets (in the admin, so the account needs "staff");
+- ``auditor`` reads and exports the audit log, nothing else.
+
+Roles add up: a user may hold several. Adding an institution and managing users are superuser work.
+The data migration ``pdas/migrations/0002_roles`` creates the groups; ``sync_roles`` runs again after
+every ``migrate`` (and after a test flush) and only *adds* what is missing, so a permission an
+administrator granted by hand survives, and a permission added here reaches existing sites.
+"""
+from __future__ import annotations
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS
+
+VIEWER, PHYSICIST, ARCHIVE_ADMIN, AUDITOR = "viewer", "physicist", "archive admin", "auditor"
+
+# (app_label, model, codename, name): actions that are not "add/change/delete a row".
+CUSTOM_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("archiver", "archiverun", "run_archive", "Can start an archive run"),
+    ("archiver", "restorerecord", "restore_patient", "Can restore a patient from an archive"),
+    ("archiver", "archiverun", "purge_quarantine", "Can purge quarantined originals"),
+    ("curation", "curationrun", "run_curation", "Can start a curation"),
+    ("curation", "curationfinding", "acknowledge_finding", "Can acknowledge a curation finding"),
+    ("lossdetect", "lossscan", "run_scan", "Can start a loss scan"),
+)
+
+_READABLE = {
+    "sites": ("institution", "storagetarget"),
+    "inventory": ("tpspatient", "tpsplan", "archive", "archivedplan", "archivecopy", "fixitycheck",
+                  "quarantinedpatient"),
+    "archiver": ("archiverun", "patientarchivetask", "restorerecord"),
+    "curation": ("namingrule", "transitionalpattern", "curationrun", "curationfinding", "acknowledgement"),
+    "lossdetect": ("lossscan", "lossfinding", "pendingplan"),
+    "reports": ("reconciliationimport", "reconciliationentry"),
+}
+_READ = tuple(f"{app}.view_{model}" for app, models in _READABLE.items() for model in models)
+
+ROLES: dict[str, tuple[str, ...]] = {
+    VIEWER: _READ,
+    PHYSICIST: _READ + (
+        "curation.run_curation", "curation.acknowledge_finding",
+        *(f"curation.{action}_{model}" for model in ("namingrule", "transitionalpattern")
+          for action in ("add", "change", "delete")),
+        "archiver.restore_patient", "lossdetect.run_scan",
+    ),
+    ARCHIVE_ADMIN: _READ + (
+        "archiver.run_archive", "archiver.purge_quarantine", "sites.change_institution",
+        "sites.add_storagetarget", "sites.change_storagetarget", "sites.delete_storagetarget",
+        "reports.add_reconciliationimport",
+    ),
+    AUDITOR: ("audit.view_auditevent",),
+}
+
+
+def _ensure_model_permissions(apps, using: str) -> None:
+    """Django creates the default permissions only after all migrations ran; roles need them now."""
+    for app_config in apps.get_app_configs():
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True  # historical app configs have none
+        try:
+            create_permissions(app_config, verbosity=0, apps=apps, using=using)
+        finally:
+            app_config.models_module = models_module
+
+
+def sync_roles(*, apps=global_apps, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Create the custom permissions and the role groups, adding any permission a role lacks.
+
+    ``apps`` is the migration's historical registry in the data migration, the real one otherwise.
+    A permission named here that does not exist is a programming error: it raises, naming it. In a
+    data migration (a historical ``apps``) the permissions of apps that do not exist yet at that point
+    of the history are skipped; ``migrate`` runs this again at its end (post_migrate), strictly.
+    """
+    strict = apps is global_apps
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    Group = apps.get_model("auth", "Group")
+    _ensure_model_permissions(apps, using)
+    for app_label, model, codename, name in CUSTOM_PERMISSIONS:
+        content_type, _ = ContentType.objects.db_manager(using).get_or_create(app_label=app_label, model=model)
+        Permission.objects.db_manager(using).get_or_create(content_type=content_type, codename=codename,
+                                                           defaults={"name": name})
+    existing = {f"{app}.{codename}": pk for pk, app, codename in Permission.objects.db_manager(using)
+                .values_list("pk", "content_type__app_label", "codename")}
+    for role, permissions in ROLES.items():
+        missing = [p for p in permissions if p not in existing]
+        if missing and not strict:
+            permissions = tuple(p for p in permissions if p in existing)
+        elif missing:
+            raise ImproperlyConfigured(f"role {role!r} names unknown permissions: {', '.join(missing)}")
+        group, _ = Group.objects.db_manager(using).get_or_create(name=role)
+        group.permissions.add(*(existing[p] for p in permissions))
