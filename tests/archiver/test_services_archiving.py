@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from archiver.models import Archive, ArchiveCopy, FixityCheck, PatientArchiveTask, QuarantinedPatient, TpsPatient
+from archiver.models import PatientArchiveTask
+from inventory.models import Archive, ArchiveCopy, FixityCheck, QuarantinedPatient, TpsPatient
 from archiver.services import archiving
 from archiver.services.claims import claim_patient
-from archiver.services.tps_sync import sync_institution
-from archiver.storage.local import FileStorage
+from inventory.services.tps_sync import sync_institution
+from connectors.storage.local import FileStorage
 from audit.models import AuditEvent
 from curation.services.curate import curate_institution
 from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
@@ -139,7 +140,7 @@ def test_a_patient_edited_during_archiving_is_kept_with_a_warning(site, monkeypa
             patient_file.write_bytes(patient_file.read_bytes() + b"\n")
         return check
 
-    monkeypatch.setattr(archiving, "verify_copy", verify_then_edit)
+    monkeypatch.setattr(archiving.copies, "verify_copy", verify_then_edit)
     run = _run(site["inst"])
     task = run.tasks.get(patient__mrn="000124")
     assert task.result == "warning" and "changed during archiving" in task.reason
@@ -234,14 +235,14 @@ def test_patients_are_archived_concurrently_in_the_embedded_mode(site, settings)
 
 def test_upload_progress_counts_raw_bytes_across_all_targets(site, monkeypatch):
     seen = []
-    real_verify = archiving.verify_copy
+    real_verify = archiving.copies.verify_copy
 
     def verify_and_look(*, copy, backend):
         task = PatientArchiveTask.objects.get(archive=copy.archive)
         seen.append((copy.target.name, task.bytes_done, copy.archive.raw_bytes))
         return real_verify(copy=copy, backend=backend)
 
-    monkeypatch.setattr(archiving, "verify_copy", verify_and_look)
+    monkeypatch.setattr(archiving.copies, "verify_copy", verify_and_look)
     run = _run(site["inst"])
     assert {t.result for t in run.tasks.all()} == {"pass"}
     by_archive = {}
@@ -275,18 +276,18 @@ def test_a_rerun_without_the_packed_file_reads_the_archive_back_from_a_target(si
 
     from archiver.services import quarantine as quarantine_module
 
-    real_quarantine = archiving.quarantine_patient
-    monkeypatch.setattr(archiving, "quarantine_patient",
+    real_quarantine = archiving.patient.quarantine_patient
+    monkeypatch.setattr(archiving.patient, "quarantine_patient",
                         lambda **kwargs: (_ for _ in ()).throw(SystemExit("killed before removal")))
     with pytest.raises(SystemExit):
         _run(site["inst"])
     assert (site["root"] / site["ready"]).is_dir()
     shutil.rmtree(site["root"] / ".pdas-work")
     TpsPatient.objects.update(claimed_by="", claim_expires=None)
-    monkeypatch.setattr(archiving, "quarantine_patient", real_quarantine)
+    monkeypatch.setattr(archiving.patient, "quarantine_patient", real_quarantine)
     read_back = []
-    real_inspect = archiving._inspect_stored_copy
-    monkeypatch.setattr(archiving, "_inspect_stored_copy", lambda archive: read_back.append(archive.name)
+    real_inspect = archiving.copies.inspect_stored_copy
+    monkeypatch.setattr(archiving.copies, "inspect_stored_copy", lambda archive: read_back.append(archive.name)
                         or real_inspect(archive))
     archiving.recover_interrupted_work(institution=site["inst"], actor="test")
     rerun = _run(site["inst"])

@@ -1,0 +1,103 @@
+"""Copies: upload to a target, measure the digest there, and read the archive back against its manifest."""
+from __future__ import annotations
+
+import io
+
+from archiver.faults import checkpoint
+from archiver.naming import mrn_part, parse_archive_name
+from archiver.packing.inspect import compare_with_manifest, inspect_archive
+from archiver.services.archiving.task_rows import PatientContext, ProgressCounter
+from archiver.services.transfer import store_copy, verify_copy
+from audit.services import record_event
+from connectors.storage import StorageError
+from inventory.models import Archive, ArchiveCopy, TpsPatient
+from sites.connections import open_target
+from sites.models import StorageTarget
+
+
+def copy_to_target(ctx: PatientContext, archive: Archive, packed, target: StorageTarget, *, share: float = 1.0) -> None:
+    """Upload and verify one copy; ``share`` is this target's part of the upload step's progress bar."""
+    copy = archive.copies.filter(target=target).first()
+    if copy is not None and copy.status == ArchiveCopy.Status.VERIFIED:
+        return
+    if packed is None:
+        raise StorageError(f"packed file of {archive.name} is gone and {target.name} has no verified copy")
+
+    # The bar counts raw bytes (the patient's size); the upload sends compressed ones.
+    scale = share * (archive.raw_bytes or archive.size or 1) / max(archive.size or 1, 1)
+    count = ProgressCounter(ctx.task.pk)
+
+    def progress(n: int) -> None:
+        count(int(n * scale))
+
+    def chunks():
+        for index, chunk in enumerate(packed.iter_chunks()):
+            yield chunk
+            if index == 0:
+                checkpoint("upload")
+
+    with open_target(target) as backend:
+        copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend, progress=progress)
+        count.flush()
+        check = verify_copy(copy=copy, backend=backend)
+    record_event(actor=ctx.worker, event="archive.transfer", institution=ctx.institution.code, mrns=[archive.mrn],
+                 obj=copy, outcome="ok" if check.outcome == "pass" else "failed",
+                 detail={"target": target.name, "method": check.method, "reason": check.reason})
+
+
+def verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list[str]:
+    """The archive opens and lists, matches its manifest file for file, and its plans are the
+    patient's plans one to one; its name follows the rules."""
+    problems: list[str] = []
+    parts = parse_archive_name(archive.name)
+    if parts is None or parts["mrn"] != mrn_part(info.mrn):
+        problems.append(f"archive name {archive.name} does not follow the naming rules")
+    if packed is not None:
+        with packed.open() as stream:
+            listing = inspect_archive(stream, archive.codec)
+    else:
+        # An earlier attempt's packed file is gone: read the archive back from a verified copy.
+        listing = inspect_stored_copy(archive)
+    problems += listing.problems + compare_with_manifest(listing)
+    manifest = listing.manifest or archive.manifest
+    packed_plans = sorted((p["plan_id"], p["name"]) for p in manifest.get("plans", []))
+    tps_plans = sorted((p.plan_id, p.name) for p in info.plans)
+    if packed_plans != tps_plans:
+        problems.append(f"plans in the archive {packed_plans} differ from the pending group's {tps_plans}")
+    tps_files = sorted((f.path, f.size) for f in info.files)
+    manifest_files = sorted((f["path"], f["size"]) for f in manifest.get("files", []))
+    if tps_files != manifest_files:
+        problems.append("files in the manifest differ from the patient's files in the TPS")
+    return problems
+
+
+def inspect_stored_copy(archive: Archive):
+    """List and hash the archive as stored on the first target holding a verified copy."""
+    from archiver.packing.inspect import ArchiveListing
+
+    for copy in archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).select_related("target"):
+        with open_target(copy.target) as backend:
+            stream = io.BufferedReader(_ChunkStream(backend.read_chunks(archive.name)), buffer_size=1 << 20)
+            return inspect_archive(stream, archive.codec)
+    return ArchiveListing(problems=["no verified copy to read the archive back from"])
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw readable stream over an iterator of chunks (a target's read_chunks)."""
+
+    def __init__(self, chunks):
+        super().__init__()
+        self._chunks, self._buffer = iter(chunks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n], self._buffer = self._buffer[:n], self._buffer[n:]
+        return n

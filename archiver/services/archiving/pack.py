@@ -1,0 +1,76 @@
+"""Packing: the Archive row and its packed file, reused when an earlier attempt packed these very files."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from archiver.naming import archive_name
+from archiver.services.archiving.task_rows import WORK_DIR, PatientContext, ProgressCounter
+from audit.services import record_event
+from inventory.models import Archive, ArchiveCopy, ArchivedPlan
+from sites.models import Institution
+
+
+def packed_archive(ctx: PatientContext, tps, info, read_institution_headers):
+    """The Archive row and its packed file: reused when a previous attempt packed these very files."""
+    from archiver.packing.packed import find_packed, pack
+
+    institution, patient = ctx.institution, ctx.patient
+    previous = (Archive.objects.filter(institution=institution, patient=patient, source_fingerprint=info.fingerprint)
+                .exclude(status=Archive.Status.FAILED).order_by("-created_at").first())
+    if previous is not None and previous.checksum:
+        packed = find_packed(tps=tps, work_dir=WORK_DIR, archive=previous)
+        if packed is not None or previous.copies.filter(status=ArchiveCopy.Status.VERIFIED).exists():
+            return previous, packed
+    headers = read_institution_headers(tps)
+    header = headers.get(info.institution_dir)
+    name = _free_name(institution, info)
+    archive = Archive.objects.create(
+        institution=institution, patient=patient, name=name, mrn=info.mrn, last_name=info.last_name,
+        first_name=info.first_name, group=info.group, tps_path=info.tps_path, codec=institution.codec,
+        source_fingerprint=info.fingerprint, status=Archive.Status.PACKING,
+    )
+    if previous is not None:  # an attempt that never recorded a digest cannot be resumed
+        Archive.objects.filter(pk=previous.pk).update(status=Archive.Status.FAILED)
+
+    progress = ProgressCounter(ctx.task.pk)
+    packed_at = timezone.localtime(timezone.now(), institution.zone)
+    packed = pack(tps=tps, work_dir=WORK_DIR, info=info, name=name, institution=institution,
+                  institution_id=header.institution_id if header else None,
+                  institution_name=header.name if header else info.group, packed_at=packed_at, progress=progress)
+    progress.flush()
+    with transaction.atomic():
+        Archive.objects.filter(pk=archive.pk).update(
+            size=packed.size, raw_bytes=packed.raw_bytes, checksum=packed.sha256, manifest=packed.manifest,
+            packed_at=packed_at, status=Archive.Status.PACKED,
+        )
+        ArchivedPlan.objects.bulk_create([
+            ArchivedPlan(archive=archive, plan_id=p.plan_id, name=p.name, trial_names=list(p.trial_names),
+                         created=_aware(p.created, institution), edited=_aware(p.edited, institution))
+            for p in info.plans
+        ])
+    archive.refresh_from_db()
+    record_event(actor=ctx.worker, event="archive.pack", institution=institution.code, mrns=[info.mrn], obj=archive,
+                 detail={"name": name, "size": packed.size, "raw_bytes": packed.raw_bytes, "sha256": packed.sha256})
+    return archive, packed
+
+
+def _aware(value: dt.datetime | None, institution: Institution) -> dt.datetime | None:
+    if value is None or timezone.is_aware(value):
+        return value
+    return timezone.make_aware(value, institution.zone)
+
+
+def _free_name(institution: Institution, info) -> str:
+    """The SPEC name, with ``_2``, ``_3`` ... when an archive of that name already exists."""
+    edited = info.latest_edit or timezone.now().replace(tzinfo=None)
+    taken = set(Archive.objects.filter(institution=institution, mrn=info.mrn).values_list("name", flat=True))
+    clash = 1
+    while True:
+        name = archive_name(last_name=info.last_name, first_name=info.first_name, mrn=info.mrn,
+                            edited=edited, codec=institution.codec, clash=clash)
+        if name not in taken:
+            return name
+        clash += 1

@@ -1,0 +1,161 @@
+"""One patient: claim -> pack -> copy to every target -> verify -> move the originals to the quarantine.
+
+Each step can be repeated; a rerun after a crash reuses what an earlier attempt finished.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.db.models import F
+from django.utils import timezone
+
+from archiver.models import PatientArchiveTask
+from archiver.services.archiving.copies import copy_to_target, verify_archive
+from archiver.services.archiving.pack import packed_archive
+from archiver.services.archiving.task_rows import (
+    Result,
+    Step,
+    TransientArchiveError,
+    PatientContext,
+    finish_task,
+    set_task,
+    worker_name,
+)
+from archiver.services.claims import claim_patient, release_claim, renew_claim
+from archiver.services.quarantine import quarantine_patient
+from audit.services import record_event
+from connectors.storage import StorageError
+from connectors.tps.base import TpsError
+from inventory.models import Archive, ArchiveCopy, TpsPatient
+
+log = logging.getLogger("archiver.services.archiving")
+
+
+def archive_patient(*, task_id: int, worker: str | None = None) -> PatientArchiveTask:
+    """Run (or resume) one patient's archiving. Raises ``TransientArchiveError`` when a retry may help."""
+    worker = worker or worker_name()
+    task = PatientArchiveTask.objects.select_related("patient__institution", "run").get(pk=task_id)
+    if task.result != Result.PENDING:
+        return task  # already decided: a redelivered message does nothing
+    patient = task.patient
+    if not claim_patient(patient_id=patient.pk, worker=worker):
+        return finish_task(task, Result.ERROR, "another worker is archiving this patient now; originals kept")
+    PatientArchiveTask.objects.filter(pk=task.pk).update(attempts=F("attempts") + 1, started_at=timezone.now(),
+                                                         claimed_by=worker, claimed_at=timezone.now())
+    task.refresh_from_db()
+    ctx = PatientContext(task=task, patient=patient, institution=patient.institution, worker=worker)
+    try:
+        return _archive_claimed(ctx)
+    except (TpsError, StorageError) as exc:
+        if getattr(exc, "retryable", False):
+            set_task(task, reason=f"retrying: {exc}"[:2000])
+            raise TransientArchiveError(str(exc)) from exc
+        return finish_task(task, Result.ERROR, f"{exc}; originals kept")
+    finally:
+        release_claim(patient_id=patient.pk, worker=worker)
+
+
+def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
+    from pinnacle.reader import read_institution_headers, read_patient
+    from sites.connections import open_institution_tps
+
+    task, patient, institution = ctx.task, ctx.patient, ctx.institution
+    with open_institution_tps(institution) as tps:
+        if tps.stat(patient.tps_path) is None:
+            finished = _finish_interrupted_removal(ctx, tps)
+            if finished is not None:
+                return finished
+            return finish_task(task, Result.ERROR, "patient folder is no longer in the TPS; nothing archived")
+        info = read_patient(tps, patient.tps_path, group=patient.group)
+        if info.errors:
+            return finish_task(task, Result.ERROR, "unreadable: " + "; ".join(info.errors))
+        if not info.plans and not _image_only_acknowledged(patient, info.fingerprint):
+            return finish_task(task, Result.ERROR, "no plans (image-only patient): not archived automatically")
+
+        set_task(task, step=Step.PACKING, bytes_total=info.total_bytes)
+        archive, packed = packed_archive(ctx, tps, info, read_institution_headers)
+        set_task(task, archive=archive)
+        _renew(ctx)
+
+        targets = list(institution.storage_targets.filter(enabled=True))
+        if not targets:
+            return finish_task(task, Result.ERROR, "no enabled storage target; originals kept")
+        set_task(task, step=Step.UPLOADING, bytes_done=0)
+        for target in targets:
+            copy_to_target(ctx, archive, packed, target, share=1 / len(targets))
+            _renew(ctx)
+
+        set_task(task, step=Step.VERIFYING)
+        problems = verify_archive(archive, packed, info, patient)
+        copies = {c.target_id: c for c in archive.copies.all()}
+        for target in targets:
+            copy = copies.get(target.pk)
+            if copy is None or copy.status != ArchiveCopy.Status.VERIFIED:
+                problems.append(f"copy on {target.name} is not verified")
+        if problems:
+            Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.FAILED)
+            record_event(actor=ctx.worker, event="archive.verify", institution=institution.code, mrns=[patient.mrn],
+                         obj=archive, outcome="failed", detail={"problems": problems[:20]})
+            return finish_task(task, Result.ERROR, "; ".join(problems) + "; originals kept")
+        if archive.status != Archive.Status.VERIFIED:
+            Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.VERIFIED, verified_at=timezone.now())
+            archive.refresh_from_db()
+        record_event(actor=ctx.worker, event="archive.verify", institution=institution.code, mrns=[patient.mrn],
+                     obj=archive, detail={"targets": [t.name for t in targets], "sha256": archive.checksum})
+        _renew(ctx)
+
+        set_task(task, step=Step.REMOVING)
+        if tps.stat(patient.tps_path) is None:
+            return finish_task(task, Result.WARNING, "archived, but the patient left the pending group before removal")
+        from pinnacle.reader import fingerprint_files, scan_patient_files
+
+        files, _junk, _links = scan_patient_files(tps, patient.tps_path)
+        if fingerprint_files(files) != archive.source_fingerprint:
+            return finish_task(task, Result.WARNING, "archived, but the patient's files changed during archiving; "
+                                                 "originals kept (the next run archives the new state)")
+        quarantine_patient(institution=institution, source=tps, patient=patient, archive=archive,
+                           institution_dir=info.institution_dir, actor=ctx.worker)
+        _discard_quietly(packed)
+    return finish_task(task, Result.PASS)
+
+
+def _discard_quietly(packed) -> None:
+    """Remove the packed file from the work folder; a failure leaves litter, never an error."""
+    if packed is None:
+        return
+    try:
+        packed.discard()
+    except (OSError, TpsError) as exc:
+        log.warning("could not remove packed file %s: %s", packed.name, exc)
+
+
+def _image_only_acknowledged(patient: TpsPatient, fingerprint: str) -> bool:
+    """A physicist reviewed this image-only patient, exactly as it is now, and chose to archive it."""
+    from curation.models import Category
+    from curation.selectors import acknowledged
+
+    return acknowledged(patient=patient, category=Category.IMAGE_ONLY, fingerprint=fingerprint)
+
+
+def _renew(ctx: PatientContext) -> None:
+    if not renew_claim(patient_id=ctx.patient.pk, worker=ctx.worker):
+        raise TpsError("the claim on this patient ran out and was taken by another worker", retryable=False)
+
+
+def _finish_interrupted_removal(ctx: PatientContext, tps) -> PatientArchiveTask | None:
+    """The folder is gone because an earlier attempt of this patient removed it: say so.
+
+    Either the move was recorded (the attempt died just after), or it was not (finish recording it)."""
+    from inventory.models import QuarantinedPatient
+    from archiver.services.quarantine import complete_interrupted_move
+
+    if complete_interrupted_move(institution=ctx.institution, source=tps, patient=ctx.patient, actor=ctx.worker):
+        return finish_task(ctx.task, Result.PASS, "finished the removal an interrupted attempt had started")
+    done = QuarantinedPatient.objects.filter(
+        institution=ctx.institution, tps_path=ctx.patient.tps_path, moved_at__isnull=False,
+        archive__patient=ctx.patient, archive__status=Archive.Status.VERIFIED,
+    ).select_related("archive").order_by("-moved_at").first()
+    if done is not None and done.moved_at >= (ctx.task.started_at or done.moved_at):
+        set_task(ctx.task, archive=done.archive)
+        return finish_task(ctx.task, Result.PASS, "archived and removed by an earlier attempt of this task")
+    return None
