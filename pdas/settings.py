@@ -18,6 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from core import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The site-wide templates, static files and translations ship inside the pdas package (and its wheel).
+PROJECT_DIR = Path(__file__).resolve().parent
 PDAS_ENV = env.string("PDAS_ENV", "development")
 if PDAS_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"PDAS_ENV={PDAS_ENV!r} must be 'development' or 'production'")
@@ -93,7 +95,7 @@ WSGI_APPLICATION = "pdas.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [PROJECT_DIR / "templates"],  # first, before the apps' templates
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -150,13 +152,13 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = env.string("PDAS_LANGUAGE", "en")
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [PROJECT_DIR / "locale"]  # first, before the apps' and Django's catalogues
 TIME_ZONE = env.string("PDAS_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# pdas/static is found as an installed app's static folder (no STATICFILES_DIRS, so nothing is found twice).
 STATIC_ROOT = Path(env.string("PDAS_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

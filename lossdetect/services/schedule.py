@@ -1,7 +1,7 @@
-"""The weekly automatic scan: its default beat entry and the scans it starts.
+"""The weekly automatic scan: the scans it starts.
 
-The schedule lives in the database (django-celery-beat, editable in the admin). The default,
-created once after ``migrate``, is Monday 06:00 in ``settings.TIME_ZONE`` and runs
+The beat entry is declared with every other periodic task in ``pdas/schedules.py`` (the project
+owns the schedules): Monday 06:00 in ``settings.TIME_ZONE``, running
 ``lossdetect.tasks.run_scheduled_scans``, which scans the previous Monday..Sunday of every
 institution with an R&V source, each in its own site time. Beat may fire twice and workers may
 retry: a window already scanned by a scheduled scan that finished, or is still running, is skipped.
@@ -17,10 +17,6 @@ from django.utils import timezone
 from sites.models import Institution
 from lossdetect.models import LossScan
 from lossdetect.services.scan import start_loss_scan
-
-SCHEDULED_TASK = "lossdetect.tasks.run_scheduled_scans"
-SCHEDULE_NAME = "Weekly loss scan (previous Monday to Sunday)"
-
 
 def previous_week(today: dt.date) -> tuple[dt.date, dt.date]:
     """Monday and Sunday of the week before the one ``today`` is in."""
@@ -54,10 +50,3 @@ def start_scheduled_scans(*, now: dt.datetime | None = None) -> list[LossScan]:
             transaction.on_commit(lambda pk=scan.pk: run_loss_scan_task.delay(pk))
         started.append(scan)
     return started
-
-
-def ensure_default_schedule(*, using: str = "default") -> bool:
-    """Create the weekly scan's beat entry unless one exists (all defaults: ``pdas/schedules.py``)."""
-    from pdas.schedules import ensure_default_schedules
-
-    return SCHEDULE_NAME in ensure_default_schedules(using=using)

@@ -1,13 +1,15 @@
-"""The weekly automatic scan: default beat entry, previous-week windows in site time, idempotence."""
+"""The weekly automatic scan: previous-week windows in site time, idempotence.
+
+Its beat entry is tested with the other periodic tasks in tests/pdas/test_schedules.py.
+"""
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
-from django_celery_beat.models import PeriodicTask
 
 from lossdetect.models import LossScan
-from lossdetect.services.schedule import SCHEDULED_TASK, ensure_default_schedule, previous_week, start_scheduled_scans
+from lossdetect.services.schedule import previous_week, start_scheduled_scans
 from lossdetect.tasks import run_loss_scan_task, run_scheduled_scans
 from tests.factories import InstitutionFactory, LossScanFactory
 from tests.lossdetect.rv_writers import Delivery, write_csv
@@ -22,17 +24,6 @@ UTC = dt.timezone.utc
 ])
 def test_previous_week(today, expected):
     assert previous_week(today) == expected
-
-
-@pytest.mark.django_db
-def test_default_schedule_is_monday_0600_and_left_alone_once_edited():
-    task = PeriodicTask.objects.get(task=SCHEDULED_TASK)  # created by post_migrate
-    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "6", "1")
-    assert task.enabled
-    task.enabled = False
-    task.save()
-    assert ensure_default_schedule() is False
-    assert PeriodicTask.objects.filter(task=SCHEDULED_TASK).get().enabled is False
 
 
 @pytest.mark.django_db

@@ -195,7 +195,7 @@ def test_every_message_has_a_compiled_chinese_translation():
 
     from django.conf import settings
 
-    folder = settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES"
+    folder = settings.PROJECT_DIR / "locale" / "zh_Hans" / "LC_MESSAGES"
     with (folder / "django.mo").open("rb") as compiled:
         catalog = gettext.GNUTranslations(compiled)._catalog
     translated = {key[0] if isinstance(key, tuple) else key for key, text in catalog.items() if text}
