@@ -2,7 +2,7 @@
 # PDAS developer harness: one script behind the README's commands (docs/testing.md).
 #
 #   deploy/dev.sh setup            system packages, .venv, Python packages (idempotent, quick when done)
-#   deploy/dev.sh test [ARGS...]   setup, then the whole suite on SQLite and again on PostgreSQL
+#   deploy/dev.sh test [ARGS...]   setup, ruff and mypy, then the whole suite on SQLite and again on PostgreSQL
 #   deploy/dev.sh demo             setup, demo site and data, a `demo` login, serve on 127.0.0.1:8000
 #   deploy/dev.sh freeze           rewrite requirements/constraints.txt from the current .venv
 #
@@ -112,7 +112,8 @@ cmd_freeze() {
     mkdir -p "$(dirname "$CONSTRAINTS")"
     {
         echo "# Versions the suite was last run with (deploy/dev.sh freeze). Used as pip -c by deploy/dev.sh setup."
-        "$VENV/bin/python" -m pip freeze --exclude-editable | grep -v '^-e '
+        # --all keeps setuptools (tests/test_packaging.py builds with it); pip itself is not pinned.
+        "$VENV/bin/python" -m pip freeze --all --exclude-editable | grep -v -e '^-e ' -e '^pip=='
     } > "$CONSTRAINTS"
     say "Wrote $CONSTRAINTS"
 }
@@ -137,14 +138,18 @@ print(f"{passed} passed, {count['failures']} failed, {count['errors']} errors, {
 PY
 }
 
-run_suite() {
-    # run_suite NAME COMMAND...: runs, records the status (pytest's 5, "no tests", counts as failure).
-    local name="$1"; shift
+run_step() {
+    # run_step KIND NAME COMMAND...: runs, records the status in $RESULTS/NAME.status for the summary.
+    # KIND "check": a static check (configured in pyproject.toml); "suite": pytest, whose exit 5
+    # ("no tests collected") counts as a failure.
+    local kind="$1" name="$2"; shift 2
     local status=0
-    say "Test suite on $name"
+    if [ "$kind" = suite ]; then say "Test suite on $name"; else say "$name"; fi
     "$@" || status=$?
-    if [ "$status" -eq 5 ]; then
+    if [ "$kind" = suite ] && [ "$status" -eq 5 ]; then
         echo "deploy/dev.sh: pytest collected no tests on $name" >&2
+    elif [ "$kind" = check ] && [ "$status" -ne 0 ]; then
+        echo "deploy/dev.sh: $name failed (exit $status); the test suites run all the same" >&2
     fi
     printf '%s' "$status" > "$RESULTS/$name.status"
 }
@@ -154,12 +159,18 @@ cmd_test() {
     RESULTS="$REPO/var/test-results"
     mkdir -p "$RESULTS"
     rm -f "$RESULTS"/*.xml "$RESULTS"/*.status
+    run_step check ruff "$VENV/bin/ruff" check "$REPO"
+    run_step check mypy "$VENV/bin/mypy"
     export PDAS_TEST_REQUIRE_SERVERS=1  # a missing server binary fails the run instead of skipping
     local pytest=("$VENV/bin/python" -m pytest)
-    run_suite sqlite env -u DATABASE_URL "${pytest[@]}" --junitxml="$RESULTS/sqlite.xml" "$@"
-    run_suite postgresql env -u DATABASE_URL "$VENV/bin/python" -m tests.servers.postgres -- \
+    run_step suite sqlite env -u DATABASE_URL "${pytest[@]}" --junitxml="$RESULTS/sqlite.xml" "$@"
+    run_step suite postgresql env -u DATABASE_URL "$VENV/bin/python" -m tests.servers.postgres -- \
         "${pytest[@]}" --junitxml="$RESULTS/postgresql.xml" "$@"
     local overall=0 line="" name status
+    for name in ruff mypy; do
+        status="$(cat "$RESULTS/$name.status")"
+        if [ "$status" -eq 0 ]; then line+="$name: clean; "; else line+="$name: FAILED (exit $status); "; overall=1; fi
+    done
     for name in sqlite postgresql; do
         status="$(cat "$RESULTS/$name.status")"
         line+="$name: $(summarize_junit "$RESULTS/$name.xml") (exit $status); "

@@ -146,7 +146,8 @@ def parse_timestamp(text: str) -> dt.datetime | None:
     if not match:
         return None
     try:
-        return dt.datetime(*(int(part) for part in match.groups()))
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return dt.datetime(year, month, day, hour, minute, second)
     except ValueError:  # 2020-13-45 and the like
         return None
 
@@ -370,12 +371,12 @@ def _read_patient_file(source: TpsSource, info: PatientInfo) -> Node | None:
 def _read_plans(source: TpsSource, info: PatientInfo, header: Node, scan: PatientScan) -> None:
     plan_dirs: dict[int, str] = {}
     kinds = {path: "dir" for path in scan.dirs} | {path: "link" for path in scan.skipped_links}
-    for path, kind in kinds.items():
+    for path, entry_kind in kinds.items():
         if path.count("/") != info.tps_path.count("/") + 1:
             continue
         match = _PLAN_DIR.fullmatch(path.rsplit("/", 1)[-1])
         if match:
-            plan_dirs[int(match.group(1))] = kind
+            plan_dirs[int(match.group(1))] = entry_kind
     seen: set[int] = set()
     for index, plan in enumerate(header.get_node("PlanList").get_all("Plan"), start=1):
         if not isinstance(plan, Node):

@@ -118,7 +118,7 @@ _TOKEN = re.compile(
 def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
     line = 1
     for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
+        kind = match.lastgroup or ""  # every alternative is a named group
         value = match.group()
         if kind == "open_comment":
             return  # an unterminated trailing comment: everything before it was read

@@ -70,7 +70,7 @@ class DicomDirSource(RvSource):
     def _files(self) -> list[Path]:
         if not self.root.is_dir():
             raise RvError(f"{self.root}: not a folder", retryable=True)
-        found = []
+        found: list[Path] = []
         for folder, dirs, files in os.walk(self.root, onerror=self._walk_error):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found.extend(Path(folder) / f for f in sorted(files) if not f.startswith("."))

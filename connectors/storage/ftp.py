@@ -60,17 +60,18 @@ class FtpStorage(StorageBackend):
                 self.ftp = ftplib.FTP_TLS(context=context, timeout=timeout, encoding="utf-8")
             else:
                 self.ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
-            self.ftp.connect(host, port)
-            if tls:
-                self.ftp.auth()
-            self.ftp.login(user, password)
-            if tls:
-                self.ftp.prot_p()  # encrypt the data channel too, not only the commands
+            ftp = self.ftp
+            ftp.connect(host, port)
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.auth()
+            ftp.login(user, password)
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()  # encrypt the data channel too, not only the commands
             try:
-                self.ftp.sendcmd("OPTS UTF8 ON")
+                ftp.sendcmd("OPTS UTF8 ON")
             except ftplib.Error:
                 pass  # servers that always speak UTF-8 reject the option; names still go as UTF-8
-            self.ftp.voidcmd("TYPE I")
+            ftp.voidcmd("TYPE I")
         except ftplib.error_perm as exc:
             self._close_quietly()
             raise StorageError(f"{self.url}: login refused: {exc}") from None
@@ -80,6 +81,13 @@ class FtpStorage(StorageBackend):
         except _TRANSIENT as exc:
             self._close_quietly()
             raise StorageError(f"{self.url}: cannot connect: {exc}", retryable=True) from None
+
+    @property
+    def _open(self) -> ftplib.FTP:
+        """The control connection; after ``close()`` there is none, which is said instead of failing on None."""
+        if self.ftp is None:
+            raise StorageError(f"{self.url}: the connection is closed")
+        return self.ftp
 
     def _path(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}" if is_temporary(name) else join(self.root, name)
@@ -98,16 +106,16 @@ class FtpStorage(StorageBackend):
         def listing():
             try:
                 return [RemoteFile(name, int(facts.get("size", 0)))
-                        for name, facts in self.ftp.mlsd(self.root, facts=["type", "size"])
+                        for name, facts in self._open.mlsd(self.root, facts=["type", "size"])
                         if facts.get("type") == "file"]
             except ftplib.error_perm:  # no MLSD: fall back to NLST + SIZE
-                names = [n.rsplit("/", 1)[-1] for n in self.ftp.nlst(self.root)]
+                names = [n.rsplit("/", 1)[-1] for n in self._open.nlst(self.root)]
                 return [f for f in (self.stat(n) for n in names if n not in (".", "..")) if f]
         return sorted(self._call("cannot list", listing), key=lambda f: f.name)
 
     def stat(self, name: str) -> RemoteFile | None:
         try:
-            size = self.ftp.size(self._path(name))
+            size = self._open.size(self._path(name))
         except ftplib.error_perm:
             return None  # 550: no such file
         except _TRANSIENT as exc:
@@ -117,9 +125,10 @@ class FtpStorage(StorageBackend):
     def _write_temporary(self, temp: str, chunks: Iterable[bytes], progress: ProgressFn | None) -> int:
         reader = _ChunkReader(chunks, progress)
         try:
-            self._call(f"cannot upload {temp}", self.ftp.storbinary, f"STOR {self._path(temp)}", reader, CHUNK)
+            self._call(f"cannot upload {temp}", self._open.storbinary, f"STOR {self._path(temp)}", reader, CHUNK)
         except _ProducerFailed:
             self._abandon_transfer()
+            assert reader.error is not None  # _ProducerFailed is raised only after setting it
             raise reader.error from None
         return reader.sent
 
@@ -135,17 +144,17 @@ class FtpStorage(StorageBackend):
         # FTP's RNTO replaces silently on most servers, so look first.
         if self.stat(name) is not None:
             raise StorageError(f"{name} already exists on {self.url}", exists=True)
-        self._call(f"cannot rename to {name}", self.ftp.rename, self._path(temp), self._path(name))
+        self._call(f"cannot rename to {name}", self._open.rename, self._path(temp), self._path(name))
 
     def read_chunks(self, name: str, chunk: int = CHUNK) -> Iterator[bytes]:
         check_name(name)
         try:
-            with self.ftp.transfercmd(f"RETR {self._path(name)}") as conn:
+            with self._open.transfercmd(f"RETR {self._path(name)}") as conn:
                 while data := conn.recv(chunk):
                     yield data
                 if isinstance(conn, ssl.SSLSocket):
                     conn.unwrap()
-            self.ftp.voidresp()
+            self._open.voidresp()
         except ftplib.error_perm as exc:
             raise StorageError(f"{self.url}: cannot read {name}: {exc}") from None
         except (ssl.SSLError, *_TRANSIENT) as exc:
@@ -153,7 +162,7 @@ class FtpStorage(StorageBackend):
 
     def remove(self, name: str) -> None:
         try:
-            self.ftp.delete(self._path(name))
+            self._open.delete(self._path(name))
         except ftplib.error_perm:
             pass  # already gone
         except _TRANSIENT as exc:
@@ -169,7 +178,7 @@ class FtpStorage(StorageBackend):
     def close(self) -> None:
         if getattr(self, "ftp", None) is not None:
             try:
-                self.ftp.quit()
+                self._open.quit()
             except Exception:
                 self._close_quietly()
             self.ftp = None

@@ -19,7 +19,7 @@ def open_tps_source(url: str, *, password: str | None = None, key_file: str | No
     """
     try:
         parts = urlsplit(url.strip())
-        parts.port  # raises ValueError on "host:abc" or an out-of-range port
+        _ = parts.port  # raises ValueError on "host:abc" or an out-of-range port
     except ValueError as exc:
         raise TpsError(f"TPS URL {url!r} is not valid: {exc}") from None
     path = unquote(parts.path)

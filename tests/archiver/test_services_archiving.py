@@ -246,7 +246,7 @@ def test_upload_progress_counts_raw_bytes_across_all_targets(site, monkeypatch):
     run = _run(site["inst"])
     assert {t.result for t in run.tasks.all()} == {"pass"}
     by_archive = {}
-    for target, done, raw in seen:
+    for _target, done, raw in seen:
         by_archive.setdefault(raw, []).append(done / raw)
     for fractions in by_archive.values():
         # After the first of two targets the bar is half full, after the second full (raw, not compressed, bytes).
