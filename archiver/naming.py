@@ -1,4 +1,4 @@
-"""Archive file names (SPEC section 4): ``<NAME>_<MRN>_<YYYYMMDDHHMMSS>.tar.gz``.
+"""Archive file names (docs/contracts.md §4.1): ``<NAME>_<MRN>_<YYYYMMDDHHMMSS>.tar.gz``.
 
 NAME is ``Last-First`` in ASCII: Chinese as toneless pinyin with one name part's syllables joined
 (张三 -> ZHANG-SAN, 欧阳娜娜 -> OUYANG-NANA), accents folded (Müller -> MULLER), upper case, any run

@@ -1,6 +1,6 @@
 """The base of every PDAS management command: errors reach the user as one line, never a traceback.
 
-Exit codes (SPEC section 6): 0 success, 1 findings that need a person (raise ``Findings``),
+Exit codes (docs/contracts.md §7): 0 success, 1 findings that need a person (raise ``Findings``),
 2 bad input or configuration (``CommandError(..., returncode=2)``, and any database or unexpected
 error, which is also logged in full for the administrator).
 """

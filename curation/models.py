@@ -1,8 +1,8 @@
 """Curation (数据整理): the rules a pending-archive patient is checked against, each run's findings,
 and the physicist's acknowledgements ("reviewed, archive anyway").
 
-A run classifies every present patient of the pending-archive group into the SPEC section 6
-categories; a patient with several problems has one finding per category, a patient with none a
+A run classifies every present patient of the pending-archive group into the categories of
+docs/contracts.md §7; a patient with several problems has one finding per category, a patient with none a
 single ``ready`` finding. Findings record the patient's fingerprint when classified, and an
 acknowledgement holds only while the patient's fingerprint is the one acknowledged: any change to
 the patient's files voids it.

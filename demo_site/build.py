@@ -6,7 +6,7 @@ Layout of ``target``::
     rv/               first_deliveries.csv, mosaiq.sqlite, dicom/<MRN>/RP.*.dcm and RT.*.dcm
     storage/          an empty file:// storage target
     outside/          a folder outside the TPS tree that one patient's symbolic link points at
-    site.toml         SPEC section 5, for load_site_config
+    site.toml         docs/contracts.md §6, for load_site_config
     expected.json     what curate and scan_losses should answer (nothing archived yet)
 
 The same arguments give byte-identical files with identical mtimes (paths inside site.toml and

@@ -1,4 +1,4 @@
-"""``site.toml`` for the demo site (SPEC section 5), loadable as it is with ``manage.py load_site_config``."""
+"""``site.toml`` for the demo site (docs/contracts.md §6), loadable as it is with ``manage.py load_site_config``."""
 from __future__ import annotations
 
 import json

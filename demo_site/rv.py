@@ -1,4 +1,4 @@
-"""The record-and-verify side of the demo site: the same first deliveries in three sources (SPEC section 2).
+"""The record-and-verify side of the demo site: the same first deliveries in three sources (docs/contracts.md §2).
 
 - ``first_deliveries.csv``: one row per delivered plan;
 - ``mosaiq.sqlite``: the MOSAIQ tables, with the traps a real database holds (QA-mode beams
@@ -7,7 +7,7 @@
   ``Site_Name`` carries, ``OriginalPlanUID`` padded with spaces, a plan only ever run in QA mode);
 - ``dicom/``: an RT Plan per plan and an RT Beams Treatment Record per fraction.
 
-Each source, read by the SPEC rules, yields exactly the same records (mrn, label, plan UID,
+Each source, read by the rules of docs/contracts.md §2, yields exactly the same records (mrn, label, plan UID,
 first delivery; the course where the source has one).
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ def delivered(plans: list[RvPlan]) -> list[RvPlan]:
 
 
 def write_csv(path: Path, plans: list[RvPlan], *, encoding: str = "utf-8-sig") -> Path:
-    """``mrn,patient_name,plan_label,course,first_delivery,plan_uid,machine`` (SPEC section 2, source 3)."""
+    """``mrn,patient_name,plan_label,course,first_delivery,plan_uid,machine`` (docs/contracts.md §2.4)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -116,7 +116,7 @@ class _Ids:
 
 
 def write_mosaiq(path: Path, plans: list[RvPlan]) -> Path:
-    """A MOSAIQ-compatible SQLite database holding ``plans`` (SPEC section 2, source 1)."""
+    """A MOSAIQ-compatible SQLite database holding ``plans`` (docs/contracts.md §2.2)."""
     if path.exists():
         path.unlink()
     rows: dict[str, list[tuple]] = {t: [] for t in ("Ident", "Patient", "PatCPlan", "Site", "TxField", "Dose_Hst",

@@ -4,13 +4,13 @@ Everything is drawn from one ``random.Random(seed)`` in a fixed order, so a seed
 same cast. The expectations are written down as the cast is built (never computed by PDAS code),
 assuming nothing has been archived yet:
 
-- ``curation``: for each patient of the pending-archive group, the SPEC section 6 ``curate``
+- ``curation``: for each patient of the pending-archive group, the docs/contracts.md §7 ``curate``
   categories it should land in (``ready``, ``naming``, ``transitional``, ``image_only``,
   ``unreadable``; ``duplicate`` needs an archive, so none before the first run) with a reason keyword;
 - ``deliveries``: every first-delivery record with the category ``scan_losses`` should give it,
   whether it lies inside the suggested scan window, and where its plan sits.
 
-Courses are chosen so that the SPEC's 90-day gap rule gives the same first/re-course answer as the
+Courses are chosen so that the 90-day gap rule (docs/contracts.md §2.8) gives the same first/re-course answer as the
 explicit course numbers: the DICOM source, which has no course, must agree with the other two.
 """
 from __future__ import annotations
@@ -267,7 +267,7 @@ def _pending_cast(c: _Cast) -> None:
 
     first = c.days_ago(30, 150)
     plan, region, site = _delivered_plan(c, first=first, region="head", label="NPC VMAT")
-    # CreateTimeStamp empty: the creation time is the WriteTimeStamp (SPEC section 1).
+    # CreateTimeStamp empty: the creation time is the WriteTimeStamp (docs/contracts.md §1.3).
     plan.written, plan.created = plan.created, ""
     p = c.patient("ready_utf8_no_create_time", PENDING, [plan], region=region, name=("欧阳", "娜娜", "utf-8"))
     c.deliver(p, plan, first, category="first_course_unarchived", case="label_case_differs", label="npc vmat",

@@ -1,6 +1,6 @@
 """Writing Pinnacle ``$PATIENTS`` trees: patients, plans, image sets and the ``Institution`` file.
 
-The files have the keys and the syntax of real Pinnacle 16 output (``shared/samples``), written
+The files have the keys and the syntax of real Pinnacle 16 output (the sample tree of docs/testing.md), written
 with ``pinnacle.syntax.dumps`` (``Bare`` for unquoted numbers). Other tests build small
 trees with these functions too::
 
@@ -181,7 +181,7 @@ def patient_node(*, patient_id: int, tps_path: str, last_name: str, first_name: 
                  oncologist: str, plans: Sequence[PlanSpec], image_sets: Sequence[ImageSetSpec],
                  header_times: tuple[Stamp, Stamp, Stamp], gender: str = "Unknown",
                  date_of_birth: str = "") -> Node:
-    """The ``Patient`` file's content (SPEC section 1 fields plus the usual companions)."""
+    """The ``Patient`` file's content (the fields of docs/contracts.md §1.2 plus the usual companions)."""
     listed = [p for p in plans if p.in_plan_list]
     return Node([
         ("PatientID", Bare(str(patient_id))),

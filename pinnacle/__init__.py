@@ -1,1 +1,1 @@
-"""Reading and writing Philips Pinnacle3 patient trees (SPEC section 1)."""
+"""Reading and writing Philips Pinnacle3 patient trees (docs/contracts.md §1)."""

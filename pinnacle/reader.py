@@ -153,7 +153,7 @@ def parse_timestamp(text: str) -> dt.datetime | None:
 
 
 def is_junk(name: str) -> bool:
-    """Pinnacle's autosave and log files, never archived (SPEC section 1)."""
+    """Pinnacle's autosave and log files, never archived (docs/contracts.md §1.4)."""
     return name.startswith(".auto.plan.Trial.binary.") or name.endswith((".ErrorLog", ".Transcript"))
 
 

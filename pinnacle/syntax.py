@@ -8,7 +8,7 @@ words and numbers kept as written, so an MRN keeps its leading zeros), ``Node`` 
 Pinnacle wrote them. Dotted keys written with spaces (``DoseGrid .VoxelSize .X``) are joined
 (``DoseGrid.VoxelSize.X``). ``dumps()`` writes the same syntax back.
 
-``decode()`` never fails: UTF-8, then GB18030, then latin-1 (SPEC section 1).
+``decode()`` never fails: UTF-8, then GB18030, then latin-1 (docs/contracts.md §1.1).
 """
 from __future__ import annotations
 

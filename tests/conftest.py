@@ -46,10 +46,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def pinnacle_sample(tmp_path: Path) -> Path:
-    """A private copy of the real Pinnacle 16.2 sample tree (``../shared/samples``)."""
+    """A private copy of the real Pinnacle 16.2 sample tree (docs/testing.md, "Sample data")."""
     source = SAMPLES / "pinnacle-16.2"
     if not source.is_dir():
-        pytest.skip(f"sample tree {source} is absent (it ships in shared/, beside the repository)")
+        pytest.skip(f"sample tree {source} is absent (it is not in the repository: docs/testing.md)")
     target = tmp_path / "pinnacle-16.2"
     shutil.copytree(source, target)
     for path in [target, *target.rglob("*")]:

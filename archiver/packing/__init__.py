@@ -1,1 +1,1 @@
-"""Packing a patient into one archive file (SPEC section 4)."""
+"""Packing a patient into one archive file (docs/contracts.md §4)."""

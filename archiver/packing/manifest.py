@@ -24,7 +24,7 @@ def plan_entries(plans) -> list[dict[str, Any]]:
 
 def build_manifest(*, institution_code: str, patient, files: list[dict[str, Any]], packed_at: dt.datetime,
                    codec: str) -> dict[str, Any]:
-    """The SPEC section 4 manifest. ``files`` are ``{"path", "size", "sha256"}`` of the patient tree."""
+    """The manifest of docs/contracts.md §4.2. ``files`` are ``{"path", "size", "sha256"}`` of the patient tree."""
     return {
         "format": FORMAT,
         "institution": institution_code,

@@ -3,8 +3,8 @@
 The archive is written as two compressed frames: a *body* (the patient tree, hashed file by file as
 it is read) and a *head* (the single-patient ``Institution`` header and ``PDAS-MANIFEST.json``, which
 needs those hashes). The head frame comes first in the archive; frames concatenate into one tar
-stream, so plain ``tar`` and Pinnacle's restore see the SPEC member order while each source byte is
-read exactly once.
+stream, so plain ``tar`` and Pinnacle's restore see the member order (docs/contracts.md §4.2) while
+each source byte is read exactly once.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The archive index rebuilt from the targets: ``.manifest.json`` and ``.sha256`` beside each archive.
 
-The files on the storage targets are canonical and the database is an index of them (SPEC section
-4). This module reads one archive's sidecars into ``Archive``/``ArchivedPlan``/``ArchiveCopy`` rows,
+The files on the storage targets are canonical and the database is an index of them (docs/contracts.md
+§4.3). This module reads one archive's sidecars into ``Archive``/``ArchivedPlan``/``ArchiveCopy`` rows,
 for ``manage.py rebuild_index`` (every archive of every enabled target, the day the database is
 lost) and for a restore of an archive the database does not know. A copy indexed here is
 ``uploaded`` until a fixity check measures it (``verify=True`` runs the check at once).
@@ -72,7 +72,8 @@ class IndexReport:
 def manifest_patient_path(manifest: dict) -> str:
     """The archived patient's folder, ``Institution_<I>/Mount_<M>/Patient_<P>``; "" when the manifest names none.
 
-    Older manifests (the SPEC example) carry no ``patient.tps_path``: the files' common folder is used.
+    A manifest with only the keys docs/contracts.md §4.2 promises has no ``patient.tps_path``:
+    the files' common folder is used.
     """
     patient = manifest.get("patient") if isinstance(manifest.get("patient"), dict) else {}
     path = patient.get("tps_path") if isinstance(patient.get("tps_path"), str) else ""

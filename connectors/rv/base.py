@@ -1,4 +1,4 @@
-"""The R&V-source interface: first-delivery records from a record-and-verify system (SPEC section 2).
+"""The R&V-source interface: first-delivery records from a record-and-verify system (docs/contracts.md §2.1).
 
 A source returns ALL the history it holds, not only a scan window: first/re-course inference looks
 at a patient's earlier plans. Rows it cannot use come back as ``RowProblem``s (file/row and reason);

@@ -1,4 +1,4 @@
-"""``csv:<path>``: first deliveries exported to a CSV file (SPEC section 2, source 3).
+"""``csv:<path>``: first deliveries exported to a CSV file (docs/contracts.md §2.4).
 
 UTF-8 (with or without BOM) or GB18030; a header row naming at least
 ``mrn,patient_name,plan_label,course,first_delivery`` (optional ``plan_uid``, ``machine``), in any

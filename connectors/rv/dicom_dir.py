@@ -1,4 +1,4 @@
-"""``dicom-dir:<path>``: RT Plan and RT Beams Treatment Record files in a folder (SPEC section 2, source 2).
+"""``dicom-dir:<path>``: RT Plan and RT Beams Treatment Record files in a folder (docs/contracts.md §2.3).
 
 A plan is an RT Plan's ``SOPInstanceUID`` with its ``RTPlanLabel``, ``PatientID`` (the MRN) and
 ``PatientName``; its first delivery is the earliest ``TreatmentDate`` + ``TreatmentTime`` of the

@@ -1,4 +1,4 @@
-"""``mosaiq+<db-url>``: first deliveries from a MOSAIQ-compatible SQL database (SPEC section 2, source 1).
+"""``mosaiq+<db-url>``: first deliveries from a MOSAIQ-compatible SQL database (docs/contracts.md §2.2).
 
 One portable query (CTE + ROW_NUMBER, LTRIM/RTRIM: SQL Server 2012+, PostgreSQL, SQLite 3.25+)
 run through a plain DB-API connection, read-only:

@@ -1,4 +1,4 @@
-"""Classifying the pending-archive group (SPEC section 6 categories) from the TPS as last synced.
+"""Classifying the pending-archive group (the categories of docs/contracts.md §7) from the TPS as last synced.
 
 One query per table, whatever the group's size: the patients, their plans, the rules, the
 archives of the same MRNs (and, for the few whose bytes agree, their manifests), the R&V index.

@@ -1,6 +1,6 @@
 """Which plans of the pending group were delivered, from the R&V first-delivery records.
 
-Deliveries are matched to plans exactly as loss detection matches them (SPEC section 3, the code
+Deliveries are matched to plans exactly as loss detection matches them (docs/contracts.md §3, the code
 of ``lossdetect.services.classify``), so curation and the loss scan never disagree about which
 plan a delivery belongs to.
 """

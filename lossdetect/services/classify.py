@@ -1,10 +1,10 @@
-"""Matching first deliveries to plans and the six categories (SPEC sections 2 and 3), in pandas.
+"""Matching first deliveries to plans and the six categories (docs/contracts.md §2.8 and §3), in pandas.
 
 Pure functions over DataFrames: no database access, so the same code serves the scan service, the
 benchmark and the tests. The whole R&V history is matched in a handful of vectorised merges
 (deliveries x plan names on MRN and normalised label), never one lookup per record.
 
-Choices where the SPEC is silent (docs/loss-detection.md):
+Choices where docs/contracts.md leaves room (docs/loss-detection.md):
 - A record matches the single latest-created candidate among TPS plans and archived plans; its
   category follows from where that plan lives. When the same plan sits in several places with the
   same creation time (archived and restored, or copied), archived beats pending/clinical beats the
@@ -100,7 +100,7 @@ def deliveries_frame(records: Iterable[FirstDelivery]) -> pd.DataFrame:
 
 
 def mark_recourse(frame: pd.DataFrame, *, gap_days: int) -> pd.Series:
-    """True for re-course deliveries (SPEC section 2).
+    """True for re-course deliveries (docs/contracts.md §2.8).
 
     ``course`` given: course >= 2. Empty: order the patient's plans (all history in ``frame``) by
     first delivery; a plan opens a new course when it comes more than ``gap_days`` after the

@@ -1,4 +1,4 @@
-"""The loss scan: R&V first deliveries in a window, matched to the TPS and the archives (SPEC 2, 3, 6).
+"""The loss scan: R&V first deliveries in a window, matched to the TPS and the archives (docs/contracts.md §2, §3).
 
 ``run_loss_scan`` = ``start_loss_scan`` (the ``running`` row) + ``execute_loss_scan`` (the work), so
 a page or the scheduler can create the row and hand its id to a Celery task.

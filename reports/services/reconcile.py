@@ -4,7 +4,7 @@ A listing is either a CSV/TSV file someone exported from an existing (often manu
 archive folder, with a header row naming the file name, the size in bytes and optionally the
 SHA-256 of each file, or what ``open_target(target).list_files()`` returns for a configured target.
 
-Each listed archive file is matched to a patient by its SPEC archive name
+Each listed archive file is matched to a patient by its archive name (docs/contracts.md §4.1)
 (``archiver.naming.parse_archive_name``), else by a known MRN standing as a word of the name,
 and to the PDAS archive of the same file name. The outcome of each file is one of
 ``ReconciliationEntry.Outcome``; every PDAS archive the listing lacks is an ``only_in_pdas`` entry.
@@ -205,7 +205,7 @@ class _Known:
             return found[0], "not a PDAS archive name; patient found by MRN"
         if found:
             return "", f"not a PDAS archive name and it holds several known MRNs: {', '.join(found[:5])}"
-        return "", "neither a PDAS archive name (SPEC section 4) nor does it hold a known MRN"
+        return "", "neither a PDAS archive name (docs/contracts.md §4.1) nor does it hold a known MRN"
 
 
 def _entry(listed: ListedFile, outcome: str, detail: str = "", **fields: Any) -> ReconciliationEntry:

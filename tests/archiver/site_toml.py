@@ -1,4 +1,4 @@
-"""The SPEC section 5 example site.toml, with its paths moved into a test's tmp folder."""
+"""A site.toml of the shape of docs/contracts.md §6, with its paths moved into a test's tmp folder."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""``manage.py archive`` per SPEC section 6: JSON results, exit 0 / 1 / 2."""
+"""``manage.py archive`` per docs/contracts.md §7: JSON results, exit 0 / 1 / 2."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""``manage.py restore`` per SPEC section 6: JSON, exit 0 / 1 / 2, one-line errors."""
+"""``manage.py restore`` per docs/contracts.md §7: JSON, exit 0 / 1 / 2, one-line errors."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The CSV R&V source (SPEC section 2, source 3): encodings, columns, bad rows with their numbers."""
+"""The CSV R&V source (docs/contracts.md §2.4): encodings, columns, bad rows with their numbers."""
 from __future__ import annotations
 
 import datetime as dt

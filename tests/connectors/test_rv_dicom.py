@@ -1,4 +1,4 @@
-"""The DICOM folder R&V source (SPEC section 2, source 2): RT Plans and RT Beams Treatment Records."""
+"""The DICOM folder R&V source (docs/contracts.md §2.3): RT Plans and RT Beams Treatment Records."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""The MOSAIQ R&V source (SPEC section 2, source 1) on SQLite and on a real PostgreSQL."""
+"""The MOSAIQ R&V source (docs/contracts.md §2.2) on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt

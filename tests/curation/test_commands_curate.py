@@ -1,4 +1,4 @@
-"""``manage.py curate`` per SPEC section 6: JSON on stdout, exit 0 / 1 / 2, one-line errors."""
+"""``manage.py curate`` per docs/contracts.md §7: JSON on stdout, exit 0 / 1 / 2, one-line errors."""
 from __future__ import annotations
 
 import json

@@ -1,7 +1,7 @@
 """manage.py make_demo_site and demo_site: the synthetic site other tests and the bench stand on.
 
 The expectations in expected.json are checked against the files themselves with a small,
-independent reading of the SPEC rules written here (not PDAS code), so a cast that says one thing
+independent reading of the rules of docs/contracts.md written here (not PDAS code), so a cast that says one thing
 and writes another fails.
 """
 from __future__ import annotations
@@ -286,7 +286,7 @@ def test_csv_in_gb18030(tmp_path):
     assert list(frame.columns) == SPEC_COLUMNS and frame["patient_name"].str.contains("张").any()
 
 
-# The SPEC section 2 MOSAIQ rules, written out here independently of connectors/rv/mosaiq.py.
+# The MOSAIQ rules of docs/contracts.md §2.2, written out here independently of connectors/rv/mosaiq.py.
 SPEC_MOSAIQ_QUERY = """
 WITH firsts AS (
     SELECT TRIM(tf.OriginalPlanUID) AS uid, MIN(dh.Tx_DtTm) AS first
@@ -358,7 +358,7 @@ def test_dicom_files_read_back_and_reference_the_plans(site, expected):
     assert any("张" in name for _, _, name in plans.values())
 
 
-# --- the expected categories follow from the files by the SPEC rules -----------------------------
+# --- the expected categories follow from the files by the rules of docs/contracts.md §3 ----------
 
 
 def _normalize(label: str) -> str:

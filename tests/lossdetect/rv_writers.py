@@ -73,7 +73,7 @@ MOSAIQ_SCHEMA = [
 
 
 class MosaiqWriter:
-    """Rows in the SPEC's MOSAIQ tables through any DB-API connection (``mark``: its placeholder)."""
+    """Rows in the MOSAIQ tables (docs/contracts.md §2.2) through any DB-API connection (``mark``: its placeholder)."""
 
     def __init__(self, connection, *, mark: str = "?"):
         self.connection = connection

@@ -1,4 +1,4 @@
-"""``manage.py scan_losses`` (SPEC section 6): JSON, exit codes 0/1/2, one-line errors."""
+"""``manage.py scan_losses`` (docs/contracts.md §7): JSON, exit codes 0/1/2, one-line errors."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""Matching and the six categories (SPEC sections 2 and 3), on DataFrames: no database."""
+"""Matching and the six categories (docs/contracts.md §2.8 and §3), on DataFrames: no database."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""``manage.py archive --institution CODE [--json]``: archive the pending group (SPEC section 6)."""
+"""``manage.py archive --institution CODE [--json]``: archive the pending group (docs/contracts.md §7)."""
 from __future__ import annotations
 
 import json

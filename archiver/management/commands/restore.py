@@ -1,4 +1,4 @@
-"""``manage.py restore --institution CODE --mrn MRN [--archive NAME] [--to DIR] [--json]`` (SPEC section 6).
+"""``manage.py restore --institution CODE --mrn MRN [--archive NAME] [--to DIR] [--json]`` (docs/contracts.md §7).
 
 Without ``--archive`` the newest archive is restored only when every archive of the MRN is of one
 patient; two patients sharing the MRN (or one person with two Pinnacle patients) stop with the

@@ -64,7 +64,7 @@ def _aware(value: dt.datetime | None, institution: Institution) -> dt.datetime |
 
 
 def _free_name(institution: Institution, info) -> str:
-    """The SPEC name, with ``_2``, ``_3`` ... when an archive of that name already exists."""
+    """The archive name (docs/contracts.md §4.1), with ``_2``, ``_3`` ... when an archive of that name already exists."""
     edited = info.latest_edit or timezone.now().replace(tzinfo=None)
     taken = set(Archive.objects.filter(institution=institution, mrn=info.mrn).values_list("name", flat=True))
     clash = 1

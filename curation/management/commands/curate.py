@@ -1,4 +1,4 @@
-"""``manage.py curate --institution CODE [--json]``: classify the pending-archive group (SPEC section 6).
+"""``manage.py curate --institution CODE [--json]``: classify the pending-archive group (docs/contracts.md §7).
 
 Exit 0 when every patient is ready (or its findings are acknowledged for its current files),
 1 when any finding needs a person, 2 on a bad institution code or a TPS that cannot be read.

@@ -25,7 +25,7 @@ def _date(option: str, text: str) -> dt.date:
 
 
 def scan_json(scan: LossScan) -> dict:
-    """The SPEC section 6 JSON of a scan (``summary`` and ``findings``), plus the scan's id and status."""
+    """The docs/contracts.md §7 JSON of a scan (``summary`` and ``findings``), plus the scan's id and status."""
     zone = scan.institution.zone
     findings = [
         {"mrn": f.mrn, "patient_name": f.patient_name, "plan_label": f.plan_label, "plan_uid": f.plan_uid,

@@ -1,4 +1,4 @@
-"""Loading the site configuration (SPEC section 5): ``site.toml`` -> Institution and StorageTarget rows.
+"""Loading the site configuration (docs/contracts.md §6): ``site.toml`` -> Institution and StorageTarget rows.
 
 The file describes each institution and storage target it names completely: a key left out takes
 the model's default, so loading a file always gives the same rows whatever the admin did before
