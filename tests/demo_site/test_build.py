@@ -6,7 +6,6 @@ and writes another fails.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io

@@ -218,7 +218,7 @@ def _model_of_unnamed(route: str) -> str:
 
 def test_every_admin_url_keeps_the_admin_rules(world):
     clients, wrong = clients_of(world), []
-    for name, route, pattern in all_url_patterns():
+    for name, route, _pattern in all_url_patterns():
         if not route.startswith(ADMIN_PREFIX):
             continue
         kwargs = _admin_kwargs(name, route, world)
