@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
 # Third-party files kept as they were published, and folders that are never the project's own.
-NOT_OURS = ("static/vendor/",)
+NOT_OURS = ("pdas/static/vendor/",)
 SKIPPED_DIRS = {".git", ".venv", "var", "build", "dist", "node_modules", "__pycache__", "staticfiles", "demo"}
 
 FORBIDDEN = (
