@@ -95,7 +95,7 @@ def imports_of(relpath: Path, source: str) -> list[Import]:
             found.append(Import(module, node.lineno))
         elif isinstance(node, ast.Call):
             found += _model_reference(node)
-    return sorted(found, key=lambda found: found.line)
+    return sorted(found, key=lambda each: each.line)
 
 
 def _model_reference(call: ast.Call) -> list[Import]:
