@@ -28,6 +28,7 @@ from archiver.services import archiving
 from archiver.services import restore as restore_service
 from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
 from connectors.tps.base import TpsError
+from audit.events import Event
 from audit.services import record_event, record_event_per_institution
 from sites.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
 from audit.exports import AuditedExportMixin
@@ -76,7 +77,7 @@ class ArchiveRunDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTab
         context["counts"] = selectors.run_result_counts(run=self.run)
         if not self.is_export():
             shown = [row.record.patient.mrn for row in context["table"].paginated_rows]
-            record_event(actor=self.request.user, event="archiverun.view", institution=self.run.institution.code,
+            record_event(actor=self.request.user, event=Event.ARCHIVERUN_VIEW, institution=self.run.institution.code,
                          mrns=shown, obj=self.run, detail={"query": self.request.GET.urlencode(), "rows": len(shown)})
         return context
 
@@ -151,7 +152,7 @@ class RestoreView(InstitutionScopedMixin, TemplateView):
             shown: dict[str, set[str]] = defaultdict(set)
             for record in recent:
                 shown[record.institution.code].add(record.archive.mrn)
-            record_event_per_institution(actor=self.request.user, event="restore.view", mrns_by_institution=shown,
+            record_event_per_institution(actor=self.request.user, event=Event.RESTORE_VIEW, mrns_by_institution=shown,
                                          detail={"page": "recent restores", "rows": len(recent)})
         return context
 
@@ -188,7 +189,7 @@ class RestoreDetailView(InstitutionScopedMixin, DetailView):
     def get_object(self, queryset=None):
         record = self.get_scoped_object_or_404(selectors.recent_restores(), pk=self.kwargs["pk"])
         # The page polls restore_status for progress: that poll is not a new read and is not logged.
-        record_event(actor=self.request.user, event="restore.view", institution=record.institution.code,
+        record_event(actor=self.request.user, event=Event.RESTORE_VIEW, institution=record.institution.code,
                      mrns=[record.archive.mrn], obj=record, detail={"archive": record.archive.name})
         return record
 

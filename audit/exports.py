@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from django_tables2.export.views import ExportMixin
 
+from audit.events import Event
 from audit.services import record_event_per_institution
 
 
@@ -50,7 +51,7 @@ class AuditedExportMixin(ExportMixin):
         rows = self.object_list
         count = len(rows) if isinstance(rows, (list, tuple)) else rows.count()
         record_event_per_institution(
-            actor=self.request.user, event="export", mrns_by_institution=self._exported_mrns(rows),
+            actor=self.request.user, event=Event.EXPORT, mrns_by_institution=self._exported_mrns(rows),
             default_institution=self.audit_institution(),
             detail={"page": self.request.path, "format": export_format, "query": self.request.GET.urlencode(),
                     "rows": count})

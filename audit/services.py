@@ -7,6 +7,8 @@ from typing import Any, Iterable
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.actors import Actor, actor_name
+from audit.events import Event, as_event
 from audit.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -33,31 +35,31 @@ def _lock_chain_head():
     return AuditEvent.objects.select_for_update()
 
 
-def _actor_name(actor: Any) -> str:
-    if actor is None:
-        return "system"
-    if isinstance(actor, str):
-        return actor
-    return getattr(actor, "get_username", lambda: str(actor))() or "anonymous"
-
-
 def record_event(
     *,
-    actor: Any,
-    event: str,
+    actor: Actor,
+    event: Event | str,
     institution: str = "",
     mrns: Iterable[str] = (),
     obj: Any = None,
     outcome: str = AuditEvent.Outcome.OK,
     detail: dict | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain. ``actor`` is a user, a name, or None for the system."""
+    """Append one event to the chain, inside the caller's transaction when there is one.
+
+    ``actor`` is a user, a name or None for the scheduler (``audit.actors``). ``event`` is an
+    ``audit.events.Event`` (its exact keyword is accepted too); anything else raises ``UnknownEvent``
+    before anything is written. A state change and its event belong in one ``transaction.atomic()``
+    (docs/audit.md): the event then commits, or rolls back, with the change it records.
+    """
+    kind = as_event(event)
+    name = actor_name(actor)
     with transaction.atomic():
         last = _lock_chain_head().order_by("-id").only("hash").first()
         row = AuditEvent(
             at=timezone.now(),
-            actor=_actor_name(actor),
-            event=event,
+            actor=name,
+            event=kind.value,
             institution=institution,
             mrns=sorted({m for m in mrns if m}),
             object_type=type(obj).__name__ if obj is not None else "",
@@ -106,7 +108,7 @@ def verify_chain() -> ChainReport:
     return ChainReport(checked, head_id=head_id, head_hash=previous)
 
 
-def record_event_per_institution(*, actor: Any, event: str, mrns_by_institution: dict[str, Iterable[str]],
+def record_event_per_institution(*, actor: Actor, event: Event | str, mrns_by_institution: dict[str, Iterable[str]],
                                  default_institution: str = "", obj: Any = None, detail: dict | None = None,
                                  outcome: str = AuditEvent.Outcome.OK) -> list[AuditEvent]:
     """One event per institution of a page or export that spans several, each naming that institution's

@@ -9,6 +9,7 @@ from django_tables2 import SingleTableMixin
 
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event_per_institution
 from audit.tables import AuditEventTable
 from sites.access import InstitutionScopedMixin, scope_audit_events
@@ -34,7 +35,7 @@ class AuditLogView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin,
             shown: dict[str, set[str]] = defaultdict(set)
             for row in context["table"].paginated_rows:
                 shown[row.record.institution].update(row.record.mrns)
-            record_event_per_institution(actor=self.request.user, event="audit.view", mrns_by_institution=shown,
+            record_event_per_institution(actor=self.request.user, event=Event.AUDIT_VIEW, mrns_by_institution=shown,
                                          detail={"query": self.request.GET.urlencode(),
                                                  "rows": len(context["table"].paginated_rows)})
         return context

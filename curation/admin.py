@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import transaction
 
+from audit.events import Event
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationFinding, CurationRun, NamingRule, TransitionalPattern
 from sites.admin_base import InstitutionScopedAdmin, PatientDataAdmin, ViewOnlyAdmin
@@ -16,7 +18,7 @@ class _AuditedRuleAdmin(InstitutionScopedAdmin):
     list_select_related = ("institution",)
 
     def _audit(self, request, obj, *, action: str, fields=()) -> None:
-        record_event(actor=request.user, event="config.change", institution=obj.institution.code, obj=obj,
+        record_event(actor=request.user, event=Event.CONFIG_CHANGE, institution=obj.institution.code, obj=obj,
                      detail={"action": action, "model": self.opts.label_lower, "row": str(obj),
                              "regex": obj.regex, "fields": sorted(fields)})
 
@@ -29,9 +31,10 @@ class _AuditedRuleAdmin(InstitutionScopedAdmin):
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        for obj in queryset.select_related("institution"):
-            self._audit(request, obj, action="delete")
-        super().delete_queryset(request, queryset)
+        with transaction.atomic():  # the delete action has no transaction of its own
+            for obj in queryset.select_related("institution"):
+                self._audit(request, obj, action="delete")
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(NamingRule)

@@ -21,6 +21,7 @@ from django_tables2 import SingleTableMixin
 
 from inventory.models import TpsPatient
 from sites.models import Institution
+from audit.events import Event
 from audit.services import record_event
 from curation import selectors
 from curation.filters import CurationFindingFilter
@@ -88,7 +89,7 @@ class CurationView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin,
         )
         if not self.is_export() and institution is not None:
             shown = [row.record.mrn for row in context["table"].paginated_rows]
-            record_event(actor=self.request.user, event="curation.view", institution=institution.code, mrns=shown,
+            record_event(actor=self.request.user, event=Event.CURATION_VIEW, institution=institution.code, mrns=shown,
                          obj=self.run, detail={"tab": self.tab, "rows": len(shown),
                                                "query": self.request.GET.urlencode()})
         return context
@@ -119,7 +120,7 @@ def patient_detail(request, pk: int):
     acknowledgements = list(selectors.patient_acknowledgements(patient=patient))
     for ack in acknowledgements:
         ack.holds = ack.holds_for(patient)
-    record_event(actor=request.user, event="patient.view", institution=patient.institution.code,
+    record_event(actor=request.user, event=Event.PATIENT_VIEW, institution=patient.institution.code,
                  mrns=[patient.mrn], obj=patient, detail={"page": "curation", "tps_path": patient.tps_path})
     return render(request, "curation/patient.html", {
         "patient": patient, "plans": list(patient.plans.order_by("plan_id")), "run": run,

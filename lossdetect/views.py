@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
+from audit.events import Event
 from audit.services import record_event, record_event_per_institution
 from lossdetect import selectors
 from lossdetect.filters import LossFindingFilter, LossScanFilter, PendingPlanFilter
@@ -99,7 +100,7 @@ class ScanDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixi
         ])
         if not self.is_export():
             shown = [row.record.mrn for row in context["table"].paginated_rows]
-            record_event(actor=self.request.user, event="lossscan.view", institution=self.scan.institution.code,
+            record_event(actor=self.request.user, event=Event.LOSSSCAN_VIEW, institution=self.scan.institution.code,
                          mrns=shown, obj=self.scan, detail={"tab": self.tab, "rows": len(shown)})
         return context
 
@@ -132,6 +133,7 @@ class PendingPlanListView(InstitutionScopedMixin, AuditedExportMixin, SingleTabl
             rows = context["table"].paginated_rows
             for row in rows:
                 shown[row.record.institution.code].add(row.record.mrn)
-            record_event_per_institution(actor=self.request.user, event="pendingplan.view", mrns_by_institution=shown,
+            record_event_per_institution(actor=self.request.user, event=Event.PENDINGPLAN_VIEW,
+                                         mrns_by_institution=shown,
                                          detail={"query": self.request.GET.urlencode(), "rows": len(rows)})
         return context

@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from audit.events import Event
 from audit.services import record_event
 from sites.models import Membership
 
@@ -25,7 +27,7 @@ class _AuditedAccessAdmin:
             detail.update(groups=sorted(obj.groups.values_list("name", flat=True)),
                           institutions=sorted(obj.memberships.values_list("institution__code", flat=True)),
                           is_active=obj.is_active, is_staff=obj.is_staff, is_superuser=obj.is_superuser)
-        record_event(actor=request.user, event="access.change", obj=obj, detail=detail)
+        record_event(actor=request.user, event=Event.ACCESS_CHANGE, obj=obj, detail=detail)
 
     def log_addition(self, request, obj, message):
         self._audit(request, obj, "add", message)
@@ -39,6 +41,12 @@ class _AuditedAccessAdmin:
         for obj in queryset:
             self._audit(request, obj, "delete")
         return super().log_deletions(request, queryset)
+
+    def response_action(self, request, queryset):
+        # The admin's add, change and delete pages run in a transaction, its actions do not: the
+        # delete action logs (and audits) the rows, then deletes them, and both must commit together.
+        with transaction.atomic():
+            return super().response_action(request, queryset)
 
 
 class MembershipInline(admin.TabularInline):

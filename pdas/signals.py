@@ -10,6 +10,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 
 from audit.models import AuditEvent
+from audit.actors import ANONYMOUS
+from audit.events import Event
 from audit.services import record_event
 from core.client import client_address
 
@@ -22,25 +24,25 @@ def _client(request) -> dict:
 
 @receiver(user_logged_in, dispatch_uid="pdas.audit.login")
 def audit_login(sender, request, user, **kwargs) -> None:
-    record_event(actor=user, event="auth.login", detail=_client(request))
+    record_event(actor=user, event=Event.AUTH_LOGIN, detail=_client(request))
 
 
 @receiver(user_logged_out, dispatch_uid="pdas.audit.logout")
 def audit_logout(sender, request, user, **kwargs) -> None:
     if user is None:  # logging out without a session: nothing happened
         return
-    record_event(actor=user, event="auth.logout", detail=_client(request))
+    record_event(actor=user, event=Event.AUTH_LOGOUT, detail=_client(request))
 
 
 @receiver(user_login_failed, dispatch_uid="pdas.audit.login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str(credentials.get(get_user_model().USERNAME_FIELD) or credentials.get("username") or "")
-    record_event(actor="anonymous", event="auth.login_failed", outcome=AuditEvent.Outcome.DENIED,
+    record_event(actor=ANONYMOUS, event=Event.AUTH_LOGIN_FAILED, outcome=AuditEvent.Outcome.DENIED,
                  detail={"username": username, **_client(request)})
 
 
 @receiver(user_locked_out, dispatch_uid="pdas.audit.lockout")
 def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
     """django-axes locked a user name or an address after too many failures (settings.AXES_*)."""
-    record_event(actor="anonymous", event="auth.lockout", outcome=AuditEvent.Outcome.DENIED,
+    record_event(actor=ANONYMOUS, event=Event.AUTH_LOCKOUT, outcome=AuditEvent.Outcome.DENIED,
                  detail={"username": username or "", **_client(request)})

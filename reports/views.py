@@ -22,6 +22,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from sites.models import Institution
+from audit.events import Event
 from audit.services import record_event
 from sites.access import InstitutionScopedMixin, access_required, has_no_institution, limit_choices
 from audit.exports import AuditedExportMixin
@@ -148,7 +149,7 @@ class ReportView(InstitutionScopedMixin, AuditedExportMixin, TemplateView):
                 tables={name: page_table(REPORT_TABLES[name], rows) for name, rows in self.rows.items()},
                 runs_hidden=self.report.throughput.runs - len(self.rows["runs"]), chart_data=chart_data(self.report),
                 export_query=self.request.GET.urlencode())
-            record_event(actor=self.request.user, event="report.view", institution=self.report.institution.code,
+            record_event(actor=self.request.user, event=Event.REPORT_VIEW, institution=self.report.institution.code,
                          detail={"period": self.report.period.label, "from": str(self.report.period.first_day),
                                  "to": str(self.report.period.last_day), "format": self.view_format})
         return context
@@ -232,7 +233,7 @@ class ReconciliationDetailView(InstitutionScopedMixin, AuditedExportMixin, Singl
         ])
         if not self.is_export():
             shown = [row.record.mrn for row in context["table"].paginated_rows]
-            record_event(actor=self.request.user, event="reconcile.view",
+            record_event(actor=self.request.user, event=Event.RECONCILE_VIEW,
                          institution=self.reconciliation.institution.code, mrns=shown, obj=self.reconciliation,
                          detail={"query": self.request.GET.urlencode(), "rows": len(shown)})
         return context

@@ -30,6 +30,7 @@ from django.http import Http404
 
 from sites.models import Institution
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event
 
 
@@ -98,7 +99,7 @@ def scope_audit_events(queryset: QuerySet[AuditEvent], user) -> QuerySet[AuditEv
 
 
 def _audit_denied(request, *, reason: str, institution: str = "", **detail) -> None:
-    record_event(actor=request.user, event="access.denied", institution=institution,
+    record_event(actor=request.user, event=Event.ACCESS_DENIED, institution=institution,
                  outcome=AuditEvent.Outcome.DENIED,
                  detail={"path": request.path, "method": request.method, "reason": reason, **detail})
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
+from audit.events import Event
 from audit.services import record_event
 from sites.admin_base import InstitutionScopedAdmin
 from sites.models import Institution, StorageTarget
@@ -46,7 +48,7 @@ class StorageTargetForm(_RulesForm):
 
 def _audit_config(request, obj: Institution | StorageTarget, *, action: str, fields=()) -> None:
     institution = obj if isinstance(obj, Institution) else obj.institution
-    record_event(actor=request.user, event="config.change", institution=institution.code, obj=obj,
+    record_event(actor=request.user, event=Event.CONFIG_CHANGE, institution=institution.code, obj=obj,
                  detail={"action": action, "row": str(obj), "fields": sorted(fields)})
 
 
@@ -119,6 +121,9 @@ class StorageTargetAdmin(InstitutionScopedAdmin):
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        for target in queryset.select_related("institution"):
-            _audit_config(request, target, action="delete")
-        super().delete_queryset(request, queryset)
+        # The admin's delete action runs outside its views' transactions: the deletes and their
+        # audit rows commit together here.
+        with transaction.atomic():
+            for target in queryset.select_related("institution"):
+                _audit_config(request, target, action="delete")
+            super().delete_queryset(request, queryset)

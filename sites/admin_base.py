@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist
 
+from audit.events import Event
 from audit.services import record_event_per_institution
 from sites.access import institution_path, scope
 from sites.models import Institution
@@ -105,7 +106,7 @@ class PatientDataAdmin(ViewOnlyAdmin):
         for row in shown:
             value = _follow(row, self.mrn_path)
             mrns[codes.get(row.pk) or ""].update(value if isinstance(value, list) else [value] if value else [])
-        record_event_per_institution(actor=request.user, event="admin.view", mrns_by_institution=mrns,
+        record_event_per_institution(actor=request.user, event=Event.ADMIN_VIEW, mrns_by_institution=mrns,
                                      detail={"model": self.opts.label_lower, **detail})
 
     def changelist_view(self, request, extra_context=None):

@@ -7,6 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from inventory.models import FixityCheck
+from audit.events import Event
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationFinding, CurationRun, NamingRule, TransitionalPattern
 from lossdetect.models import LossFinding, LossScan, PendingPlan
@@ -60,7 +61,7 @@ def world(db):
         "reconciliationimport": reconciliation,
         "reconciliationentry": ReconciliationEntry.objects.create(reconciliation=reconciliation, mrn=MRN,
                                                                   outcome="matched"),
-        "auditevent": record_event(actor="t", event="test.alpha", institution="ALPHA", mrns=[MRN]),
+        "auditevent": record_event(actor="t", event=Event.PATIENT_VIEW, institution="ALPHA", mrns=[MRN]),
     }
     users = {
         "viewer": make_user("viewer", roles=[VIEWER], institutions=[alpha]),

@@ -23,6 +23,7 @@ from archiver.packing.manifest import FORMAT
 from connectors.storage import StorageError
 from sites.connections import open_target
 from connectors.storage.base import StorageBackend
+from audit.events import Event
 from audit.services import record_event
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -224,7 +225,9 @@ def rebuild_index(*, institution: Institution, actor, verify: bool = False) -> I
     """Index every archive on every enabled target of the institution; idempotent.
 
     A target that cannot be listed is a problem in the report, never "no archives". With ``verify``
-    every copy not yet verified is measured on its target (a FixityCheck row each).
+    every copy not yet verified is measured on its target (a FixityCheck row each). Each archive
+    added is audited (``archive.index``) in the transaction that adds it; the rebuild ends with one
+    more ``archive.index`` row for the whole run (counts, problems).
     """
     report = IndexReport(institution=institution.code)
     targets = list(institution.storage_targets.filter(enabled=True).order_by("priority", "name"))
@@ -237,23 +240,28 @@ def rebuild_index(*, institution: Institution, actor, verify: bool = False) -> I
                 report.targets.append(target.name)
                 for name in names:
                     report.archives_seen += 1
-                    _index_one(institution, target, backend, name, report, verify=verify)
+                    _index_one(institution, target, backend, name, report, verify=verify, actor=actor)
         except StorageError as exc:
             report.problems.append(f"{target.name}: {exc}")
-    record_event(actor=actor, event="archive.index", institution=institution.code, mrns=report.created_mrns,
+    record_event(actor=actor, event=Event.ARCHIVE_INDEX, institution=institution.code, mrns=report.created_mrns,
                  obj=institution, outcome="failed" if report.problems else "ok",
                  detail={**report.counts(), "problems": report.problems[:50], "verify": verify})
     return report
 
 
 def _index_one(institution: Institution, target: StorageTarget, backend: StorageBackend, name: str,
-               report: IndexReport, *, verify: bool) -> None:
+               report: IndexReport, *, verify: bool, actor) -> None:
     try:
         found = read_target_archive(backend, target, name)
         if found.manifest.get("institution") not in (None, "", institution.code):
             raise SidecarError(f"{target.name}: {name}: the manifest belongs to institution "
                               f"{found.manifest.get('institution')!r}, not {institution.code!r}; not indexed")
-        archive, created, copy_created = index_target_archive(institution=institution, found=found)
+        with transaction.atomic():  # an archive added to the index and its audit row commit together
+            archive, created, copy_created = index_target_archive(institution=institution, found=found)
+            if created:
+                record_event(actor=actor, event=Event.ARCHIVE_INDEX, institution=institution.code,
+                             mrns=[archive.mrn], obj=archive,
+                             detail={"archive": name, "target": target.name, "reason": "rebuild"})
     except SidecarError as exc:
         report.problems.append(str(exc))
         return

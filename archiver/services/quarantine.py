@@ -12,6 +12,7 @@ from connectors.tps import relative_to_root
 import datetime as dt
 import posixpath
 
+from django.db import transaction
 from django.utils import timezone
 
 from archiver.faults import checkpoint
@@ -19,6 +20,7 @@ from inventory.models import Archive, QuarantinedPatient, TpsPatient
 from sites.models import Institution
 from pinnacle.institution_file import ParseError, remove_patient_lite
 from connectors.tps.base import TpsError, TpsSource, clean_relpath
+from audit.events import Event
 from audit.services import record_event
 
 DEFAULT_DIR = ".pdas-quarantine"
@@ -60,14 +62,18 @@ def _complete(row: QuarantinedPatient, *, institution: Institution, source: TpsS
         remove_patient_lite(source, institution_dir=institution_dir, patient_path=patient.tps_path)
     except (ParseError, TpsError) as exc:
         header_note = f"Institution file not updated: {exc}"
-    row.moved_at = timezone.now()
-    row.purge_after = row.moved_at + dt.timedelta(days=institution.quarantine_days)  # retention counts from the move
-    row.save(update_fields=["moved_at", "purge_after"])
-    TpsPatient.objects.filter(pk=patient.pk).update(present=False)
-    record_event(actor=actor, event="originals.remove", institution=institution.code, mrns=[patient.mrn], obj=row,
-                 detail={"tps_path": patient.tps_path, "quarantine_path": row.quarantine_path,
-                         "archive": row.archive.name, "purge_after": row.purge_after.isoformat(),
-                         "note": header_note})
+    moved_at = timezone.now()
+    # The move is recorded (moved_at), the patient marked gone and the removal audited in one
+    # transaction: a crash before the commit leaves moved_at empty, and recovery completes it again.
+    with transaction.atomic():
+        row.moved_at = moved_at
+        row.purge_after = moved_at + dt.timedelta(days=institution.quarantine_days)  # retention counts from the move
+        row.save(update_fields=["moved_at", "purge_after"])
+        TpsPatient.objects.filter(pk=patient.pk).update(present=False)
+        record_event(actor=actor, event=Event.ORIGINALS_REMOVE, institution=institution.code, mrns=[patient.mrn],
+                     obj=row, detail={"tps_path": patient.tps_path, "quarantine_path": row.quarantine_path,
+                                      "archive": row.archive.name, "purge_after": row.purge_after.isoformat(),
+                                      "note": header_note})
 
 
 def complete_interrupted_move(*, institution: Institution, source: TpsSource, patient: TpsPatient, actor) -> bool:
@@ -109,9 +115,11 @@ def purge_quarantine(*, institution: Institution, source: TpsSource, actor, now:
             continue  # never purge originals whose archive is no longer known good
         if source.stat(row.quarantine_path) is not None:
             source.remove_tree(row.quarantine_path)
-        row.purged_at = now
-        row.save(update_fields=["purged_at"])
+        with transaction.atomic():  # the purge is recorded and audited together
+            row.purged_at = now
+            row.save(update_fields=["purged_at"])
+            record_event(actor=actor, event=Event.QUARANTINE_PURGE, institution=institution.code,
+                         mrns=[row.archive.mrn], obj=row,
+                         detail={"quarantine_path": row.quarantine_path, "archive": row.archive.name})
         purged += 1
-        record_event(actor=actor, event="quarantine.purge", institution=institution.code, mrns=[row.archive.mrn],
-                     obj=row, detail={"quarantine_path": row.quarantine_path, "archive": row.archive.name})
     return purged

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from audit.actors import actor_name
+from audit.events import Event
 from audit.services import record_event
 from curation.models import ACKNOWLEDGEABLE, Acknowledgement, CurationFinding
 from curation.selectors import latest_done_run
@@ -36,12 +38,12 @@ def acknowledge_finding(*, finding: CurationFinding, user, note: str) -> Acknowl
     acknowledgement = Acknowledgement(
         patient=patient, category=finding.category, fingerprint=finding.fingerprint,
         user=user if getattr(user, "pk", None) else None,
-        username=user if isinstance(user, str) else user.get_username(), note=note[:5000],
+        username=actor_name(user), note=note[:5000],
         reasons=list(finding.reasons),
     )
     acknowledgement.full_clean()
     acknowledgement.save()
-    record_event(actor=user, event="curation.acknowledge", institution=finding.run.institution.code,
+    record_event(actor=user, event=Event.CURATION_ACKNOWLEDGE, institution=finding.run.institution.code,
                  mrns=[patient.mrn], obj=acknowledgement,
                  detail={"category": finding.category, "tps_path": patient.tps_path, "note": note[:1000],
                          "fingerprint": finding.fingerprint, "reasons": finding.reasons[:50], "run": finding.run_id})

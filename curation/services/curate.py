@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from sites.models import Institution
 from connectors.tps.base import TpsError
+from audit.actors import actor_name
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event
 from curation.models import Acknowledgement, Category, CurationFinding, CurationRun, needs_person
 from curation.services.classify import Verdict, classify_pending_group
@@ -32,12 +34,6 @@ WRITE_BATCH = 1000
 
 class PendingGroupMissing(TpsError):
     """The institution's pending-archive group is not a group of its TPS: a configuration error."""
-
-
-def actor_name(actor) -> str:
-    if actor is None:
-        return "scheduler"
-    return actor if isinstance(actor, str) else actor.get_username()
 
 
 def start_curation(*, institution: Institution, actor) -> CurationRun:
@@ -88,9 +84,10 @@ def _refresh(institution: Institution, actor: str) -> dict[str, int]:
 
 def _fail(run: CurationRun, reason: str) -> None:
     run.status, run.error, run.finished_at = CurationRun.Status.FAILED, reason[:2000], timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
-    record_event(actor=run.started_by, event="curation.run", institution=run.institution.code, obj=run,
-                 outcome=AuditEvent.Outcome.FAILED, detail={"error": reason[:1000]})
+    with transaction.atomic():  # the failed run and its audit row commit together
+        run.save(update_fields=["status", "error", "finished_at"])
+        record_event(actor=run.started_by, event=Event.CURATION_RUN, institution=run.institution.code, obj=run,
+                     outcome=AuditEvent.Outcome.FAILED, detail={"error": reason[:1000]})
 
 
 def valid_acknowledgements(*, institution: Institution) -> set[tuple[int, str, str]]:
@@ -125,7 +122,7 @@ def _store(run: CurationRun, verdicts: list[Verdict], warnings: list[str], *, ex
         run.status, run.error, run.finished_at = CurationRun.Status.DONE, "", timezone.now()
         run.save(update_fields=["counts", "warnings", "status", "error", "finished_at"])
         _prune(institution)
-        record_event(actor=run.started_by, event="curation.run", institution=institution.code, obj=run,
+        record_event(actor=run.started_by, event=Event.CURATION_RUN, institution=institution.code, obj=run,
                      mrns=[v.patient.mrn for v in verdicts],
                      detail={**run.counts, "warnings": warnings[:50], "to_fix": to_fix[:200]})
         if to_fix:

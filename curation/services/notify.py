@@ -14,6 +14,8 @@ from django.core.mail import send_mail
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from audit.actors import SYSTEM
+from audit.events import Event
 from audit.services import record_event
 from curation.models import Category, CurationRun
 from curation.selectors import run_findings
@@ -58,10 +60,10 @@ def send_curation_alert(*, run: CurationRun) -> int:
         sent = send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except Exception as exc:  # SMTP down: the run stands; say so in the audit log
         logger.warning("curation run %s: mail to %s failed: %s", run.pk, recipients, exc)
-        record_event(actor="system", event="curation.notify", institution=run.institution.code, mrns=mrns, obj=run,
+        record_event(actor=SYSTEM, event=Event.CURATION_NOTIFY, institution=run.institution.code, mrns=mrns, obj=run,
                      outcome=AuditEvent.Outcome.FAILED,
                      detail={"recipients": recipients, "error": " ".join(str(exc).split())[:500]})
         return 0
-    record_event(actor="system", event="curation.notify", institution=run.institution.code, mrns=mrns, obj=run,
+    record_event(actor=SYSTEM, event=Event.CURATION_NOTIFY, institution=run.institution.code, mrns=mrns, obj=run,
                  detail={"recipients": recipients, "subject": subject})
     return sent

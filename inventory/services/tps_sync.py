@@ -25,6 +25,7 @@ from pinnacle.reader import (
 )
 from connectors.tps.base import TpsError, TpsSource
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event
 
 # Patients parsed are written in batches: bounded queries per batch, bounded memory per sync.
@@ -82,23 +83,43 @@ def sync_institution(*, institution: Institution, source: TpsSource | None = Non
 
             source = open_institution_tps(institution)
         try:
-            report = _sync(institution, source)
+            report, seen = _sync(institution, source)
         finally:
             if owned:
                 source.close()
     except TpsError as exc:
-        record_event(actor=actor, event="tps.sync", institution=institution.code, obj=institution,
+        record_event(actor=actor, event=Event.TPS_SYNC, institution=institution.code, obj=institution,
                      outcome=AuditEvent.Outcome.FAILED, detail={"error": str(exc)[:1000]})
         raise
     report.seconds = round(time.monotonic() - started, 3)
-    record_event(actor=actor, event="tps.sync", institution=institution.code, mrns=report.parsed_mrns,
-                 obj=institution, detail={**report.counts(), "groups_seen": report.groups,
-                                          "seconds": report.seconds, "warnings": report.warnings[:50],
-                                          "skipped_links": report.skipped_links[:50]})
+    # The batches of re-read patients are committed as they go (a rerun reads again what a crash cut
+    # short); the last writes, who is present and who vanished, commit with the sync's audit row.
+    with transaction.atomic():
+        seen.write()
+        record_event(actor=actor, event=Event.TPS_SYNC, institution=institution.code, mrns=report.parsed_mrns,
+                     obj=institution, detail={**report.counts(), "groups_seen": report.groups,
+                                              "seconds": report.seconds, "warnings": report.warnings[:50],
+                                              "skipped_links": report.skipped_links[:50]})
     return report
 
 
-def _sync(institution: Institution, source: TpsSource) -> SyncReport:
+@dataclass
+class _Seen:
+    """Who the walk found unchanged (still present) and who vanished: the sync's last writes."""
+
+    now: dt.datetime
+    unchanged_ids: list[int]
+    vanished_ids: list[int]
+
+    def write(self) -> None:
+        for start in range(0, len(self.unchanged_ids), UPDATE_CHUNK):
+            TpsPatient.objects.filter(pk__in=self.unchanged_ids[start:start + UPDATE_CHUNK]).update(
+                present=True, last_seen=self.now)
+        for start in range(0, len(self.vanished_ids), UPDATE_CHUNK):
+            TpsPatient.objects.filter(pk__in=self.vanished_ids[start:start + UPDATE_CHUNK]).update(present=False)
+
+
+def _sync(institution: Institution, source: TpsSource) -> tuple[SyncReport, _Seen]:
     report = SyncReport(institution=institution.code)
     headers = read_institution_headers(source)
     if not headers:
@@ -143,13 +164,9 @@ def _sync(institution: Institution, source: TpsSource) -> SyncReport:
     if batch:
         _store(institution, batch, now, report)
 
-    for start in range(0, len(unchanged_ids), UPDATE_CHUNK):
-        TpsPatient.objects.filter(pk__in=unchanged_ids[start:start + UPDATE_CHUNK]).update(present=True, last_seen=now)
     vanished = [p.pk for path, p in existing.items() if p.present and path not in seen]
-    for start in range(0, len(vanished), UPDATE_CHUNK):
-        TpsPatient.objects.filter(pk__in=vanished[start:start + UPDATE_CHUNK]).update(present=False)
     report.patients_vanished = len(vanished)
-    return report
+    return report, _Seen(now, unchanged_ids, vanished)
 
 
 def _store(institution: Institution, batch: list[_Parsed], now: dt.datetime, report: SyncReport) -> None:

@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.actors import SYSTEM
+from audit.events import Event
 from audit.services import record_event
 from lossdetect.models import LossScan
 
@@ -60,10 +62,10 @@ def send_scan_alert(*, scan: LossScan) -> int:
         sent = send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except Exception as exc:  # SMTP down: the scan result stands; say so in the audit log
         logger.warning("loss scan %s: mail to %s failed: %s", scan.pk, recipients, exc)
-        record_event(actor="system", event="lossscan.notify", institution=scan.institution.code, mrns=mrns,
+        record_event(actor=SYSTEM, event=Event.LOSSSCAN_NOTIFY, institution=scan.institution.code, mrns=mrns,
                      obj=scan, outcome=AuditEvent.Outcome.FAILED,
                      detail={"recipients": recipients, "error": " ".join(str(exc).split())[:500]})
         return 0
-    record_event(actor="system", event="lossscan.notify", institution=scan.institution.code, mrns=mrns, obj=scan,
+    record_event(actor=SYSTEM, event=Event.LOSSSCAN_NOTIFY, institution=scan.institution.code, mrns=mrns, obj=scan,
                  detail={"recipients": recipients, "subject": subject})
     return sent

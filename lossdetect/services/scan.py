@@ -22,7 +22,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from sites.models import Institution
+from audit.actors import actor_name
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
 from connectors.rv import RowProblem, RvError, RvReadResult
@@ -41,14 +43,6 @@ _LIMITS = {"mrn": 64, "plan_label": 200, "plan_uid": 128}  # LossFinding/Pending
 
 class ScanFailed(Exception):
     """The scan cannot give an answer (unknown, not "nothing lost"); the message is one line."""
-
-
-def actor_name(actor) -> str:
-    if actor is None:
-        return "scheduler"
-    if isinstance(actor, str):
-        return actor
-    return actor.get_username()
 
 
 def window_bounds(*, window_from: dt.date, window_to: dt.date, zone: ZoneInfo) -> tuple[float, float]:
@@ -140,11 +134,12 @@ def _fail(scan: LossScan, reason: str) -> None:
     scan.error = reason
     scan.summary = {}
     scan.finished_at = timezone.now()
-    scan.save(update_fields=["status", "error", "summary", "finished_at"])
-    record_event(actor=scan.requested_by, event="lossscan.run", institution=scan.institution.code, obj=scan,
-                 outcome=AuditEvent.Outcome.FAILED,
-                 detail={"window": [str(scan.window_from), str(scan.window_to)], "error": reason[:1000]})
-    transaction.on_commit(lambda: notify.send_scan_alert(scan=scan))
+    with transaction.atomic():  # the failed scan and its audit row commit together
+        scan.save(update_fields=["status", "error", "summary", "finished_at"])
+        record_event(actor=scan.requested_by, event=Event.LOSSSCAN_RUN, institution=scan.institution.code, obj=scan,
+                     outcome=AuditEvent.Outcome.FAILED,
+                     detail={"window": [str(scan.window_from), str(scan.window_to)], "error": reason[:1000]})
+        transaction.on_commit(lambda: notify.send_scan_alert(scan=scan))
 
 
 def _finish_scan(scan: LossScan, read: RvReadResult) -> None:
@@ -190,7 +185,7 @@ def _finish_scan(scan: LossScan, read: RvReadResult) -> None:
         scan.error = ""
         scan.finished_at = timezone.now()
         scan.save(update_fields=["summary", "source_warnings", "status", "error", "finished_at"])
-        record_event(actor=scan.requested_by, event="lossscan.run", institution=institution.code, mrns=lost_mrns,
+        record_event(actor=scan.requested_by, event=Event.LOSSSCAN_RUN, institution=institution.code, mrns=lost_mrns,
                      obj=scan, detail={"window": [str(scan.window_from), str(scan.window_to)],
                                        "trigger": scan.trigger, **scan.summary})
         if lost_mrns or read.problems:

@@ -28,7 +28,9 @@ from archiver.naming import mrn_part, parse_archive_name
 from connectors.storage import StorageError
 from sites.connections import open_target
 from connectors.storage.base import is_temporary
+from audit.actors import actor_name
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event
 from connectors.rv.base import RvError
 from connectors.rv.csv_source import decode_text
@@ -41,10 +43,6 @@ SHA256_COLUMNS = ("sha256", "checksum", "sha256sum")
 SIDECAR_SUFFIXES = (".sha256", ".manifest.json")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _WORDS = (re.compile(r"[^A-Za-z0-9]+"), re.compile(r"[^A-Za-z0-9-]+"))
-
-
-def _actor_name(actor) -> str:
-    return actor if isinstance(actor, str) else actor.get_username()
 
 
 class ReconcileError(Exception):
@@ -293,7 +291,7 @@ def _only_in_pdas(*, institution: Institution, target: StorageTarget | None, see
 
 
 def _record(*, reconciliation: ReconciliationImport, actor, mrns: set[str]) -> None:
-    record_event(actor=actor, event="reconcile.import", institution=reconciliation.institution.code, mrns=mrns,
+    record_event(actor=actor, event=Event.RECONCILE_IMPORT, institution=reconciliation.institution.code, mrns=mrns,
                  obj=reconciliation,
                  outcome=AuditEvent.Outcome.OK if reconciliation.status == ReconciliationImport.Status.DONE
                  else AuditEvent.Outcome.FAILED,
@@ -313,7 +311,7 @@ def reconcile(*, institution: Institution, files: list[ListedFile], source: str,
     with transaction.atomic():
         reconciliation = ReconciliationImport.objects.create(
             institution=institution, source=source, listing_name=listing_name[:255], target=target,
-            imported_by=_actor_name(actor), status=ReconciliationImport.Status.DONE,
+            imported_by=actor_name(actor), status=ReconciliationImport.Status.DONE,
             files=len(files) - skipped, skipped=skipped, counts={o: counts.get(o, 0) for o in Outcome.values})
         for entry in entries:
             entry.reconciliation = reconciliation
@@ -327,7 +325,7 @@ def _failed(*, institution: Institution, source: str, listing_name: str, target:
     with transaction.atomic():
         reconciliation = ReconciliationImport.objects.create(
             institution=institution, source=source, listing_name=listing_name[:255], target=target,
-            imported_by=_actor_name(actor), status=ReconciliationImport.Status.FAILED, error=error)
+            imported_by=actor_name(actor), status=ReconciliationImport.Status.FAILED, error=error)
         _record(reconciliation=reconciliation, actor=actor, mrns=set())
     return reconciliation
 

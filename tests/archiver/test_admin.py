@@ -10,6 +10,7 @@ from django.urls import reverse
 from inventory.models import TpsPatient
 from sites.models import Institution, StorageTarget
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, PendingPlan
 from tests.factories import (
@@ -57,7 +58,7 @@ def one_of_everything():
                                category=Category.FIRST_COURSE_LOST)
     PendingPlan.objects.create(institution=institution, mrn="000124", plan_label="RT LUNG",
                                first_delivery="2024-01-03T08:00Z", first_seen_scan=scan, last_checked_scan=scan)
-    record_event(actor="system", event="test.event", mrns=["000123"])
+    record_event(actor="system", event=Event.PATIENT_VIEW, mrns=["000123"])
 
 
 def _admin_url(model, view, *args):

@@ -65,8 +65,10 @@ def test_an_emptied_database_gets_every_archive_record_back(lost_database):
     assert after == lost_database["before"]
     assert set(Archive.objects.values_list("status", flat=True)) == {Archive.Status.PACKED}
     assert set(ArchiveCopy.objects.values_list("status", flat=True)) == {ArchiveCopy.Status.UPLOADED}
-    event = AuditEvent.objects.get(event="archive.index")
-    assert sorted(event.mrns) == ["000123", "000124"] and event.outcome == "ok"
+    added = AuditEvent.objects.filter(event="archive.index", object_type="Archive")
+    assert sorted(e.detail["archive"] for e in added) == sorted(Archive.objects.values_list("name", flat=True))
+    run = AuditEvent.objects.get(event="archive.index", object_type="Institution")
+    assert sorted(run.mrns) == ["000123", "000124"] and run.outcome == "ok"
 
 
 def test_it_is_idempotent(lost_database):
@@ -76,6 +78,7 @@ def test_it_is_idempotent(lost_database):
     assert code == 0 and report["counts"]["created"] == 0 and report["counts"]["known"] == 6
     assert report["counts"]["copies_added"] == 0
     assert _snapshot() == first and Archive.objects.count() == 3
+    assert AuditEvent.objects.filter(event="archive.index", object_type="Archive").count() == 3  # added once
 
 
 def test_verify_runs_a_fixity_check_on_every_copy(lost_database):

@@ -91,7 +91,7 @@ def test_concurrent_writers_keep_one_chain(app_database):
     """Two processes appending at once: each row links to the one before (the chain head is locked)."""
     _owner_url, app_url, _role, tmp_path = app_database
     script = ("from audit.services import record_event\n"
-              "for n in range(40): record_event(actor='w', event='test.concurrent', mrns=[str(n)])")
+              "for n in range(40): record_event(actor='w', event='export', mrns=[str(n)])")
 
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: _manage(app_url, tmp_path, "shell", "-c", script), range(2)))
@@ -100,4 +100,4 @@ def test_concurrent_writers_keep_one_chain(app_database):
     verified = _manage(app_url, tmp_path, "verify_audit")
     assert verified.returncode == 0, verified.stderr
     with _connect(app_url) as app:
-        assert app.execute("SELECT count(*) FROM audit_auditevent WHERE event = 'test.concurrent'").fetchone()[0] == 80
+        assert app.execute("SELECT count(*) FROM audit_auditevent WHERE event = 'export'").fetchone()[0] == 80

@@ -8,6 +8,7 @@ from archiver.naming import mrn_part, parse_archive_name
 from archiver.packing.inspect import compare_with_manifest, inspect_archive
 from archiver.services.archiving.task_rows import PatientContext, ProgressCounter
 from archiver.services.transfer import store_copy, verify_copy
+from audit.events import Event
 from audit.services import record_event
 from connectors.storage import StorageError
 from inventory.models import Archive, ArchiveCopy, TpsPatient
@@ -40,7 +41,7 @@ def copy_to_target(ctx: PatientContext, archive: Archive, packed, target: Storag
         copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend, progress=progress)
         count.flush()
         check = verify_copy(copy=copy, backend=backend)
-    record_event(actor=ctx.worker, event="archive.transfer", institution=ctx.institution.code, mrns=[archive.mrn],
+    record_event(actor=ctx.worker, event=Event.ARCHIVE_TRANSFER, institution=ctx.institution.code, mrns=[archive.mrn],
                  obj=copy, outcome="ok" if check.outcome == "pass" else "failed",
                  detail={"target": target.name, "method": check.method, "reason": check.reason})
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from archiver.naming import archive_name
 from archiver.services.archiving.task_rows import WORK_DIR, PatientContext, ProgressCounter
+from audit.events import Event
 from audit.services import record_event
 from inventory.models import Archive, ArchiveCopy, ArchivedPlan
 from sites.models import Institution
@@ -41,7 +42,7 @@ def packed_archive(ctx: PatientContext, tps, info, read_institution_headers):
                   institution_id=header.institution_id if header else None,
                   institution_name=header.name if header else info.group, packed_at=packed_at, progress=progress)
     progress.flush()
-    with transaction.atomic():
+    with transaction.atomic():  # the packed archive's row, its plans and its audit row commit together
         Archive.objects.filter(pk=archive.pk).update(
             size=packed.size, raw_bytes=packed.raw_bytes, checksum=packed.sha256, manifest=packed.manifest,
             packed_at=packed_at, status=Archive.Status.PACKED,
@@ -51,9 +52,10 @@ def packed_archive(ctx: PatientContext, tps, info, read_institution_headers):
                          created=_aware(p.created, institution), edited=_aware(p.edited, institution))
             for p in info.plans
         ])
+        record_event(actor=ctx.worker, event=Event.ARCHIVE_PACK, institution=institution.code, mrns=[info.mrn],
+                     obj=archive, detail={"name": name, "size": packed.size, "raw_bytes": packed.raw_bytes,
+                                          "sha256": packed.sha256})
     archive.refresh_from_db()
-    record_event(actor=ctx.worker, event="archive.pack", institution=institution.code, mrns=[info.mrn], obj=archive,
-                 detail={"name": name, "size": packed.size, "raw_bytes": packed.raw_bytes, "sha256": packed.sha256})
     return archive, packed
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from archiver.services.archiving.task_rows import (
 )
 from archiver.services.claims import claim_patient, release_claim, renew_claim
 from archiver.services.quarantine import quarantine_patient
+from audit.events import Event
 from audit.services import record_event
 from connectors.storage import StorageError
 from connectors.tps.base import TpsError
@@ -93,15 +95,20 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
             if copy is None or copy.status != ArchiveCopy.Status.VERIFIED:
                 problems.append(f"copy on {target.name} is not verified")
         if problems:
-            Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.FAILED)
-            record_event(actor=ctx.worker, event="archive.verify", institution=institution.code, mrns=[patient.mrn],
-                         obj=archive, outcome="failed", detail={"problems": problems[:20]})
+            with transaction.atomic():  # the verdict and its audit row commit together
+                Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.FAILED)
+                record_event(actor=ctx.worker, event=Event.ARCHIVE_VERIFY, institution=institution.code,
+                             mrns=[patient.mrn], obj=archive, outcome="failed", detail={"problems": problems[:20]})
             return finish_task(task, Result.ERROR, "; ".join(problems) + "; originals kept")
-        if archive.status != Archive.Status.VERIFIED:
-            Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.VERIFIED, verified_at=timezone.now())
+        newly_verified = archive.status != Archive.Status.VERIFIED
+        with transaction.atomic():
+            if newly_verified:
+                Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.VERIFIED, verified_at=timezone.now())
+            record_event(actor=ctx.worker, event=Event.ARCHIVE_VERIFY, institution=institution.code,
+                         mrns=[patient.mrn], obj=archive,
+                         detail={"targets": [t.name for t in targets], "sha256": archive.checksum})
+        if newly_verified:
             archive.refresh_from_db()
-        record_event(actor=ctx.worker, event="archive.verify", institution=institution.code, mrns=[patient.mrn],
-                     obj=archive, detail={"targets": [t.name for t in targets], "sha256": archive.checksum})
         _renew(ctx)
 
         set_task(task, step=Step.REMOVING)

@@ -7,6 +7,8 @@ from django.utils import timezone
 from archiver.models import ArchiveRun, PatientArchiveTask
 from archiver.services.archiving.patient import archive_patient
 from archiver.services.archiving.task_rows import Result, TransientArchiveError, finish_task, worker_name
+from audit.actors import actor_name
+from audit.events import Event
 from audit.services import record_event
 from sites.models import Institution
 
@@ -56,14 +58,14 @@ def recover_interrupted_work(*, institution: Institution, actor) -> int:
 @transaction.atomic
 def create_archive_run(*, institution: Institution, actor, patient_ids: list[int] | None = None) -> ArchiveRun:
     """A run with one task per archivable patient (``patient_ids`` narrows it)."""
-    run = ArchiveRun.objects.create(institution=institution, started_by=_actor(actor))
+    run = ArchiveRun.objects.create(institution=institution, started_by=actor_name(actor))
     patients = archivable_patients(institution=institution)
     if patient_ids is not None:
         patients = patients.filter(pk__in=patient_ids)
     PatientArchiveTask.objects.bulk_create(
         [PatientArchiveTask(run=run, patient=p, bytes_total=p.total_bytes) for p in patients]
     )
-    record_event(actor=actor, event="archive.run", institution=institution.code, obj=run,
+    record_event(actor=actor, event=Event.ARCHIVE_RUN, institution=institution.code, obj=run,
                  mrns=[p.mrn for p in patients], detail={"patients": len(patients)})
     return run
 
@@ -142,9 +144,3 @@ def _archive_with_retries(task_id: int, attempts: int, backoff_seconds: float) -
                 finish_task(task, Result.ERROR, f"gave up after {attempts} attempts: {exc}; originals kept")
             else:
                 time.sleep(backoff_seconds * attempt)
-
-
-def _actor(actor) -> str:
-    if actor is None:
-        return "scheduler"
-    return actor if isinstance(actor, str) else actor.get_username()

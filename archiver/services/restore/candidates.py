@@ -5,6 +5,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Concat, Replace, StrIndex, Substr
@@ -20,6 +21,7 @@ from archiver.services.archive_index import (
 from archiver.services.restore.errors import RestoreRefused
 from connectors.storage import StorageError
 from sites.connections import open_target
+from audit.events import Event
 from audit.services import record_event
 
 RESTORABLE = (ArchiveCopy.Status.VERIFIED, ArchiveCopy.Status.UPLOADED)
@@ -197,7 +199,7 @@ def find_candidates(*, institution: Institution, mrn: str | None = None, name: s
         found += _target_candidates(institution, mrn, tokens, unreachable)
     epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     found.sort(key=lambda c: (c.packed_at or epoch, c.name), reverse=True)
-    record_event(actor=actor, event="restore.search", institution=institution.code, mrns=[c.mrn for c in found],
+    record_event(actor=actor, event=Event.RESTORE_SEARCH, institution=institution.code, mrns=[c.mrn for c in found],
                  detail={"mrn": mrn, "name": name or "", "candidates": len(found), "unreachable": unreachable})
     return CandidateList(found, unreachable)
 
@@ -238,12 +240,13 @@ def ensure_indexed(*, institution: Institution, name: str, actor) -> Archive:
                 if backend.stat(name + MANIFEST_SUFFIX) is None:
                     continue
                 found = read_target_archive(backend, target, name)
+            with transaction.atomic():  # the index rows and their audit row commit together
                 archive, _created, _copy = index_target_archive(institution=institution, found=found)
+                record_event(actor=actor, event=Event.ARCHIVE_INDEX, institution=institution.code, mrns=[archive.mrn],
+                             obj=archive, detail={"archive": name, "target": target.name, "reason": "restore"})
         except (StorageError, SidecarError) as exc:
             problems.append(f"{target.name}: {exc}")
             continue
-        record_event(actor=actor, event="archive.index", institution=institution.code, mrns=[archive.mrn],
-                     obj=archive, detail={"archive": name, "target": target.name, "reason": "restore"})
         return archive
     raise RestoreRefused(f"no archive named {name} in the index or on the enabled targets of {institution.code}"
                          + (f" ({'; '.join(problems)})" if problems else ""))

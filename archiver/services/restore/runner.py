@@ -13,6 +13,7 @@ from pathlib import Path
 
 import zstandard
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from archiver.models import RestoreRecord
@@ -30,17 +31,13 @@ from archiver.services.restore.errors import ArchiveIntegrityError, RestoreError
 from connectors.storage import StorageError
 from sites.connections import open_target
 from connectors.tps.base import TpsError, TpsSource
+from audit.actors import actor_name
+from audit.events import Event
 from audit.services import record_event
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".pdas-work"
-
-
-def _actor(actor) -> str:
-    if actor is None:
-        return "system"
-    return actor if isinstance(actor, str) else actor.get_username()
 
 
 def start_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
@@ -51,7 +48,7 @@ def start_restore(*, archive: Archive, institution: Institution, actor, to_dir: 
     destination = f"tps:{institution.effective_restore_group}"
     if to_dir is not None:
         destination = str(Path(to_dir).expanduser().absolute())
-    return RestoreRecord.objects.create(institution=institution, archive=archive, requested_by=_actor(actor),
+    return RestoreRecord.objects.create(institution=institution, archive=archive, requested_by=actor_name(actor),
                                         destination=destination, reason="queued")
 
 
@@ -91,13 +88,14 @@ def run_restore(*, record_id: int, raise_errors: bool = False) -> RestoreRecord:
 
 def _finish(record: RestoreRecord, status: str, reason: str) -> None:
     record.status, record.reason, record.finished_at = status, reason[:4000], timezone.now()
-    record.save(update_fields=["status", "reason", "finished_at"])
     archive = record.archive
     outcome = {RestoreRecord.Status.DONE: "ok", RestoreRecord.Status.REFUSED: "denied"}.get(status, "failed")
-    record_event(actor=record.requested_by, event="restore", institution=record.institution.code, mrns=[archive.mrn],
-                 obj=record, outcome=outcome,
-                 detail={"archive": archive.name, "destination": record.destination, "tps_path": record.tps_path,
-                         "files": record.files, "bytes": record.bytes, "status": status, "reason": reason[:1000]})
+    with transaction.atomic():  # the restore's outcome and its audit row commit together
+        record.save(update_fields=["status", "reason", "finished_at"])
+        record_event(actor=record.requested_by, event=Event.RESTORE, institution=record.institution.code,
+                     mrns=[archive.mrn], obj=record, outcome=outcome,
+                     detail={"archive": archive.name, "destination": record.destination, "tps_path": record.tps_path,
+                             "files": record.files, "bytes": record.bytes, "status": status, "reason": reason[:1000]})
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from audit.models import AuditEvent
+from audit.events import Event
 from audit.services import record_event, verify_chain
 from core.commands import Findings, PdasCommand, cli_actor
 
@@ -23,7 +24,7 @@ class Command(PdasCommand):
     def handle(self, *args, json: bool, **options):
         report = verify_chain()
         intact = report.broken_id is None
-        record_event(actor=cli_actor(), event="audit.verify",
+        record_event(actor=cli_actor(), event=Event.AUDIT_VERIFY,
                      outcome=AuditEvent.Outcome.OK if intact else AuditEvent.Outcome.FAILED,
                      detail={"checked": report.checked, "broken_id": report.broken_id, "reason": report.reason,
                              "head_id": report.head_id, "head_hash": report.head_hash})

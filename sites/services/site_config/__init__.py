@@ -22,6 +22,7 @@ from django.db import transaction
 from sites.models import Institution, StorageTarget
 from sites.services.site_config.reader import Reader, Row, SiteConfigError
 from sites.services.site_config.rules import institution_problems, storage_problems
+from audit.events import Event
 from audit.services import record_event
 
 __all__ = ["Change", "SiteConfigError", "SiteConfigReport", "institution_problems", "load_site_config",
@@ -114,7 +115,7 @@ def load_site_config(*, path: Path, actor: Any = None) -> SiteConfigReport:
         report.not_in_file += [Change("institution", code) for code in sorted(existing) if code not in codes]
         record_event(
             actor=actor,
-            event="config.load",
+            event=Event.CONFIG_LOAD,
             institution=rows[0].values["code"] if len(rows) == 1 else "",
             detail={
                 "file": str(path.resolve()),

@@ -1,0 +1,70 @@
+"""Every kind of audit event, one member per keyword (docs/audit.md, "Every event keyword").
+
+The values are the keywords stored in ``AuditEvent.event``; they never change, or old rows and the
+auditors' searches would stop matching. ``record_event`` takes a member (or its exact keyword) and
+refuses anything else, so a typo cannot start a new kind. A new kind is a new member here and a new
+row in docs/audit.md (``tests/audit/test_docs.py`` holds the two in step).
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    # Logins and access
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOCKOUT = "auth.lockout"
+    ACCESS_DENIED = "access.denied"
+    ACCESS_CHANGE = "access.change"
+    # Configuration
+    CONFIG_CHANGE = "config.change"
+    CONFIG_LOAD = "config.load"
+    # The TPS and curation
+    TPS_SYNC = "tps.sync"
+    CURATION_RUN = "curation.run"
+    CURATION_VIEW = "curation.view"
+    CURATION_ACKNOWLEDGE = "curation.acknowledge"
+    CURATION_NOTIFY = "curation.notify"
+    PATIENT_VIEW = "patient.view"
+    # Archiving and removal
+    ARCHIVE_RUN = "archive.run"
+    ARCHIVERUN_VIEW = "archiverun.view"
+    ARCHIVE_PACK = "archive.pack"
+    ARCHIVE_TRANSFER = "archive.transfer"
+    ARCHIVE_VERIFY = "archive.verify"
+    ORIGINALS_REMOVE = "originals.remove"
+    QUARANTINE_PURGE = "quarantine.purge"
+    # The archive index and restores
+    ARCHIVE_INDEX = "archive.index"
+    RESTORE_SEARCH = "restore.search"
+    RESTORE_VIEW = "restore.view"
+    RESTORE = "restore"
+    # Loss detection
+    LOSSSCAN_RUN = "lossscan.run"
+    LOSSSCAN_VIEW = "lossscan.view"
+    LOSSSCAN_NOTIFY = "lossscan.notify"
+    PENDINGPLAN_VIEW = "pendingplan.view"
+    # Reports and reconciliation
+    REPORT_VIEW = "report.view"
+    RECONCILE_IMPORT = "reconcile.import"
+    RECONCILE_VIEW = "reconcile.view"
+    # Pages and exports of any app, and the audit log itself
+    ADMIN_VIEW = "admin.view"
+    EXPORT = "export"
+    AUDIT_VIEW = "audit.view"
+    AUDIT_VERIFY = "audit.verify"
+
+
+class UnknownEvent(ValueError):
+    """A keyword that is not an ``Event``: a typo, or a new kind not yet added to the enum and the docs."""
+
+
+def as_event(value: Event | str) -> Event:
+    """``value`` as a member; raises ``UnknownEvent`` for anything that is not one of the keywords."""
+    try:
+        return Event(value)
+    except ValueError:
+        raise UnknownEvent(f"unknown audit event kind {value!r}: use a member of audit.events.Event "
+                           "(a new kind is added there and to docs/audit.md)") from None
