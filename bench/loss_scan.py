@@ -157,16 +157,15 @@ def time_per_record_baseline(institution, deliveries, sample: int, rng: random.R
 
 
 def time_full_scan(institution, deliveries, work: Path) -> float:
-    import csv
-
+    from demo_site.rv import RvPlan, write_csv
     from lossdetect.services.scan import run_loss_scan
 
-    path = work / f"{institution.code}.csv"
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid"])
-        writer.writerows((d.mrn, d.patient_name, d.plan_label, "", d.first_delivery.isoformat(), d.plan_uid)
-                         for d in deliveries)
+    # The R&V file as demo_site writes it: naive site-local times (the deliveries are at +08:00, the
+    # institution's zone), no course, one fraction each.
+    plans = [RvPlan(mrn=d.mrn, last_name=d.patient_name, first_name="", label=d.plan_label, uid=d.plan_uid,
+                    course=None, site_name=d.plan_label, machine="", created=d.first_delivery.replace(tzinfo=None),
+                    fractions=[d.first_delivery.replace(tzinfo=None)]) for d in deliveries]
+    path = write_csv(work / f"{institution.code}.csv", plans, encoding="utf-8")
     institution.rv_url = f"csv:{path}"
     institution.save()
     start = time.perf_counter()

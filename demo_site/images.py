@@ -100,3 +100,13 @@ def write_ct_volume(path: Path, volume: Volume, *, seed: int, region: str = "che
             handle.write(data)
             written += len(data)
     return written
+
+
+def write_noise_volume(path: Path, volume: Volume, *, seed: int) -> int:
+    """Write ``path`` with random bytes of the volume's size: incompressible, unlike a CT.
+
+    Same ``seed`` and ``volume`` give the same bytes. Returns the number of bytes written.
+    """
+    data = np.random.default_rng(seed).bytes(volume.nbytes)
+    path.write_bytes(data)
+    return len(data)

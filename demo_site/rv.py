@@ -9,31 +9,44 @@
 
 Each source, read by the rules of docs/contracts.md §2, yields exactly the same records (mrn, label, plan UID,
 first delivery; the course where the source has one).
+
+The test suite writes its R&V data with the same functions. ``rv_plan`` describes one plan with
+short defaults; ``write_mosaiq_tables`` fills any DB-API connection (SQLite, PostgreSQL), and
+``rt_plan_dataset``/``rt_record_dataset`` with ``save_dicom`` write single DICOM files::
+
+    plans = [rv_plan("000123", "LT BREAST", dt.datetime(2024, 3, 4, 9), course=1)]
+    write_csv(folder / "rv.csv", plans)
+    write_mosaiq(folder / "mosaiq.sqlite", plans)
+    write_dicom(folder / "dicom", plans)
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    UID,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     RTBeamsTreatmentRecordStorage,
     RTPlanStorage,
-    UID,
 )
 
 CSV_COLUMNS = ("mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid", "machine")
 OLD_SITE_VERSION = 32000  # MOSAIQ keeps the pre-edit Site row under this Version; the current row has 0
 UID_PADDING = 64  # MOSAIQ stores OriginalPlanUID in a fixed-width column
 IMPLEMENTATION_UID = UID("1.2.826.0.1.3680043.10.1138.0.1")
+RV_PLAN_UID_ROOT = "1.2.826.0.1.3680043.10.1138.0.2."  # rv_plan's derived plan UIDs (at most 52 characters)
 BEAM_MINUTES = 2  # minutes between the beams of one fraction
 
 
@@ -65,6 +78,31 @@ class RvPlan:
         return ", ".join(part for part in (self.last_name, self.first_name) if part)
 
 
+def rv_plan(mrn: str, label: str, first_delivery: dt.datetime | None, *, course: int | None = None,
+            fractions: int = 2, last_name: str = "LAST", first_name: str = "FIRST", uid: str | None = None,
+            site_name: str | None = None, machine: str = "TrueBeam1", created: dt.datetime | None = None,
+            **extra: Any) -> RvPlan:
+    """One R&V plan with short defaults: ``fractions`` daily fractions from ``first_delivery``.
+
+    ``first_delivery=None`` is a plan never delivered (give ``qa_runs=[...]`` for one only run in
+    QA mode). ``uid`` defaults to a UID derived from the other values (same values, same UID);
+    ``site_name`` to the label; ``created`` to a week before the first delivery or QA run. ``extra`` are
+    further ``RvPlan`` fields (``qa_runs``, ``beams``, ``label_in_rtplan``, ``old_site_course``).
+    """
+    days = [first_delivery + dt.timedelta(days=k) for k in range(fractions)] if first_delivery else []
+    if uid is None:
+        values = "\x1f".join(map(str, (mrn, label, first_delivery, course, last_name, first_name)))
+        uid = RV_PLAN_UID_ROOT + str(int.from_bytes(hashlib.sha256(values.encode()).digest()[:8], "big"))
+    if created is None:
+        first_use = first_delivery or min(extra.get("qa_runs") or [], default=None)
+        if first_use is None:
+            raise ValueError("a plan neither delivered nor run in QA mode needs created=")
+        created = first_use - dt.timedelta(days=7)
+    return RvPlan(mrn=mrn, last_name=last_name, first_name=first_name, label=label, uid=uid, course=course,
+                  site_name=label if site_name is None else site_name, machine=machine, created=created,
+                  fractions=days, **extra)
+
+
 def iso(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -91,19 +129,22 @@ def write_csv(path: Path, plans: list[RvPlan], *, encoding: str = "utf-8-sig") -
 
 # --- MOSAIQ --------------------------------------------------------------------------------------
 
-MOSAIQ_SCHEMA = """
-CREATE TABLE Ident (Pat_Id1 INTEGER NOT NULL, IDA VARCHAR(20));
-CREATE TABLE Patient (Pat_ID1 INTEGER PRIMARY KEY, Last_Name VARCHAR(40), First_Name VARCHAR(40));
-CREATE TABLE PatCPlan (PCP_ID INTEGER PRIMARY KEY, Pat_ID1 INTEGER NOT NULL, Course INTEGER);
-CREATE TABLE Site (SIT_ID INTEGER PRIMARY KEY, SIT_SET_ID INTEGER NOT NULL, Version INTEGER NOT NULL,
-                   Pat_ID1 INTEGER NOT NULL, PCP_ID INTEGER, Site_Name VARCHAR(64));
-CREATE TABLE TxField (FLD_ID INTEGER PRIMARY KEY, Pat_ID1 INTEGER NOT NULL, SIT_Set_ID INTEGER NOT NULL,
-                      Version INTEGER NOT NULL, OriginalPlanUID CHAR(64));
-CREATE TABLE Dose_Hst (DHS_ID INTEGER PRIMARY KEY, Pat_ID1 INTEGER NOT NULL, FLD_ID INTEGER NOT NULL,
-                       SIT_ID INTEGER NOT NULL, Tx_DtTm DATETIME, WasQAMode INTEGER NOT NULL);
-CREATE TABLE DCMInstance (DCMInstance_ID INTEGER PRIMARY KEY, SOPInstanceUID VARCHAR(64));
-CREATE TABLE RtPlan (DCMInstance_ID INTEGER NOT NULL, Pat_ID1 INTEGER NOT NULL, Label VARCHAR(16));
-"""
+# MOSAIQ's own column types, except Tx_DtTm: DATETIME on SQL Server, TIMESTAMP here so that the same
+# statements build the tables in SQLite and in PostgreSQL.
+MOSAIQ_SCHEMA = (
+    "CREATE TABLE Ident (Pat_Id1 INTEGER NOT NULL, IDA VARCHAR(20))",
+    "CREATE TABLE Patient (Pat_ID1 INTEGER PRIMARY KEY, Last_Name VARCHAR(40), First_Name VARCHAR(40))",
+    "CREATE TABLE PatCPlan (PCP_ID INTEGER PRIMARY KEY, Pat_ID1 INTEGER NOT NULL, Course INTEGER)",
+    ("CREATE TABLE Site (SIT_ID INTEGER PRIMARY KEY, SIT_SET_ID INTEGER NOT NULL, Version INTEGER NOT NULL,"
+     " Pat_ID1 INTEGER NOT NULL, PCP_ID INTEGER, Site_Name VARCHAR(64))"),
+    ("CREATE TABLE TxField (FLD_ID INTEGER PRIMARY KEY, Pat_ID1 INTEGER NOT NULL, SIT_Set_ID INTEGER NOT NULL,"
+     " Version INTEGER NOT NULL, OriginalPlanUID CHAR(64))"),
+    ("CREATE TABLE Dose_Hst (DHS_ID INTEGER PRIMARY KEY, Pat_ID1 INTEGER NOT NULL, FLD_ID INTEGER NOT NULL,"
+     " SIT_ID INTEGER NOT NULL, Tx_DtTm TIMESTAMP, WasQAMode INTEGER NOT NULL)"),
+    "CREATE TABLE DCMInstance (DCMInstance_ID INTEGER PRIMARY KEY, SOPInstanceUID VARCHAR(64))",
+    "CREATE TABLE RtPlan (DCMInstance_ID INTEGER NOT NULL, Pat_ID1 INTEGER NOT NULL, Label VARCHAR(16))",
+)
+MOSAIQ_TABLES = ("Ident", "Patient", "PatCPlan", "Site", "TxField", "Dose_Hst", "DCMInstance", "RtPlan")
 
 
 class _Ids:
@@ -115,12 +156,15 @@ class _Ids:
         return self.value
 
 
-def write_mosaiq(path: Path, plans: list[RvPlan]) -> Path:
-    """A MOSAIQ-compatible SQLite database holding ``plans`` (docs/contracts.md §2.2)."""
-    if path.exists():
-        path.unlink()
-    rows: dict[str, list[tuple]] = {t: [] for t in ("Ident", "Patient", "PatCPlan", "Site", "TxField", "Dose_Hst",
-                                                   "DCMInstance", "RtPlan")}
+def mosaiq_rows(plans: list[RvPlan]) -> dict[str, list[tuple]]:
+    """The rows of each MOSAIQ table (in ``MOSAIQ_SCHEMA`` column order) that hold ``plans``.
+
+    One patient per MRN (``Pat_ID1`` from 10001 in first-delivery order); a plan with an empty MRN
+    is a patient of its own (by name) without an ``Ident`` row, as MOSAIQ holds a patient nobody
+    registered. ``old_site_course``: the first two fractions sit on an old ``Site`` row
+    (``Version = 32000``) of that course. QA runs are beams with ``WasQAMode = 1``.
+    """
+    rows: dict[str, list[tuple]] = {table: [] for table in MOSAIQ_TABLES}
     patients: dict[str, int] = {}
     courses: dict[tuple[int, int], int] = {}
     pcp_ids, sit_ids, fld_ids, dhs_ids, dcm_ids = _Ids(100), _Ids(5000), _Ids(20000), _Ids(700000), _Ids(90000)
@@ -134,11 +178,13 @@ def write_mosaiq(path: Path, plans: list[RvPlan]) -> Path:
 
     ordered = sorted(plans, key=lambda p: (p.first_delivery or min(p.qa_runs, default=p.created), p.mrn, p.uid))
     for plan in ordered:
-        if plan.mrn not in patients:
-            patients[plan.mrn] = 10000 + len(patients) + 1
-            rows["Ident"].append((patients[plan.mrn], plan.mrn))
-            rows["Patient"].append((patients[plan.mrn], plan.last_name, plan.first_name))
-        pat_id = patients[plan.mrn]
+        key = plan.mrn or f"\0{plan.last_name}^{plan.first_name}"
+        if key not in patients:
+            patients[key] = 10000 + len(patients) + 1
+            if plan.mrn:
+                rows["Ident"].append((patients[key], plan.mrn))
+            rows["Patient"].append((patients[key], plan.last_name, plan.first_name))
+        pat_id = patients[key]
         set_id = set_ids.next()
         old_site = None
         if plan.old_site_course is not None:
@@ -167,14 +213,34 @@ def write_mosaiq(path: Path, plans: list[RvPlan]) -> Path:
             instance = dcm_ids.next()
             rows["DCMInstance"].append((instance, plan.uid))
             rows["RtPlan"].append((instance, pat_id, plan.label))
+    return rows
+
+
+def write_mosaiq_tables(connection: Any, plans: list[RvPlan], *, placeholder: str = "?") -> dict[str, list[tuple]]:
+    """Create the MOSAIQ tables through a DB-API ``connection`` and fill them with ``plans``; commit.
+
+    ``placeholder`` is the driver's parameter mark (``"?"`` for sqlite3, ``"%s"`` for psycopg).
+    Returns the rows written (``mosaiq_rows``), so a test can name the ids it expects.
+    """
+    rows = mosaiq_rows(plans)
+    cursor = connection.cursor()
+    for statement in MOSAIQ_SCHEMA:
+        cursor.execute(statement)
+    for table, values in rows.items():
+        if values:
+            marks = ", ".join([placeholder] * len(values[0]))
+            cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
+    connection.commit()
+    return rows
+
+
+def write_mosaiq(path: Path, plans: list[RvPlan]) -> Path:
+    """A MOSAIQ-compatible SQLite database holding ``plans`` (docs/contracts.md §2.2); replaces ``path``."""
+    if path.exists():
+        path.unlink()
     connection = sqlite3.connect(path)
     try:
-        connection.executescript(MOSAIQ_SCHEMA)
-        for table, values in rows.items():
-            if values:
-                marks = ",".join("?" * len(values[0]))
-                connection.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
-        connection.commit()
+        write_mosaiq_tables(connection, plans)
     finally:
         connection.close()
     return path
@@ -213,12 +279,15 @@ def _series(ds: Dataset, plan: RvPlan, modality: str, suffix: str) -> None:
     ds.StationName = plan.machine
 
 
-def _save(ds: Dataset, path: Path) -> None:
+def save_dicom(ds: Dataset, path: Path) -> Path:
+    """Write ``ds`` as a DICOM file (preamble, file meta) at ``path``, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def rt_plan_dataset(plan: RvPlan) -> Dataset:
+    """The RT Plan of ``plan`` (implicit VR little endian, as an older TPS export writes it)."""
     ds = Dataset()
     ds.file_meta = _file_meta(RTPlanStorage, plan.uid, ImplicitVRLittleEndian)
     ds.SOPClassUID = RTPlanStorage
@@ -245,6 +314,8 @@ def rt_plan_dataset(plan: RvPlan) -> Dataset:
 
 
 def rt_record_dataset(plan: RvPlan, number: int, start: dt.datetime) -> Dataset:
+    """The RT Beams Treatment Record of fraction ``number`` of ``plan``, begun at ``start``
+    (explicit VR little endian; SOP instance ``<plan uid>.9.<number>``)."""
     uid = f"{plan.uid}.9.{number}"
     ds = Dataset()
     ds.file_meta = _file_meta(RTBeamsTreatmentRecordStorage, uid, ExplicitVRLittleEndian)
@@ -271,7 +342,17 @@ def rt_record_dataset(plan: RvPlan, number: int, start: dt.datetime) -> Dataset:
     return ds
 
 
-def write_dicom(folder: Path, plans: list[RvPlan]) -> list[Path]:
+def write_rt_plan(folder: Path, plan: RvPlan) -> Path:
+    """``<folder>/RP.<uid>.dcm``: the RT Plan of ``plan``."""
+    return save_dicom(rt_plan_dataset(plan), folder / f"RP.{plan.uid}.dcm")
+
+
+def write_rt_record(folder: Path, plan: RvPlan, number: int, start: dt.datetime) -> Path:
+    """``<folder>/RT.<uid>.<number>.dcm``: the treatment record of fraction ``number`` of ``plan``."""
+    return save_dicom(rt_record_dataset(plan, number, start), folder / f"RT.{plan.uid}.{number}.dcm")
+
+
+def write_dicom(folder: Path, plans: Iterable[RvPlan]) -> list[Path]:
     """``<folder>/<MRN>/RP.<uid>.dcm`` for every plan, ``RT.<uid>.<n>.dcm`` for each fraction.
 
     QA-mode runs are not exported: a treatment record stands for a delivery to the patient.
@@ -279,11 +360,7 @@ def write_dicom(folder: Path, plans: list[RvPlan]) -> list[Path]:
     written = []
     for plan in sorted(plans, key=lambda p: (p.mrn, p.uid)):
         patient_dir = folder / re.sub(r"[^A-Za-z0-9-]+", "-", plan.mrn)
-        path = patient_dir / f"RP.{plan.uid}.dcm"
-        _save(rt_plan_dataset(plan), path)
-        written.append(path)
+        written.append(write_rt_plan(patient_dir, plan))
         for number, start in enumerate(sorted(plan.fractions), start=1):
-            path = patient_dir / f"RT.{plan.uid}.{number}.dcm"
-            _save(rt_record_dataset(plan, number, start), path)
-            written.append(path)
+            written.append(write_rt_record(patient_dir, plan, number, start))
     return written

@@ -1,8 +1,9 @@
 """Writing Pinnacle ``$PATIENTS`` trees: patients, plans, image sets and the ``Institution`` file.
 
 The files have the keys and the syntax of real Pinnacle 16 output (the sample tree of docs/testing.md), written
-with ``pinnacle.syntax.dumps`` (``Bare`` for unquoted numbers). Other tests build small
-trees with these functions too::
+with ``pinnacle.syntax.dumps`` (``Bare`` for unquoted numbers). The test suite builds its small
+trees with these functions too; every argument but the root has a default, so ``write_patient(root)``
+alone writes a readable patient (``LAST^FIRST``, MRN ``000123``, plan ``PLAN A``, a 4x4x3 CT)::
 
     record = write_patient(root, "Institution_1", 7, last_name="张", first_name="三", mrn="000123",
                            plans=[PlanSpec(0, "LT BREAST", trials=["sMLC"])],
@@ -11,26 +12,28 @@ trees with these functions too::
 
 Times are naive site-local datetimes, as Pinnacle writes them. A timestamp field given as a
 ``str`` is written as it is (``""`` for an empty one); a datetime is written ``YYYY-MM-DD HH:MM:SS``
-or, with ``stamp_sep="."``, ``YYYY-MM-DD.HH:MM:SS``. Every file and folder gets a fixed mtime, so
-the same input gives the same tree, byte for byte and stamp for stamp.
+or, with ``stamp_sep="."``, ``YYYY-MM-DD.HH:MM:SS``; a spec that gives no time has ``DEFAULT_TIME``.
+Every file and folder gets a fixed mtime, so the same input gives the same tree, byte for byte and
+stamp for stamp. ``demo_site.edits`` changes a written tree afterwards (a later save, a crash).
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
-from demo_site.images import Volume, write_ct_volume
+from demo_site.images import Volume, write_ct_volume, write_noise_volume
 from pinnacle.syntax import Bare, Node, dumps
 
 Stamp = dt.datetime | str
 SITE_UTC_OFFSET = dt.timezone(dt.timedelta(hours=8))  # mtimes: the demo site's clock (Asia/Shanghai)
-DEFAULT_TIME = dt.datetime(2024, 1, 15, 9, 30, 0)
+DEFAULT_TIME = dt.datetime(2019, 3, 1, 10, 0, 0)  # of a spec that gives no time (the demo site gives them all)
 DOSE_GRID = (16, 16, 10)  # voxels of each beam's dose volume (float32, big-endian XDR)
 PLANNERS = (("MAX WELLDOSE PHD", "DOSEY CALC CMD"), ("LI WEI PHD", "ZHOU MIN CMD"), ("A. PHYSICIST", "B. DOSIMETRIST"))
 _MACHINES = (("TrueBeam1", "6X"), ("TrueBeam1", "10X"), ("Synergy2", "6X"))
@@ -90,17 +93,23 @@ class PlanSpec:
 
 @dataclass
 class ImageSetSpec:
-    """One image set: ``ImageSet_<n>.header|.ImageInfo|.ImageSet|.img`` (``.img`` of the header's size)."""
+    """One image set: ``ImageSet_<n>.header|.ImageInfo|.ImageSet|.img`` (``.img`` of the header's size).
+
+    Tiny by default (4x4x3, 96 bytes of voxels), for tests; the demo site sizes its own to the
+    ``--size`` budget. ``noise_only`` fills ``.img`` with random bytes instead of a CT-like body:
+    gzip cannot shrink them (an archive that spans several upload chunks, a disk that fills up).
+    """
 
     image_set_id: int
     modality: str = "CT"
-    x_dim: int = 32
-    y_dim: int = 32
-    z_dim: int = 8
+    x_dim: int = 4
+    y_dim: int = 4
+    z_dim: int = 3
     region: Literal["head", "chest", "pelvis"] = "chest"
     series_description: str = "CHEST"
     scanned: dt.datetime = DEFAULT_TIME
     write_img: bool = True
+    noise_only: bool = False
 
     @property
     def img_bytes(self) -> int:
@@ -180,7 +189,7 @@ def _volume_name(last: str, first: str, middle: str) -> str:
 def patient_node(*, patient_id: int, tps_path: str, last_name: str, first_name: str, middle_name: str, mrn: str,
                  oncologist: str, plans: Sequence[PlanSpec], image_sets: Sequence[ImageSetSpec],
                  header_times: tuple[Stamp, Stamp, Stamp], gender: str = "Unknown",
-                 date_of_birth: str = "") -> Node:
+                 date_of_birth: str = "", mrn_unquoted: bool = False) -> Node:
     """The ``Patient`` file's content (the fields of docs/contracts.md §1.2 plus the usual companions)."""
     listed = [p for p in plans if p.in_plan_list]
     return Node([
@@ -189,7 +198,7 @@ def patient_node(*, patient_id: int, tps_path: str, last_name: str, first_name: 
         ("LastName", last_name),
         ("FirstName", first_name),
         ("MiddleName", middle_name),
-        ("MedicalRecordNumber", mrn),
+        ("MedicalRecordNumber", Bare(mrn) if mrn_unquoted else mrn),
         ("EncounterNumber", ""),
         ("PrimaryPhysician", ""),
         ("AttendingPhysician", ""),
@@ -259,28 +268,35 @@ def _uid(patient_id: int, *parts: int) -> str:
 
 def write_patient(
     root: Path,
-    institution_dir: str,
-    patient_id: int,
+    institution_dir: str = "Institution_1",
+    patient_id: int = 1,
     *,
-    last_name: str,
-    first_name: str,
-    mrn: str,
+    last_name: str = "LAST",
+    first_name: str = "FIRST",
+    mrn: str = "000123",
     middle_name: str = "",
-    plans: Sequence[PlanSpec] = (),
-    image_sets: Sequence[ImageSetSpec] = (),
+    plans: Sequence[PlanSpec] | None = None,
+    image_sets: Sequence[ImageSetSpec] | None = None,
     encoding: str = "utf-8",
     mount: str = "Mount_0",
     oncologist: str = "TEST, MD",
     header_times: tuple[Stamp, Stamp, Stamp] | None = None,
     truncate_patient_file: bool = False,
+    mrn_unquoted: bool = False,
     seed: int = 0,
 ) -> PatientRecord:
     """Write ``<root>/<institution_dir>/<mount>/Patient_<patient_id>/`` and return what was written.
 
-    All text files of the patient are written in ``encoding`` (``"gb18030"`` for a Chinese site's
-    files, ``"utf-8"`` for newer ones). ``truncate_patient_file`` cuts the Patient file inside its
-    PlanList, as a full disk or a killed save leaves it. ``seed`` varies the voxel noise.
+    ``plans`` and ``image_sets`` left out give one plan ``PLAN A`` and one tiny CT; ``[]`` gives
+    none. All text files of the patient are written in ``encoding`` (``"gb18030"`` for a Chinese
+    site's files, ``"utf-8"`` for newer ones, ``"latin-1"`` for old European ones).
+    ``header_times`` (create, write, last modified) default to the first scan and the last edit.
+    ``truncate_patient_file`` cuts the Patient file inside its PlanList, as a full disk or a killed
+    save leaves it. ``mrn_unquoted`` writes the Patient file's ``MedicalRecordNumber = 000123;`` as
+    a bare word (a reader must keep it a string, leading zeros and all). ``seed`` varies the voxel noise.
     """
+    plans = [PlanSpec(0, "PLAN A")] if plans is None else plans
+    image_sets = [ImageSetSpec(0)] if image_sets is None else image_sets
     tps_path = f"{institution_dir}/{mount}/Patient_{patient_id}"
     folder = root / tps_path
     folder.mkdir(parents=True, exist_ok=True)
@@ -305,7 +321,7 @@ def write_patient(
     text = dumps(patient_node(
         patient_id=patient_id, tps_path=tps_path, last_name=last_name, first_name=first_name,
         middle_name=middle_name, mrn=mrn, oncologist=oncologist, plans=plans, image_sets=image_sets,
-        header_times=header_times,
+        header_times=header_times, mrn_unquoted=mrn_unquoted,
     ))
     if truncate_patient_file:
         cut = text.index("PlanList ={")
@@ -405,7 +421,11 @@ def _write_image_set(writer: _Writer, folder: Path, spec: ImageSetSpec, *, patie
     if not spec.write_img:
         return 0
     img = base.with_suffix(".img")
-    written = write_ct_volume(img, Volume(spec.x_dim, spec.y_dim, spec.z_dim), seed=seed, region=spec.region)
+    volume = Volume(spec.x_dim, spec.y_dim, spec.z_dim)
+    if spec.noise_only:
+        written = write_noise_volume(img, volume, seed=seed)
+    else:
+        written = write_ct_volume(img, volume, seed=seed, region=spec.region)
     writer.touched(img, when)
     return written
 

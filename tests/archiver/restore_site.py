@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from archiver.models import ArchiveRun, PatientArchiveTask
 from inventory.models import Archive, TpsPatient
 from archiver.services import archiving
 from inventory.services.tps_sync import sync_institution
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 
@@ -54,19 +53,19 @@ def archive_patients(inst, tps_paths: list[str]) -> dict[str, Archive]:
 def build_site(tmp_path: Path, *, targets: tuple[str, ...] = ("array-1", "array-2"), big: bool = False) -> dict:
     """A TPS with three patients in ToArchive (two share MRN 000123) and one in Clinical, on file targets.
 
-    ``big`` gives patient 7 a 3 MB incompressible image, for the full-disk test.
+    ``big`` gives patient 7 a 3 MiB incompressible image, for the full-disk test.
     """
     root = tmp_path / "Patients"
-    zhang = write_patient(root, institution=1, patient_id=7, mrn="000123", last_name="张", first_name="三",
-                          plans=[plan(0, "LT BREAST", trials=["sMLC"]), plan(1, "RT BREAST")], encoding="gb18030")
-    namesake = write_patient(root, institution=1, patient_id=8, mrn="000123", last_name="Li", first_name="Si",
-                             plans=[plan(0, "PROSTATE")])
-    smith = write_patient(root, institution=1, patient_id=9, mrn="000124", last_name="Smith", first_name="Ann")
-    clinical = write_patient(root, institution=2, patient_id=10, mrn="000126")
-    if big:
-        (root / zhang / "ImageSet_0.img").write_bytes(os.urandom(3 << 20))
-    write_institution_file(root, [institution(1, "ToArchive", [zhang, namesake, smith]),
-                                  institution(2, "Clinical", [clinical])])
+    images = [ImageSetSpec(0, x_dim=512, y_dim=512, z_dim=6, noise_only=True)] if big else None
+    zhang = write_patient(root, "Institution_1", 7, mrn="000123", last_name="张", first_name="三",
+                          plans=[PlanSpec(0, "LT BREAST", trials=["sMLC"]), PlanSpec(1, "RT BREAST")],
+                          image_sets=images, encoding="gb18030")
+    namesake = write_patient(root, "Institution_1", 8, mrn="000123", last_name="Li", first_name="Si",
+                             plans=[PlanSpec(0, "PROSTATE")])
+    smith = write_patient(root, "Institution_1", 9, mrn="000124", last_name="Smith", first_name="Ann")
+    clinical = write_patient(root, "Institution_2", 10, mrn="000126")
+    write_institution_file(root, [GroupSpec(1, "ToArchive", [zhang, namesake, smith]),
+                                  GroupSpec(2, "Clinical", [clinical])])
     inst = InstitutionFactory(code="PUMCH", tps_url=f"file://{root}")
     arrays = []
     for priority, name in enumerate(targets):
@@ -74,8 +73,8 @@ def build_site(tmp_path: Path, *, targets: tuple[str, ...] = ("array-1", "array-
         folder.mkdir()
         arrays.append(folder)
         StorageTargetFactory(institution=inst, name=name, url=f"file://{folder}", priority=priority)
-    return {"root": root, "inst": inst, "arrays": arrays, "zhang": zhang, "namesake": namesake, "smith": smith,
-            "clinical": clinical}
+    return {"root": root, "inst": inst, "arrays": arrays, "zhang": zhang.tps_path, "namesake": namesake.tps_path,
+            "smith": smith.tps_path, "clinical": clinical.tps_path}
 
 
 # --- hand-made archives ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from archiver.models import ArchiveRun, PatientArchiveTask
 from inventory.models import Archive, ArchiveCopy, QuarantinedPatient
 from archiver.services import archiving
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 pytestmark = pytest.mark.servers
@@ -25,13 +25,12 @@ PASSWORD_ENV = "PDAS_TEST_ARRAY_PASSWORD"
 @pytest.fixture
 def site(tmp_path, sshd, monkeypatch):
     root = tmp_path / "Patients"
-    paths = []
-    for n in (1, 2):
-        path = write_patient(root, patient_id=n, mrn=f"00{n}", plans=[plan(0, f"PLAN {n}"), plan(1, "BOOST")])
-        # Incompressible image data, so each archive spans several upload chunks.
-        (root / path / "ImageSet_0.img").write_bytes(os.urandom(3 << 20))
-        paths.append(path)
-    write_institution_file(root, [institution(1, "ToArchive", paths)])
+    # Incompressible image data (3 MiB), so each archive spans several upload chunks.
+    records = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[PlanSpec(0, f"PLAN {n}"), PlanSpec(1, "BOOST")],
+                             image_sets=[ImageSetSpec(0, x_dim=512, y_dim=512, z_dim=6, noise_only=True)], seed=n)
+               for n in (1, 2)]
+    write_institution_file(root, [GroupSpec(1, "ToArchive", records)], form="bare")
+    paths = [r.tps_path for r in records]
     array = sshd.root / f"crash-array-{os.getpid()}-{time.monotonic_ns()}"
     array.mkdir()
     sshd.give_to_user(array)

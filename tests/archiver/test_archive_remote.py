@@ -10,7 +10,7 @@ from inventory.models import QuarantinedPatient
 from archiver.services import archiving
 from inventory.services.tps_sync import sync_institution
 from curation.services.curate import curate_institution
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 pytestmark = [pytest.mark.servers, pytest.mark.django_db]
@@ -22,9 +22,10 @@ def _files(folder):
 
 def test_ssh_tps_to_ftps_array(tmp_path, sshd, ftp_server, monkeypatch):
     local = tmp_path / "Patients"
-    paths = [write_patient(local, patient_id=n, mrn=f"00{n}", last_name="张", first_name=f"{n}号",
-                           plans=[plan(0, "PLAN")], encoding="gb18030") for n in (1, 2)]
-    write_institution_file(local, [institution(1, "ToArchive", paths)])
+    records = [write_patient(local, patient_id=n, mrn=f"00{n}", last_name="张", first_name=f"{n}号",
+                             plans=[PlanSpec(0, "PLAN")], encoding="gb18030") for n in (1, 2)]
+    write_institution_file(local, [GroupSpec(1, "ToArchive", records)], form="bare")
+    paths = [r.tps_path for r in records]
     remote_root = sshd.put_tree(local, f"tps-{tmp_path.name}")
     originals = {p: _files(remote_root / p) for p in paths}
     monkeypatch.setenv("PDAS_TEST_TPS_PASSWORD", sshd.password)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def site(tmp_path):
     root = tmp_path / "Patients"
-    a = write_patient(root, patient_id=1, mrn="0001", last_name="欧阳", first_name="娜娜", plans=[plan(0, "A")])
-    b = write_patient(root, patient_id=2, mrn="0002", plans=[plan(0, "B")])
-    write_institution_file(root, [institution(1, "ToArchive", [a, b])])
+    a = write_patient(root, patient_id=1, mrn="0001", last_name="欧阳", first_name="娜娜", plans=[PlanSpec(0, "A")])
+    b = write_patient(root, patient_id=2, mrn="0002", plans=[PlanSpec(0, "B")])
+    write_institution_file(root, [GroupSpec(1, "ToArchive", [a, b])], form="bare")
     inst = InstitutionFactory(code="PUMCH", tps_url=f"file://{root}")
     (tmp_path / "array").mkdir()
     StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")

@@ -21,7 +21,7 @@ from inventory.services.tps_sync import sync_institution
 from connectors.storage.local import FileStorage
 from audit.models import AuditEvent
 from curation.services.curate import curate_institution
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +30,15 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def site(tmp_path):
     root = tmp_path / "Patients"
-    ready = write_patient(root, institution=1, patient_id=7, mrn="000123", last_name="张", first_name="三",
-                          plans=[plan(0, "LT BREAST", trials=["sMLC"]), plan(1, "RT BREAST")], encoding="gb18030")
-    other = write_patient(root, institution=1, patient_id=8, mrn="000124", last_name="Smith", first_name="Ann")
-    broken = write_patient(root, institution=1, patient_id=9, mrn="000125",
-                           plans=[plan(0, "A"), plan(1, "MISSING", directory=False)])
-    clinical = write_patient(root, institution=2, patient_id=10, mrn="000126")
-    write_institution_file(root, [institution(1, "ToArchive", [ready, other, broken]),
-                                  institution(2, "Clinical", [clinical])])
+    ready = write_patient(root, "Institution_1", 7, mrn="000123", last_name="张", first_name="三",
+                          plans=[PlanSpec(0, "LT BREAST", trials=["sMLC"]), PlanSpec(1, "RT BREAST")],
+                          encoding="gb18030")
+    other = write_patient(root, "Institution_1", 8, mrn="000124", last_name="Smith", first_name="Ann")
+    broken = write_patient(root, "Institution_1", 9, mrn="000125",
+                           plans=[PlanSpec(0, "A"), PlanSpec(1, "MISSING", directory=False)])
+    clinical = write_patient(root, "Institution_2", 10, mrn="000126")
+    write_institution_file(root, [GroupSpec(1, "ToArchive", [ready, other, broken]),
+                                  GroupSpec(2, "Clinical", [clinical])])
     inst = InstitutionFactory(code="PUMCH", tps_url=f"file://{root}", quarantine_days=30)
     arrays = []
     for name in ("array-1", "array-2"):
@@ -47,8 +48,8 @@ def site(tmp_path):
         StorageTargetFactory(institution=inst, name=name, url=f"file://{folder}")
     sync_institution(institution=inst, actor="test")
     curate_institution(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
-    return {"root": root, "inst": inst, "arrays": arrays, "ready": ready, "other": other, "broken": broken,
-            "clinical": clinical}
+    return {"root": root, "inst": inst, "arrays": arrays, "ready": ready.tps_path, "other": other.tps_path,
+            "broken": broken.tps_path, "clinical": clinical.tps_path}
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

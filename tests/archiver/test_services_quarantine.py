@@ -14,7 +14,7 @@ from inventory.services.tps_sync import sync_institution
 from archiver.tasks import purge_quarantine_task
 from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,8 +25,8 @@ def quarantined(tmp_path):
     from curation.services.curate import curate_institution
 
     root = tmp_path / "Patients"
-    paths = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[plan(0, "PLAN")]) for n in (1, 2)]
-    write_institution_file(root, [institution(1, "ToArchive", paths)])
+    records = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[PlanSpec(0, "PLAN")]) for n in (1, 2)]
+    write_institution_file(root, [GroupSpec(1, "ToArchive", records)], form="bare")
     inst = InstitutionFactory(code="Q", tps_url=f"file://{root}", quarantine_days=30)
     (tmp_path / "array").mkdir()
     StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")

@@ -7,9 +7,9 @@ from django.db import DatabaseError
 from archiver.services.quarantine import quarantine_patient, recover_interrupted_moves
 from audit.models import AuditEvent
 from connectors.tps.local import LocalTpsSource
+from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from inventory.models import QuarantinedPatient, TpsPatient
 from inventory.services.tps_sync import sync_institution
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
 from tests.factories import ArchiveFactory, InstitutionFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def verified_patient(tmp_path):
     root = tmp_path / "Patients"
-    path = write_patient(root, patient_id=1, mrn="001", plans=[plan(0, "PLAN")])
-    write_institution_file(root, [institution(1, "ToArchive", [path])])
+    record = write_patient(root, patient_id=1, mrn="001", plans=[PlanSpec(0, "PLAN")])
+    write_institution_file(root, [GroupSpec(1, "ToArchive", [record])], form="bare")
+    path = record.tps_path
     inst = InstitutionFactory(code="QT", tps_url=f"file://{root}", quarantine_days=30)
     sync_institution(institution=inst, actor="t")
     patient = TpsPatient.objects.get(institution=inst, tps_path=path)

@@ -15,8 +15,8 @@ from inventory.services.tps_sync import sync_institution
 from connectors.tps.base import TpsError
 from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
-from tests.archiver.pinnacle_builder import (
-    institution, plan, touch, truncate_after, write_institution_file, write_patient,
+from demo_site import (
+    GroupSpec, PatientRecord, PlanSpec, edit_file, truncate_file, write_institution_file, write_patient,
 )
 from tests.factories import InstitutionFactory
 
@@ -32,17 +32,23 @@ def root(tmp_path) -> Path:
     return path
 
 
+def _tree(root: Path, *, pending: int = 3, clinical: int = 1) -> tuple[list[PatientRecord], list[PatientRecord]]:
+    """``pending`` patients in ToArchive (Institution_1) and ``clinical`` in Clinical (Institution_2)."""
+    pending_records = [write_patient(root, "Institution_1", i, mrn=f"{i:06d}", last_name="张",
+                                     first_name=f"三{i}", encoding="gb18030",
+                                     plans=[PlanSpec(0, "LT BREAST", trials=["sMLC", "IMRT"]), PlanSpec(1, "BOOST")])
+                       for i in range(1, pending + 1)]
+    clinical_records = [write_patient(root, "Institution_2", 100 + i, mrn=f"C{i}") for i in range(clinical)]
+    write_institution_file(root, [GroupSpec(1, "ToArchive", pending_records),
+                                  GroupSpec(2, "Clinical", clinical_records)])
+    return pending_records, clinical_records
+
+
 def _site(root: Path, *, pending: int = 3, clinical: int = 1):
-    """A TPS with ``pending`` patients in ToArchive (Institution_1) and ``clinical`` in Clinical (Institution_2)."""
-    pending_paths = [write_patient(root, institution=1, patient_id=i, mrn=f"{i:06d}", last_name="张",
-                                   first_name=f"三{i}", encoding="gb18030",
-                                   plans=[plan(0, "LT BREAST", trials=["sMLC", "IMRT"]), plan(1, "BOOST")])
-                     for i in range(1, pending + 1)]
-    clinical_paths = [write_patient(root, institution=2, patient_id=100 + i, mrn=f"C{i}") for i in range(clinical)]
-    write_institution_file(root, [institution(1, "ToArchive", pending_paths),
-                                  institution(2, "Clinical", clinical_paths)])
+    """A TPS made by ``_tree`` and its institution; returns the institution and the TPS paths of each group."""
+    pending_records, clinical_records = _tree(root, pending=pending, clinical=clinical)
     inst = InstitutionFactory(tps_url=f"file://{root}", time_zone="Asia/Shanghai")
-    return inst, pending_paths, clinical_paths
+    return inst, [r.tps_path for r in pending_records], [r.tps_path for r in clinical_records]
 
 
 def test_first_sync_reads_every_group(root):
@@ -113,7 +119,7 @@ def test_touching_one_file_reparses_only_that_patient(root):
     sync_institution(institution=inst)
     before = {p.tps_path: p.fingerprint for p in TpsPatient.objects.all()}
     plan_ids = set(TpsPlan.objects.values_list("pk", flat=True))
-    touch(root / pending[1] / "Plan_0/plan.roi", append=b"// edited\n")
+    edit_file(root / pending[1] / "Plan_0/plan.roi", append=b"// edited\n")
     report = sync_institution(institution=inst)
     assert (report.patients_parsed, report.patients_unchanged) == (1, 3)
     assert report.parsed_mrns == ["000002"]
@@ -129,8 +135,8 @@ def test_changed_plans_are_added_updated_and_removed(root):
     sync_institution(institution=inst)
     kept = TpsPlan.objects.get(plan_id=0)
     shutil.rmtree(root / pending[0])
-    write_patient(root, institution=1, patient_id=1, mrn="000001",
-                  plans=[plan(0, "LT BREAST v2", modified="2019-04-01 09:00:00"), plan(5, "NEW")])
+    write_patient(root, "Institution_1", 1, mrn="000001",
+                  plans=[PlanSpec(0, "LT BREAST v2", modified="2019-04-01 09:00:00"), PlanSpec(5, "NEW")])
     report = sync_institution(institution=inst)
     assert report.patients_parsed == 1
     plans = {p.plan_id: p for p in TpsPlan.objects.filter(patient__tps_path=pending[0])}
@@ -201,7 +207,7 @@ def test_unreadable_patient_keeps_what_was_read_and_is_retried(root):
     sync_institution(institution=inst)
     patient_file = root / pending[0] / "Patient"
     good = patient_file.read_bytes()
-    truncate_after(patient_file, "PlanList ={")
+    truncate_file(patient_file, after="PlanList ={")
     report = sync_institution(institution=inst)
     assert (report.patients_parsed, report.unreadable) == (1, 1)
     patient = TpsPatient.objects.get(tps_path=pending[0])
@@ -210,7 +216,7 @@ def test_unreadable_patient_keeps_what_was_read_and_is_retried(root):
     again = sync_institution(institution=inst)
     assert again.patients_parsed == 1  # unreadable patients are read every time
     patient_file.write_bytes(good)
-    touch(patient_file)
+    edit_file(patient_file)
     fixed = sync_institution(institution=inst)
     assert (fixed.patients_parsed, fixed.unreadable) == (1, 0)
     assert TpsPatient.objects.get(tps_path=pending[0]).read_error == ""
@@ -227,12 +233,14 @@ def test_folder_that_cannot_be_walked_is_unreadable_not_gone(root):
 
 
 def test_group_renamed_in_the_institution_file_without_reparsing(root):
-    inst, pending, clinical = _site(root)
+    pending, clinical = _tree(root)
+    inst = InstitutionFactory(tps_url=f"file://{root}", time_zone="Asia/Shanghai")
     sync_institution(institution=inst)
-    write_institution_file(root, [institution(1, "待归档", pending), institution(2, "Clinical", clinical)])
+    write_institution_file(root, [GroupSpec(1, "待归档", pending), GroupSpec(2, "Clinical", clinical)])
     report = sync_institution(institution=inst)
     assert report.patients_parsed == 0 and report.groups["待归档"] == 3
-    assert set(TpsPatient.objects.filter(tps_path__in=pending).values_list("group", flat=True)) == {"待归档"}
+    paths = [r.tps_path for r in pending]
+    assert set(TpsPatient.objects.filter(tps_path__in=paths).values_list("group", flat=True)) == {"待归档"}
 
 
 def test_restore_markers_are_left_alone(root):
@@ -240,7 +248,7 @@ def test_restore_markers_are_left_alone(root):
     sync_institution(institution=inst)
     patient = TpsPatient.objects.get(tps_path=pending[0])
     TpsPatient.objects.filter(pk=patient.pk).update(restored_fingerprint=patient.fingerprint)
-    touch(root / pending[0] / "Patient")
+    edit_file(root / pending[0] / "Patient")
     sync_institution(institution=inst)
     patient.refresh_from_db()
     assert patient.restored_fingerprint and patient.restored_fingerprint != patient.fingerprint

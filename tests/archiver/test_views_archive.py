@@ -7,7 +7,7 @@ from django.urls import reverse
 from archiver.models import ArchiveRun
 from inventory.services.tps_sync import sync_institution
 from audit.models import AuditEvent
-from tests.archiver.pinnacle_builder import institution, plan, write_institution_file, write_patient
+from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +26,8 @@ class _InlineThread:
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     root = tmp_path / "Patients"
-    paths = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[plan(0, "PLAN")]) for n in (1, 2, 3)]
-    write_institution_file(root, [institution(1, "ToArchive", paths)])
+    records = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[PlanSpec(0, "PLAN")]) for n in (1, 2, 3)]
+    write_institution_file(root, [GroupSpec(1, "ToArchive", records)], form="bare")
     inst = InstitutionFactory(code="DEMO", tps_url=f"file://{root}")
     (tmp_path / "array").mkdir()
     StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")

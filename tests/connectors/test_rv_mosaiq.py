@@ -11,7 +11,7 @@ import pytest
 from sites.models import Institution
 from connectors.rv import RvError, open_rv_source
 from sites.connections import open_institution_rv
-from tests.lossdetect.rv_writers import Delivery, MosaiqWriter
+from demo_site.rv import RvPlan, rv_plan, write_mosaiq_tables
 
 ZONE = ZoneInfo("Asia/Shanghai")
 _names = itertools.count()
@@ -19,19 +19,23 @@ _names = itertools.count()
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
 def mosaiq(request, tmp_path):
-    """(writer, url): an empty MOSAIQ schema in SQLite or in a fresh PostgreSQL database."""
+    """(write, url): ``write(plans)`` fills the MOSAIQ tables in SQLite or in a fresh PostgreSQL database
+    and returns the rows written."""
     if request.param == "sqlite":
         path = tmp_path / "mosaiq.sqlite3"
         connection = sqlite3.connect(path)
-        yield MosaiqWriter(connection).create_schema(), f"mosaiq+sqlite:///{path}"
-        connection.close()
+        url, placeholder = f"mosaiq+sqlite:///{path}", "?"
     else:
         server = request.getfixturevalue("postgres_server")
         name = f"mosaiq_{next(_names)}"
-        url = server.create_database(name)
+        url, placeholder = "mosaiq+" + server.create_database(name), "%s"
         connection = server.connect(name)
-        yield MosaiqWriter(connection, mark="%s").create_schema(), "mosaiq+" + url
-        connection.close()
+
+    def write(plans: list[RvPlan]) -> dict[str, list[tuple]]:
+        return write_mosaiq_tables(connection, plans, placeholder=placeholder)
+
+    yield write, url
+    connection.close()
 
 
 def read(url):
@@ -40,12 +44,11 @@ def read(url):
 
 
 def test_one_record_per_plan_with_earliest_non_qa_delivery(mosaiq):
-    writer, url = mosaiq
-    writer.delivery(Delivery("000123", "LT BREAST", dt.datetime(2024, 3, 4, 9, 30), course=1, uid="1.2.840.1",
-                             last_name="张", first_name="三", qa_before=dt.datetime(2024, 3, 1, 15, 0)))
-    writer.delivery(Delivery("000123", "LT BOOST", dt.datetime(2024, 4, 1, 8, 0), course=1, uid="1.2.840.2",
-                             last_name="张", first_name="三"))
-    writer.commit()
+    write, url = mosaiq
+    write([rv_plan("000123", "LT BREAST", dt.datetime(2024, 3, 4, 9, 30), course=1, uid="1.2.840.1",
+                   last_name="张", first_name="三", qa_runs=[dt.datetime(2024, 3, 1, 15, 0)]),
+           rv_plan("000123", "LT BOOST", dt.datetime(2024, 4, 1, 8, 0), course=1, uid="1.2.840.2",
+                   last_name="张", first_name="三")])
     result = read(url)
     assert result.problems == []
     assert [(r.mrn, r.patient_name, r.plan_label, r.plan_uid, r.course, r.first_delivery) for r in result.records] == [
@@ -55,41 +58,35 @@ def test_one_record_per_plan_with_earliest_non_qa_delivery(mosaiq):
 
 
 def test_qa_only_plan_is_not_a_delivery(mosaiq):
-    writer, url = mosaiq
-    pat = writer.patient("1", "A", "B")
-    sit = writer.site(pat, course=1, name="QA ONLY")
-    writer.rt_plan(pat, "9.9", "QA ONLY")
-    writer.dose(pat, writer.field(pat, sit, "9.9"), sit, dt.datetime(2024, 3, 4, 9), qa=True)
-    writer.delivery(Delivery("2", "REAL", dt.datetime(2024, 3, 4, 9), course=1, uid="9.8"))
-    writer.commit()
+    write, url = mosaiq
+    rows = write([rv_plan("1", "QA ONLY", None, course=1, uid="9.9", qa_runs=[dt.datetime(2024, 3, 4, 9)]),
+                  rv_plan("2", "REAL", dt.datetime(2024, 3, 4, 9), course=1, uid="9.8")])
+    assert any(row[-1] == 1 for row in rows["Dose_Hst"])  # the QA plan's beams are there, in QA mode
     assert [r.plan_uid for r in read(url).records] == ["9.8"]
 
 
 def test_edited_prescription_course_comes_from_the_current_site_row(mosaiq):
-    writer, url = mosaiq
-    writer.delivery(Delivery("7", "PELVIS", dt.datetime(2024, 3, 4, 9), course=2, uid="5.5"), edited=True)
-    writer.commit()
+    write, url = mosaiq
+    # Both fractions sit on the old Site row (Version 32000), whose own course is 1.
+    write([rv_plan("7", "PELVIS", dt.datetime(2024, 3, 4, 9), course=2, uid="5.5", old_site_course=1)])
     [record] = read(url).records
     assert (record.course, record.plan_label) == (2, "PELVIS")
 
 
 def test_label_falls_back_to_the_site_name(mosaiq):
-    writer, url = mosaiq
-    writer.delivery(Delivery("8", "SITE NAME", dt.datetime(2024, 3, 4, 9), course=1, uid="6.6"), label_in_rtplan=False)
-    writer.commit()
+    write, url = mosaiq
+    write([rv_plan("8", "SITE NAME", dt.datetime(2024, 3, 4, 9), course=1, uid="6.6", label_in_rtplan=False)])
     [record] = read(url).records
     assert record.plan_label == "SITE NAME"
 
 
 def test_patient_without_mrn_is_reported_and_skipped(mosaiq):
-    writer, url = mosaiq
-    writer.delivery(Delivery("9", "A", dt.datetime(2024, 3, 4, 9), course=1, uid="7.7"))
-    pat = writer.next_id()
-    writer.insert("Patient", Pat_ID1=pat, Last_Name="NO", First_Name="MRN")
-    sit = writer.site(pat, course=1, name="B")
-    writer.rt_plan(pat, "7.8", "B")
-    writer.dose(pat, writer.field(pat, sit, "7.8"), sit, dt.datetime(2024, 3, 4, 9))
-    writer.commit()
+    write, url = mosaiq
+    rows = write([rv_plan("9", "A", dt.datetime(2024, 3, 4, 9), course=1, uid="7.7"),
+                  rv_plan("", "B", dt.datetime(2024, 3, 4, 9), course=1, uid="7.8",
+                          last_name="NO", first_name="MRN")])
+    [pat] = [pat for pat, last_name, _ in rows["Patient"] if last_name == "NO"]
+    assert pat not in {ident[0] for ident in rows["Ident"]}
     result = read(url)
     assert [r.plan_uid for r in result.records] == ["7.7"]
     assert [str(p) for p in result.problems] == [f"Plan 7.8 (Pat_ID1 {pat}): the patient has no MRN (Ident.IDA is empty)"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from inventory.models import Archive, TpsPatient
+from demo_site import GroupSpec, PatientRecord, write_institution_file, write_patient
 from sites.models import Institution
-from tests.archiver.pinnacle_builder import institution, write_institution_file, write_patient
 from tests.factories import ArchiveFactory, InstitutionFactory
 
 
@@ -17,18 +17,19 @@ from tests.factories import ArchiveFactory, InstitutionFactory
 class Site:
     root: Path
     inst: Institution
-    pending: list[str] = field(default_factory=list)
-    clinical: list[str] = field(default_factory=list)
+    pending: list[PatientRecord] = field(default_factory=list)
+    clinical: list[PatientRecord] = field(default_factory=list)
 
     def add(self, patient_id: int, *, group: str = "ToArchive", **kwargs) -> str:
-        """Write a patient into the pending (Institution_1) or clinical (Institution_2) group."""
+        """Write a patient (``demo_site.write_patient`` arguments) into the pending (Institution_1) or
+        clinical (Institution_2) group; returns its TPS path."""
         number = 1 if group == "ToArchive" else 2
         kwargs.setdefault("mrn", f"{patient_id:06d}")  # distinct MRNs unless a test wants twins
-        path = write_patient(self.root, institution=number, patient_id=patient_id, **kwargs)
-        (self.pending if number == 1 else self.clinical).append(path)
-        write_institution_file(self.root, [institution(1, "ToArchive", self.pending),
-                                           institution(2, "Clinical", self.clinical)])
-        return path
+        record = write_patient(self.root, f"Institution_{number}", patient_id, **kwargs)
+        (self.pending if number == 1 else self.clinical).append(record)
+        write_institution_file(self.root, [GroupSpec(1, "ToArchive", self.pending),
+                                           GroupSpec(2, "Clinical", self.clinical)])
+        return record.tps_path
 
     def row(self, path: str) -> TpsPatient:
         return TpsPatient.objects.get(institution=self.inst, tps_path=path)

@@ -8,7 +8,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from curation.models import CurationFinding, NamingRule, TransitionalPattern
 from curation.services.curate import curate_institution
-from tests.archiver.pinnacle_builder import plan
+from demo_site import PlanSpec
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def test_a_rule_added_in_the_admin_changes_the_result_and_is_audited(site, admin
 
 
 def test_disabling_a_default_rule_in_the_admin_clears_the_finding(site, admin_client):
-    path = site.add(1, plans=[plan(0, "PTV 50/25")])
+    path = site.add(1, plans=[PlanSpec(0, "PTV 50/25")])
     assert list(categories(site, path)) == ["naming"]
     rule = NamingRule.objects.get(institution=site.inst, applies_to="plan_name", mode="must_not_match")
     url = reverse("admin:curation_namingrule_change", args=[rule.pk])
@@ -52,7 +52,7 @@ def test_disabling_a_default_rule_in_the_admin_clears_the_finding(site, admin_cl
 
 
 def test_a_transitional_pattern_edited_in_the_admin(site, admin_client):
-    path = site.add(1, plans=[plan(0, "LUNG"), plan(1, "LUNG try2")])
+    path = site.add(1, plans=[PlanSpec(0, "LUNG"), PlanSpec(1, "LUNG try2")])
     assert categories(site, path) == {"ready": []}
     admin_client.post(reverse("admin:curation_transitionalpattern_add"), {
         "institution": site.inst.pk, "regex": r"\btry\d+$", "message": "an optimisation attempt", "enabled": "on"})

@@ -9,7 +9,7 @@ from inventory.models import TpsPatient
 from sites.models import Institution
 from curation.services.curate import curate_institution
 from sites.roles import PHYSICIST
-from tests.archiver.pinnacle_builder import plan
+from demo_site import PlanSpec
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
@@ -29,9 +29,9 @@ COLOURS = {
 def curated(site, transactional_db):
     site.add(1, last_name="张", first_name="三", encoding="gb18030")
     site.add(2, first_name="")
-    site.add(3, plans=[plan(0, "A"), plan(1, "CopyOf_1_A")])
+    site.add(3, plans=[PlanSpec(0, "A"), PlanSpec(1, "CopyOf_1_A")])
     site.add(4, plans=[])
-    site.add(5, plans=[plan(0, "A"), plan(1, "B", directory=False)])
+    site.add(5, plans=[PlanSpec(0, "A"), PlanSpec(1, "B", directory=False)])
     restored = site.add(6)
     duplicate = site.add(7)
     curate_institution(institution=site.inst, actor="tester")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.archiver.pinnacle_builder import plan
+from demo_site import PlanSpec
 
 pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parents[2]
@@ -38,8 +38,8 @@ def test_all_ready_exits_0_with_the_spec_keys(site):
 
 def test_findings_exit_1_and_a_patient_is_listed_once_per_category(site):
     site.add(1, mrn="000123")
-    site.add(2, mrn="", plans=[plan(0, "CopyOf_1_A")])
-    site.add(3, mrn="000125", plans=[plan(0, "A"), plan(1, "B", directory=False)])
+    site.add(2, mrn="", plans=[PlanSpec(0, "CopyOf_1_A")])
+    site.add(3, mrn="000125", plans=[PlanSpec(0, "A"), PlanSpec(1, "B", directory=False)])
     code, out, _ = curate("--institution", "PUMCH", "--json")
     assert code == 1
     rows = [(p["tps_path"].rsplit("_", 1)[1], p["category"]) for p in json.loads(out)["patients"]]

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from curation.models import Acknowledgement, CurationFinding
 from curation.services.acknowledge import acknowledge_finding
 from curation.services.curate import curate_institution
-from tests.archiver.pinnacle_builder import plan, touch
+from demo_site import ImageSetSpec, PlanSpec, edit_file
 from tests.factories import StorageTargetFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def physicist(django_user_model):
 
 def test_nobody_is_archived_before_a_curation_and_only_ready_patients_after(site):
     ready = site.add(1)
-    flagged = site.add(2, plans=[plan(0, "CopyOf_1_A")])
+    flagged = site.add(2, plans=[PlanSpec(0, "CopyOf_1_A")])
     from inventory.services.tps_sync import sync_institution
 
     sync_institution(institution=site.inst, actor="t")
@@ -48,7 +48,7 @@ def test_nobody_is_archived_before_a_curation_and_only_ready_patients_after(site
 
 
 def test_an_acknowledgement_lets_the_archiver_take_the_patient_until_it_changes(site, physicist):
-    path = site.add(1, first_name="", plans=[plan(0, "CopyOf_1_A"), plan(1, "A")])
+    path = site.add(1, first_name="", plans=[PlanSpec(0, "CopyOf_1_A"), PlanSpec(1, "A")])
     run = curate(site)
     assert candidates(site) == set()
 
@@ -65,7 +65,7 @@ def test_an_acknowledgement_lets_the_archiver_take_the_patient_until_it_changes(
     assert candidates(site) == {path} and run.counts["needs_person"] == 0
 
     # Any change to the patient's files voids it, even before curation runs again.
-    touch(site.root / path / "Plan_1" / "plan.roi", append=b"\n")
+    edit_file(site.root / path / "Plan_1" / "plan.roi", append=b"\n")
     from inventory.services.tps_sync import sync_institution
 
     sync_institution(institution=site.inst, actor="t")
@@ -77,7 +77,8 @@ def test_an_acknowledgement_lets_the_archiver_take_the_patient_until_it_changes(
 
 @pytest.mark.parametrize("category", ["unreadable", "restored", "duplicate"])
 def test_categories_the_archiver_never_takes_cannot_be_acknowledged(site, physicist, category):
-    path = site.add(1, plans=[plan(0, "A"), plan(1, "GONE", directory=False)] if category == "unreadable" else None)
+    plans = [PlanSpec(0, "A"), PlanSpec(1, "GONE", directory=False)] if category == "unreadable" else None
+    path = site.add(1, plans=plans)
     run = curate(site)
     row = site.row(path)
     if category == "restored":
@@ -93,14 +94,14 @@ def test_categories_the_archiver_never_takes_cannot_be_acknowledged(site, physic
 
 
 def test_an_acknowledgement_needs_a_note_the_latest_run_and_unchanged_files(site, physicist):
-    path = site.add(1, plans=[plan(0, "QA")])
+    path = site.add(1, plans=[PlanSpec(0, "QA")])
     old = curate(site)
     with pytest.raises(ValidationError, match="note"):
         acknowledge_finding(finding=finding(old, path, "transitional"), user=physicist, note="  ")
     new = curate(site)
     with pytest.raises(ValidationError, match="older curation run"):
         acknowledge_finding(finding=finding(old, path, "transitional"), user=physicist, note="ok")
-    touch(site.root / path / "Patient", append=b"\n")
+    edit_file(site.root / path / "Patient", append=b"\n")
     from inventory.services.tps_sync import sync_institution
 
     sync_institution(institution=site.inst, actor="t")
@@ -111,7 +112,7 @@ def test_an_acknowledgement_needs_a_note_the_latest_run_and_unchanged_files(site
 
 def test_an_acknowledged_image_only_patient_is_archived(site, physicist, tmp_path, settings):
     settings.PDAS_ARCHIVE_WORKERS = 1  # archiver threads would not see this test's uncommitted rows
-    path = site.add(1, plans=[], image_sets=[(0, "CT", 5)])
+    path = site.add(1, plans=[], image_sets=[ImageSetSpec(0, "CT", z_dim=5)])
     (tmp_path / "array").mkdir()
     StorageTargetFactory(institution=site.inst, name="array", url=f"file://{tmp_path / 'array'}")
     run = curate(site)

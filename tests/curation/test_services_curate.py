@@ -13,8 +13,8 @@ from connectors.tps.base import TpsError
 from audit.models import AuditEvent
 from curation.models import CurationRun, NamingRule, TransitionalPattern
 from curation.services.curate import curate_institution
-from tests.archiver.pinnacle_builder import plan, touch, truncate
-from tests.lossdetect.rv_writers import Delivery, write_csv
+from demo_site import ImageSetSpec, PlanSpec, edit_file, truncate_file
+from demo_site.rv import rv_plan, write_csv
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def by_path(run: CurationRun) -> dict[str, dict[str, list[str]]]:
 
 def test_a_clean_patient_is_ready_with_a_chinese_gb18030_name(site, django_capture_on_commit_callbacks):
     path = site.add(7, mrn="000123", last_name="张", first_name="三", encoding="gb18030",
-                    plans=[plan(0, "左乳 IMRT", trials=["调强"]), plan(1, "RT BREAST")])
+                    plans=[PlanSpec(0, "左乳 IMRT", trials=["调强"]), PlanSpec(1, "RT BREAST")])
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = curate(site)
     assert run.status == "done"
@@ -52,9 +52,9 @@ def test_a_clean_patient_is_ready_with_a_chinese_gb18030_name(site, django_captu
     ({"first_name": "MING*"}, "(found '*')"),
     ({"last_name": "王\x01"}, "(found '\\x01')"),
     ({"mrn": "12:34"}, "MRN '12:34': MRN has a character"),
-    ({"plans": [plan(0, "PTV 50/25")]}, "plan Plan_0 'PTV 50/25': plan name has a character"),
-    ({"plans": [plan(0, "")]}, "plan Plan_0 '': plan name is empty"),
-    ({"plans": [plan(0, "LUNG", trials=["a|b"])]}, "plan Plan_0 'LUNG' trial 'a|b': trial name has a character"),
+    ({"plans": [PlanSpec(0, "PTV 50/25")]}, "plan Plan_0 'PTV 50/25': plan name has a character"),
+    ({"plans": [PlanSpec(0, "")]}, "plan Plan_0 '': plan name is empty"),
+    ({"plans": [PlanSpec(0, "LUNG", trials=["a|b"])]}, "plan Plan_0 'LUNG' trial 'a|b': trial name has a character"),
 ])
 def test_naming_rules_flag_names_in_red(site, kwargs, expected):
     path = site.add(7, **{"mrn": "000123", **kwargs})
@@ -84,8 +84,8 @@ def test_two_patients_with_the_same_mrn_each_name_the_other(site):
 
 
 def test_transitional_plans_by_name(site):
-    path = site.add(1, plans=[plan(0, "LUNG"), plan(1, "CopyOf_1_LUNG"), plan(2, "lung test"), plan(3, "QA"),
-                              plan(4, "Copy of LUNG"), plan(5, "TESTICLE")])
+    names = ["LUNG", "CopyOf_1_LUNG", "lung test", "QA", "Copy of LUNG", "TESTICLE"]
+    path = site.add(1, plans=[PlanSpec(i, name) for i, name in enumerate(names)])
     run = curate(site)
     finding = run.findings.get(tps_path=path, category="transitional")
     assert finding.plan_ids == [1, 2, 3, 4]  # "TESTICLE" is not a test plan: the default is a whole word
@@ -95,16 +95,16 @@ def test_transitional_plans_by_name(site):
 
 def test_plans_never_delivered_while_a_sibling_was_are_transitional(site, tmp_path):
     created = "2024-03-01 10:00:00"
-    delivered = site.add(1, mrn="000111", plans=[plan(0, "LT BREAST", created=created, written=created),
-                                                 plan(1, "LT BREAST 2", created=created, written=created)])
-    untreated = site.add(2, mrn="000222", plans=[plan(0, "PROSTATE", created=created, written=created),
-                                                 plan(1, "PROSTATE B", created=created, written=created)])
-    both = site.add(3, mrn="000333", plans=[plan(0, "A", created=created, written=created),
-                                            plan(1, "B", created=created, written=created)])
+    delivered = site.add(1, mrn="000111", plans=[PlanSpec(0, "LT BREAST", created=created, written=created),
+                                                 PlanSpec(1, "LT BREAST 2", created=created, written=created)])
+    untreated = site.add(2, mrn="000222", plans=[PlanSpec(0, "PROSTATE", created=created, written=created),
+                                                 PlanSpec(1, "PROSTATE B", created=created, written=created)])
+    both = site.add(3, mrn="000333", plans=[PlanSpec(0, "A", created=created, written=created),
+                                            PlanSpec(1, "B", created=created, written=created)])
     rv = write_csv(tmp_path / "rv.csv", [
-        Delivery("000111", "LT BREAST", dt.datetime(2024, 3, 5, 9)),
-        Delivery("000333", "A", dt.datetime(2024, 3, 5, 9)), Delivery("000333", "B", dt.datetime(2024, 3, 6, 9)),
-        Delivery("999999", "ELSEWHERE", dt.datetime(2024, 3, 6, 9)),
+        rv_plan("000111", "LT BREAST", dt.datetime(2024, 3, 5, 9)),
+        rv_plan("000333", "A", dt.datetime(2024, 3, 5, 9)), rv_plan("000333", "B", dt.datetime(2024, 3, 6, 9)),
+        rv_plan("999999", "ELSEWHERE", dt.datetime(2024, 3, 6, 9)),
     ])
     site.inst.rv_url = f"csv:{rv}"
     site.inst.save()
@@ -116,7 +116,7 @@ def test_plans_never_delivered_while_a_sibling_was_are_transitional(site, tmp_pa
 
 
 def test_an_unreadable_rv_source_is_a_warning_not_a_verdict(site, tmp_path):
-    path = site.add(1, plans=[plan(0, "A"), plan(1, "B")])
+    path = site.add(1, plans=[PlanSpec(0, "A"), PlanSpec(1, "B")])
     site.inst.rv_url = f"csv:{tmp_path / 'missing.csv'}"
     site.inst.save()
     run = curate(site)
@@ -125,7 +125,7 @@ def test_an_unreadable_rv_source_is_a_warning_not_a_verdict(site, tmp_path):
 
 
 def test_image_only_patients_are_grey(site):
-    images = site.add(1, plans=[], image_sets=[(0, "CT", 98), (1, "MR", 40)])
+    images = site.add(1, plans=[], image_sets=[ImageSetSpec(0, "CT", z_dim=98), ImageSetSpec(1, "MR", z_dim=40)])
     empty = site.add(2, plans=[], image_sets=[])
     found = by_path(curate(site))
     assert found[images] == {"image_only": ["image sets but no plan: CT (98 images), MR (40 images)"]}
@@ -133,9 +133,9 @@ def test_image_only_patients_are_grey(site):
 
 
 def test_unreadable_patients_keep_the_reason_verbatim(site):
-    missing_plan = site.add(1, plans=[plan(0, "A"), plan(1, "MISSING", directory=False)])
+    missing_plan = site.add(1, plans=[PlanSpec(0, "A"), PlanSpec(1, "MISSING", directory=False)])
     truncated = site.add(2, last_name="")  # would be a naming finding too, if it could be trusted
-    truncate(site.root / truncated / "Patient", keep=60)
+    truncate_file(site.root / truncated / "Patient", keep=60)
     run = curate(site)
     found = by_path(run)
     assert found[missing_plan] == {"unreadable": [site.row(missing_plan).read_error]}
@@ -153,7 +153,7 @@ def test_an_unchanged_pdas_restore_is_green_and_a_changed_one_is_curated_again(s
     assert found[path] == {"restored": [
         "restored by PDAS from LAST-FIRST_000123_20190301100000.tar.gz and unchanged since: not archived again"]}
 
-    touch(site.root / path / "Plan_0" / "plan.roi", append=b"\n")
+    edit_file(site.root / path / "Plan_0" / "plan.roi", append=b"\n")
     found = by_path(curate(site))
     assert list(found[path]) == ["ready"]  # edited after the restore: its content is new
 
@@ -170,7 +170,7 @@ def test_duplicates_by_fingerprint_and_by_identical_content(site):
     site.verified_archive_of(different, name="D.tar.gz", status="failed",
                              source_fingerprint=site.row(different).fingerprint)
     roi = site.root / different / "Plan_0" / "plan.roi"
-    roi.write_bytes(roi.read_bytes().replace(b"bb", b"cc"))  # same size: only the sha256 tells
+    roi.write_bytes(roi.read_bytes().replace(b"PTV", b"CTV"))  # same size: only the sha256 tells
     found = by_path(curate(site))
     assert found[same_files] == {"duplicate": ["the same files (names, sizes, times) are in verified archive A.tar.gz"]}
     assert found[same_bytes] == {"duplicate": [
@@ -179,7 +179,7 @@ def test_duplicates_by_fingerprint_and_by_identical_content(site):
 
 
 def test_several_findings_are_listed_once_per_category(site):
-    path = site.add(1, mrn="", plans=[plan(0, "CopyOf_1_A"), plan(1, "B/C")])
+    path = site.add(1, mrn="", plans=[PlanSpec(0, "CopyOf_1_A"), PlanSpec(1, "B/C")])
     finding = {f.category: f for f in curate(site).findings.filter(tps_path=path)}
     assert sorted(finding) == ["naming", "transitional"]
     assert finding["naming"].reasons == ["MRN is missing", "plan Plan_1 'B/C': plan name has a character that breaks "
@@ -188,7 +188,7 @@ def test_several_findings_are_listed_once_per_category(site):
 
 
 def test_default_rules_are_created_once_and_edits_change_the_result(site):
-    path = site.add(1, plans=[plan(0, "PTV 50/25")])
+    path = site.add(1, plans=[PlanSpec(0, "PTV 50/25")])
     assert list(by_path(curate(site))[path]) == ["naming"]
     assert NamingRule.objects.filter(institution=site.inst).count() == 8
     assert TransitionalPattern.objects.filter(institution=site.inst).count() == 4

@@ -11,7 +11,7 @@ from audit.models import AuditEvent
 from curation.models import Acknowledgement, CurationRun
 from curation.services.curate import curate_institution
 from sites.roles import PHYSICIST
-from tests.archiver.pinnacle_builder import plan
+from demo_site import PlanSpec
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -30,9 +30,9 @@ def curated(site):
     paths = {
         "ready": site.add(1, last_name="张", first_name="三", encoding="gb18030"),
         "naming": site.add(2, first_name=""),
-        "transitional": site.add(3, plans=[plan(0, "A"), plan(1, "CopyOf_1_A")]),
+        "transitional": site.add(3, plans=[PlanSpec(0, "A"), PlanSpec(1, "CopyOf_1_A")]),
         "image_only": site.add(4, plans=[]),
-        "unreadable": site.add(5, plans=[plan(0, "A"), plan(1, "B", directory=False)]),
+        "unreadable": site.add(5, plans=[PlanSpec(0, "A"), PlanSpec(1, "B", directory=False)]),
     }
     curate_institution(institution=site.inst, actor="tester")
     return paths

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from demo_site.rv import rv_plan, write_csv
 from tests.commands import run_command
 from tests.factories import InstitutionFactory, TpsPatientFactory, TpsPlanFactory
-from tests.lossdetect.rv_writers import Delivery, write_csv
 
 ZONE = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ ARGS = ["--institution", "PUMCH", "--from", "2024-03-04", "--to", "2024-03-10", 
 
 
 def test_json_and_exit_0_when_nothing_is_lost(institution, tmp_path):
-    write_csv(tmp_path / "rv.csv", [Delivery("000123", "LT BREAST", dt.datetime(2024, 3, 4, 9, 30), course=1)])
+    write_csv(tmp_path / "rv.csv", [rv_plan("000123", "LT BREAST", dt.datetime(2024, 3, 4, 9, 30), course=1)])
     code, out, _err = run(*ARGS, "--json")
     assert code == 0
     data = json.loads(out)
@@ -49,7 +49,7 @@ def test_json_and_exit_0_when_nothing_is_lost(institution, tmp_path):
 
 
 def test_exit_1_when_a_plan_is_lost(institution, tmp_path):
-    write_csv(tmp_path / "rv.csv", [Delivery("000999", "GONE", dt.datetime(2024, 3, 5, 9))])
+    write_csv(tmp_path / "rv.csv", [rv_plan("000999", "GONE", dt.datetime(2024, 3, 5, 9))])
     code, out, err = run(*ARGS, "--json")
     assert code == 1
     assert json.loads(out)["findings"][0]["course"] is None

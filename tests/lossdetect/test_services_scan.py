@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from lossdetect.services.scan import execute_loss_scan, run_loss_scan
 from tests.factories import (
     ArchiveCopyFactory, ArchivedPlanFactory, ArchiveFactory, InstitutionFactory, TpsPatientFactory, TpsPlanFactory,
 )
-from tests.lossdetect.rv_writers import Delivery, MosaiqWriter, write_csv, write_dicom_dir
+from demo_site.rv import RvPlan, rv_plan, write_csv, write_dicom, write_mosaiq
 
 ZONE = ZoneInfo("Asia/Shanghai")
 WEEK = (dt.date(2024, 3, 4), dt.date(2024, 3, 10))
@@ -71,13 +71,13 @@ def test_six_categories_end_to_end(institution, django_capture_on_commit_callbac
     in_tps(institution, "E1", "LUNG", created)
     research = in_tps(institution, "F1", "BRAIN", created, group="Research")
     rv_csv(institution, [
-        Delivery("A1", "LT BREAST", dt.datetime(2024, 3, 4, 9), course=1),
-        Delivery("B1", "PROSTATE", dt.datetime(2024, 3, 5, 9), course=1),
-        Delivery("C1", "LIVER", dt.datetime(2024, 3, 6, 9), course=1),
-        Delivery("D1", "RT BREAST", dt.datetime(2024, 3, 7, 9), course=2),
-        Delivery("E1", "LUNG", dt.datetime(2024, 3, 8, 9)),  # re-course by the gap rule:
-        Delivery("E1", "OLD LUNG", dt.datetime(2023, 6, 1, 9)),  # an earlier course, outside the window
-        Delivery("F1", "BRAIN", dt.datetime(2024, 3, 9, 9), course=3),
+        rv_plan("A1", "LT BREAST", dt.datetime(2024, 3, 4, 9), course=1),
+        rv_plan("B1", "PROSTATE", dt.datetime(2024, 3, 5, 9), course=1),
+        rv_plan("C1", "LIVER", dt.datetime(2024, 3, 6, 9), course=1),
+        rv_plan("D1", "RT BREAST", dt.datetime(2024, 3, 7, 9), course=2),
+        rv_plan("E1", "LUNG", dt.datetime(2024, 3, 8, 9)),  # re-course by the gap rule:
+        rv_plan("E1", "OLD LUNG", dt.datetime(2023, 6, 1, 9)),  # an earlier course, outside the window
+        rv_plan("F1", "BRAIN", dt.datetime(2024, 3, 9, 9), course=3),
     ])
     with django_capture_on_commit_callbacks(execute=True):
         result = scan(institution)
@@ -112,17 +112,17 @@ def test_archived_needs_a_verified_archive_with_a_verified_copy(institution):
     two_targets = archived(institution, "A3", "P", created, copy_status=ArchiveCopy.Status.CORRUPT)
     ArchiveCopyFactory(archive=two_targets, status=ArchiveCopy.Status.VERIFIED)
     ArchiveCopyFactory(archive=two_targets, status=ArchiveCopy.Status.VERIFIED)
-    rv_csv(institution, [Delivery(m, "P", dt.datetime(2024, 3, 4, 9), course=1) for m in ["A1", "A2", "A3"]])
+    rv_csv(institution, [rv_plan(m, "P", dt.datetime(2024, 3, 4, 9), course=1) for m in ["A1", "A2", "A3"]])
     assert {f.mrn: f.category for f in scan(institution).findings.all()} == {
         "A1": "first_course_lost", "A2": "first_course_lost", "A3": "first_course_archived"}
 
 
 def test_window_dates_are_inclusive_in_site_time(institution):
     rv_csv(institution, [
-        Delivery("OUT1", "P", dt.datetime(2024, 3, 3, 23, 59, 59)),
-        Delivery("IN1", "P", dt.datetime(2024, 3, 4, 0, 0)),  # 2024-03-03 16:00 UTC
-        Delivery("IN2", "P", dt.datetime(2024, 3, 10, 23, 59, 59)),
-        Delivery("OUT2", "P", dt.datetime(2024, 3, 11, 0, 0)),
+        rv_plan("OUT1", "P", dt.datetime(2024, 3, 3, 23, 59, 59)),
+        rv_plan("IN1", "P", dt.datetime(2024, 3, 4, 0, 0)),  # 2024-03-03 16:00 UTC
+        rv_plan("IN2", "P", dt.datetime(2024, 3, 10, 23, 59, 59)),
+        rv_plan("OUT2", "P", dt.datetime(2024, 3, 11, 0, 0)),
     ])
     assert sorted(by_mrn(scan(institution))) == ["IN1", "IN2"]
 
@@ -131,7 +131,7 @@ def test_pending_plans_are_rechecked_until_archived_or_gone(institution, django_
                                                              mailoutbox):
     created = local(2024, 2, 20, 10)
     plans = {m: in_tps(institution, m, "PLAN", created) for m in ["TO-ARCHIVE", "STAYS", "DELETED", "MOVED"]}
-    rv_csv(institution, [Delivery(m, "PLAN", dt.datetime(2024, 3, 5, 9), course=c)
+    rv_csv(institution, [rv_plan(m, "PLAN", dt.datetime(2024, 3, 5, 9), course=c)
                          for m, c in [("TO-ARCHIVE", 1), ("STAYS", 1), ("DELETED", 2), ("MOVED", 1)]])
     first = scan(institution)
     assert first.summary["pending"] == 4 and first.summary["first_course_unarchived"] == 3
@@ -174,7 +174,7 @@ def test_pending_plans_are_rechecked_until_archived_or_gone(institution, django_
 
 def test_scanning_the_same_window_again_updates_the_pending_row(institution):
     in_tps(institution, "M1", "PLAN", local(2024, 2, 20, 10))
-    rv_csv(institution, [Delivery("M1", "PLAN", dt.datetime(2024, 3, 5, 9), course=1)])
+    rv_csv(institution, [rv_plan("M1", "PLAN", dt.datetime(2024, 3, 5, 9), course=1)])
     first, second = scan(institution), scan(institution)
     row = PendingPlan.objects.get()
     assert (row.first_seen_scan, row.last_checked_scan) == (first, second)
@@ -183,8 +183,8 @@ def test_scanning_the_same_window_again_updates_the_pending_row(institution):
 
 def test_rerun_of_a_scan_after_a_crash_does_not_duplicate(institution):
     in_tps(institution, "M1", "PLAN", local(2024, 2, 20, 10))
-    rv_csv(institution, [Delivery("M1", "PLAN", dt.datetime(2024, 3, 5, 9), course=1),
-                         Delivery("M2", "GONE", dt.datetime(2024, 3, 5, 9), course=1)])
+    rv_csv(institution, [rv_plan("M1", "PLAN", dt.datetime(2024, 3, 5, 9), course=1),
+                         rv_plan("M2", "GONE", dt.datetime(2024, 3, 5, 9), course=1)])
     result = scan(institution)
     result.status = LossScan.Status.RUNNING
     execute_loss_scan(scan=result, refresh_tps=False)
@@ -230,12 +230,12 @@ def test_skipped_rows_are_kept_with_the_scan(institution, django_capture_on_comm
 
 def test_no_mail_when_nothing_lost_or_nobody_to_tell(institution, django_capture_on_commit_callbacks, mailoutbox):
     in_tps(institution, "1", "P", local(2024, 2, 20, 10))
-    rv_csv(institution, [Delivery("1", "P", dt.datetime(2024, 3, 4, 9))])
+    rv_csv(institution, [rv_plan("1", "P", dt.datetime(2024, 3, 4, 9))])
     with django_capture_on_commit_callbacks(execute=True):
         scan(institution)
     institution.notify_emails = []
     institution.save()
-    rv_csv(institution, [Delivery("2", "LOST", dt.datetime(2024, 3, 4, 9))])
+    rv_csv(institution, [rv_plan("2", "LOST", dt.datetime(2024, 3, 4, 9))])
     with django_capture_on_commit_callbacks(execute=True):
         assert scan(institution).summary["lost"] == 1
     assert mailoutbox == []
@@ -245,7 +245,7 @@ def test_tps_is_refreshed_first_and_a_failed_refresh_fails_the_scan(institution,
     calls = []
     monkeypatch.setattr("inventory.services.tps_sync.sync_institution",
                         lambda *, institution, actor=None, source=None: calls.append((institution.code, actor)))
-    rv_csv(institution, [Delivery("1", "P", dt.datetime(2024, 3, 4, 9))])
+    rv_csv(institution, [rv_plan("1", "P", dt.datetime(2024, 3, 4, 9))])
     assert scan(institution, refresh_tps=True).status == "done"
     assert calls == [("PUMCH", "tester")]
 
@@ -257,19 +257,13 @@ def test_tps_is_refreshed_first_and_a_failed_refresh_fails_the_scan(institution,
     assert (result.status, result.error) == ("failed", "TPS of PUMCH cannot be read: ssh://tps-host: connection refused")
 
 
-def _all_three_sources(tmp_path, deliveries):
-    """The same deliveries as CSV (no course column), MOSAIQ (courses, QA beams, an edited
-    prescription) and DICOM; returns their URLs."""
-    csv_path = write_csv(tmp_path / "same.csv", deliveries, with_course=False)
-    db = tmp_path / "mosaiq.sqlite3"
-    connection = sqlite3.connect(db)
-    writer = MosaiqWriter(connection).create_schema()
-    for i, d in enumerate(deliveries):
-        writer.delivery(d, edited=i == 0)
-    writer.commit()
-    connection.close()
-    folder = write_dicom_dir(tmp_path / "dicom", deliveries)
-    return [f"csv:{csv_path}", f"mosaiq+sqlite:///{db}", f"dicom-dir:{folder}"]
+def _all_three_sources(tmp_path, plans: list[RvPlan]):
+    """The same plans as CSV (course column empty), MOSAIQ (courses, QA beams, the plans' edited
+    prescriptions) and DICOM; returns their URLs."""
+    csv_path = write_csv(tmp_path / "same.csv", [replace(p, course=None) for p in plans])
+    db = write_mosaiq(tmp_path / "mosaiq.sqlite3", plans)
+    write_dicom(tmp_path / "dicom", plans)
+    return [f"csv:{csv_path}", f"mosaiq+sqlite:///{db}", f"dicom-dir:{tmp_path / 'dicom'}"]
 
 
 def test_same_answers_from_all_three_sources(institution, tmp_path):
@@ -278,17 +272,18 @@ def test_same_answers_from_all_three_sources(institution, tmp_path):
     in_tps(institution, "000002", "Prostate IMRT 78Gy/39F", created, group="ToArchive")
     in_tps(institution, "000003", "PLAN", created, trials=["ＩＭＲＴ 加量"], group="Research")
     in_tps(institution, "000004", "Whole Brain", created)
-    deliveries = [
-        Delivery("000001", "LT BREAST", dt.datetime(2024, 3, 4, 9), course=1, last_name="张", first_name="三",
-                 qa_before=dt.datetime(2024, 2, 27, 16)),  # a QA beam the week before: not the first delivery
-        Delivery("000002", "PROSTATE IMRT 78", dt.datetime(2024, 3, 5, 9), course=1),
-        Delivery("000003", "IMRT 加量", dt.datetime(2024, 3, 6, 9), course=1),
-        Delivery("000004", "WHOLE BRAIN", dt.datetime(2023, 6, 1, 9), course=1),
-        Delivery("000004", "WHOLE BRAIN", dt.datetime(2024, 3, 7, 9), course=2),
-        Delivery("000005", "GONE", dt.datetime(2024, 3, 8, 9), course=1),
+    plans = [
+        rv_plan("000001", "LT BREAST", dt.datetime(2024, 3, 4, 9), course=1, last_name="张", first_name="三",
+                qa_runs=[dt.datetime(2024, 2, 27, 16)]),  # a QA beam the week before: not the first delivery
+        rv_plan("000002", "PROSTATE IMRT 78", dt.datetime(2024, 3, 5, 9), course=1),
+        rv_plan("000003", "IMRT 加量", dt.datetime(2024, 3, 6, 9), course=1),
+        rv_plan("000004", "WHOLE BRAIN", dt.datetime(2023, 6, 1, 9), course=1),
+        # Prescription edited: in MOSAIQ the first fractions sit on an old Site row of course 1.
+        rv_plan("000004", "WHOLE BRAIN", dt.datetime(2024, 3, 7, 9), course=2, old_site_course=1),
+        rv_plan("000005", "GONE", dt.datetime(2024, 3, 8, 9), course=1),
     ]
     answers = []
-    for url in _all_three_sources(tmp_path, deliveries):
+    for url in _all_three_sources(tmp_path, plans):
         institution.rv_url = url
         institution.save()
         result = scan(institution)

@@ -11,8 +11,8 @@ import pytest
 from lossdetect.models import LossScan
 from lossdetect.services.schedule import previous_week, start_scheduled_scans
 from lossdetect.tasks import run_loss_scan_task, run_scheduled_scans
+from demo_site.rv import rv_plan, write_csv
 from tests.factories import InstitutionFactory, LossScanFactory
-from tests.lossdetect.rv_writers import Delivery, write_csv
 
 UTC = dt.timezone.utc
 
@@ -28,7 +28,7 @@ def test_previous_week(today, expected):
 
 @pytest.mark.django_db
 def test_scheduled_scans_cover_last_week_in_site_time_and_run_once(tmp_path, django_capture_on_commit_callbacks):
-    rv = write_csv(tmp_path / "rv.csv", [Delivery("1", "P", dt.datetime(2024, 3, 6, 9))])
+    rv = write_csv(tmp_path / "rv.csv", [rv_plan("1", "P", dt.datetime(2024, 3, 6, 9))])
     shanghai = InstitutionFactory(code="SH", rv_url=f"csv:{rv}", time_zone="Asia/Shanghai")
     InstitutionFactory(code="NORV", rv_url="")
     # Sunday 23:00 UTC is already Monday 07:00 in Shanghai: its previous week is 4..10 March.
@@ -66,7 +66,7 @@ def test_tasks_take_ids_and_leave_finished_scans_alone(tmp_path):
     assert run_loss_scan_task(987654) == "skipped"
     finished = LossScanFactory(status="done")
     assert run_loss_scan_task(finished.pk) == "skipped"
-    rv = write_csv(tmp_path / "rv.csv", [Delivery("1", "P", dt.datetime(2024, 3, 6, 9))])
+    rv = write_csv(tmp_path / "rv.csv", [rv_plan("1", "P", dt.datetime(2024, 3, 6, 9))])
     running = LossScanFactory(institution=InstitutionFactory(rv_url=f"csv:{rv}"), status="running")
     assert run_loss_scan_task(running.pk) == "failed"  # the TPS refresh fails: unknown, not "0 lost"
     assert run_scheduled_scans() == [s.pk for s in LossScan.objects.filter(trigger="scheduled")]

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from lossdetect.models import LossFinding, LossScan, PendingPlan
+from demo_site.rv import rv_plan, write_csv
 from tests.factories import InstitutionFactory, LossScanFactory
-from tests.lossdetect.rv_writers import Delivery, write_csv
 
 CATEGORIES = ["first_course_lost", "first_course_unarchived", "first_course_archived", "recourse_lost",
               "recourse_unarchived", "recourse_archived"]
@@ -59,7 +59,7 @@ def test_scan_list_shows_windows_and_totals(admin_client, scan, django_assert_ma
 def test_manual_scan_of_any_window_runs_and_opens_its_page(admin_client, db, tmp_path, monkeypatch,
                                                            django_capture_on_commit_callbacks):
     monkeypatch.setattr("inventory.services.tps_sync.sync_institution", lambda **kwargs: None)
-    rv = write_csv(tmp_path / "rv.csv", [Delivery("1", "P", dt.datetime(2023, 12, 30, 9))])
+    rv = write_csv(tmp_path / "rv.csv", [rv_plan("1", "P", dt.datetime(2023, 12, 30, 9))])
     institution = InstitutionFactory(code="SH", rv_url=f"csv:{rv}")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("lossdetect:scan-start"), {

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,7 @@ from pinnacle.reader import (
     read_patient, scan_patient_files,
 )
 from connectors.tps.local import LocalTpsSource
-from tests.archiver.pinnacle_builder import (
-    institution, plan, touch, truncate, truncate_after, write_institution_file, write_patient,
-)
+from demo_site import GroupSpec, PlanSpec, edit_file, truncate_file, write_institution_file, write_patient
 
 SAMPLE_PATIENT = "Institution_1/Mount_0/Patient_1"
 
@@ -101,7 +100,7 @@ def test_sample_institution_header_and_groups(pinnacle_sample):
     ("Peña", "José", "latin-1"),
 ])
 def test_names_in_each_encoding(root, last, first, encoding):
-    path = write_patient(root, last_name=last, first_name=first, encoding=encoding)
+    path = write_patient(root, last_name=last, first_name=first, encoding=encoding).tps_path
     info = _read(root, path)
     assert (info.last_name, info.first_name) == (last, first)
     assert info.encoding == encoding
@@ -109,14 +108,14 @@ def test_names_in_each_encoding(root, last, first, encoding):
 
 
 def test_mrn_is_a_trimmed_string_with_leading_zeros(root):
-    bare = write_patient(root, patient_id=1, mrn="000123", mrn_bare=True)
-    spaced = write_patient(root, patient_id=2, mrn="  0042 ")
+    bare = write_patient(root, patient_id=1, mrn="000123", mrn_unquoted=True).tps_path
+    spaced = write_patient(root, patient_id=2, mrn="  0042 ").tps_path
     assert _read(root, bare).mrn == "000123"
     assert _read(root, spaced).mrn == "0042"
 
 
 def test_patient_id_from_the_file(root):
-    path = write_patient(root, patient_id=7)
+    path = write_patient(root, patient_id=7).tps_path
     assert _read(root, path).tps_patient_id == 7
 
 
@@ -138,12 +137,13 @@ def test_parse_timestamp(text, expected):
 
 def test_plan_creation_and_edit_time_fallbacks(root):
     path = write_patient(root, plans=[
-        plan(0, "ALL", created="2019-01-01 08:00:00", written="2019-01-02.09:00:00", modified="2019-01-03 10:00:00"),
-        plan(1, "NO CREATE", created="", written="2019-02-02 09:00:00", modified=""),
-        plan(2, "ONLY CREATE", created="2019-03-01 08:00:00", written="", modified=""),
-        plan(3, "NONE", created="", written="", modified=""),
-        plan(4, "GARBAGE", created="soon", written="2019-05-02 09:00:00", modified="later"),
-    ])
+        PlanSpec(0, "ALL", created="2019-01-01 08:00:00", written="2019-01-02.09:00:00",
+                 modified="2019-01-03 10:00:00"),
+        PlanSpec(1, "NO CREATE", created="", written="2019-02-02 09:00:00", modified=""),
+        PlanSpec(2, "ONLY CREATE", created="2019-03-01 08:00:00", written="", modified=""),
+        PlanSpec(3, "NONE", created="", written="", modified=""),
+        PlanSpec(4, "GARBAGE", created="soon", written="2019-05-02 09:00:00", modified="later"),
+    ]).tps_path
     info = _read(root, path)
     times = {p.name: (p.created, p.edited) for p in info.plans}
     d = dt.datetime
@@ -158,7 +158,7 @@ def test_plan_creation_and_edit_time_fallbacks(root):
 
 
 def test_latest_edit_falls_back_to_the_header_time(root):
-    path = write_patient(root, plans=[], header_times=("2018-01-01 08:00:00", "2018-02-01 08:00:00", ""))
+    path = write_patient(root, plans=[], header_times=("2018-01-01 08:00:00", "2018-02-01 08:00:00", "")).tps_path
     info = _read(root, path)
     assert info.plans == [] and info.latest_edit == dt.datetime(2018, 2, 1, 8)
 
@@ -167,8 +167,9 @@ def test_latest_edit_falls_back_to_the_header_time(root):
 
 
 def test_bare_institution_file(root):
-    path = write_patient(root, institution=3)
-    write_institution_file(root, [institution(3, "ToArchive", [path])], form="bare")
+    record = write_patient(root, "Institution_3")
+    path = record.tps_path
+    write_institution_file(root, [GroupSpec(3, "ToArchive", [record])], form="bare")
     headers = read_institution_headers(LocalTpsSource(root))
     assert headers["Institution_3"].name == "ToArchive"
     assert headers["Institution_3"].institution_id == 3
@@ -177,44 +178,45 @@ def test_bare_institution_file(root):
 
 
 def test_block_institution_file_with_chinese_names(root):
-    a = write_patient(root, institution=1, patient_id=1)
-    b = write_patient(root, institution=2, patient_id=2)
-    write_institution_file(root, [institution(1, "待归档", [a]), institution(2, "Clinical", [b])],
+    a = write_patient(root, "Institution_1", 1)
+    b = write_patient(root, "Institution_2", 2)
+    write_institution_file(root, [GroupSpec(1, "待归档", [a]), GroupSpec(2, "Clinical", [b])],
                            form="blocks", encoding="gb18030")
     groups = list_groups(LocalTpsSource(root))
     assert [(g.dir_name, g.name, g.patient_paths) for g in groups] == [
-        ("Institution_1", "待归档", [a]), ("Institution_2", "Clinical", [b])]
+        ("Institution_1", "待归档", [a.tps_path]), ("Institution_2", "Clinical", [b.tps_path])]
 
 
 def test_directories_win_over_a_stale_institution_file(root):
-    listed = write_patient(root, institution=1, patient_id=1)
-    unlisted = write_patient(root, institution=1, mount=1, patient_id=2)
-    new_group = write_patient(root, institution=4, patient_id=3)
-    gone = "Institution_1/Mount_0/Patient_99"
-    write_institution_file(root, [institution(1, "Clinical", [listed, gone]), institution(9, "Old", [])])
+    listed = write_patient(root, "Institution_1", 1)
+    unlisted = write_patient(root, "Institution_1", 2, mount="Mount_1")
+    new_group = write_patient(root, "Institution_4", 3)
+    gone = write_patient(root, "Institution_1", 99)
+    write_institution_file(root, [GroupSpec(1, "Clinical", [listed, gone]), GroupSpec(9, "Old", [])])
+    shutil.rmtree(gone.path)  # deleted after the Institution file was last written
     groups = {g.dir_name: g for g in list_groups(LocalTpsSource(root))}
     assert sorted(groups) == ["Institution_1", "Institution_4"]
     assert groups["Institution_1"].name == "Clinical"
-    assert groups["Institution_1"].patient_paths == [listed, unlisted]
-    assert (groups["Institution_4"].name, groups["Institution_4"].patient_paths) == ("Institution_4", [new_group])
+    assert groups["Institution_1"].patient_paths == [listed.tps_path, unlisted.tps_path]
+    assert (groups["Institution_4"].name, groups["Institution_4"].patient_paths) == (
+        "Institution_4", [new_group.tps_path])
 
 
 def test_missing_institution_file_names_groups_by_folder(root):
-    path = write_patient(root, institution=2)
+    path = write_patient(root, "Institution_2").tps_path
     assert read_institution_headers(LocalTpsSource(root)) == {}
     assert [(g.name, g.patient_paths) for g in list_groups(LocalTpsSource(root))] == [("Institution_2", [path])]
 
 
 def test_unparsable_institution_file_is_an_error_not_a_regrouping(root):
-    path = write_patient(root)
-    file = write_institution_file(root, [institution(1, "Clinical", [path])])
-    truncate_after(file, "PatientLiteList ={")
+    file = write_institution_file(root, [GroupSpec(1, "Clinical", [write_patient(root)])], form="bare")
+    truncate_file(file, after="PatientLiteList ={")
     with pytest.raises(InstitutionFileError, match=r"^Institution: line \d+: file ends inside block 'PatientLiteList'"):
         list_groups(LocalTpsSource(root))
 
 
 def test_only_pinnacle_folders_are_groups_mounts_and_patients(root):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     (root / "Physics").mkdir()
     (root / ".pdas-quarantine" / "Institution_1").mkdir(parents=True)
     (root / "Institution_1" / "Mount_0" / "Patient_2.tmp").mkdir()
@@ -240,10 +242,10 @@ def test_linked_patient_and_mount_folders_are_reported_not_entered(root, tmp_pat
 
 
 def test_truncated_patient_file_is_unreadable_with_file_and_line(root):
-    path = write_patient(root, plans=[plan(0, "A"), plan(1, "B")])
+    path = write_patient(root, plans=[PlanSpec(0, "A"), PlanSpec(1, "B")]).tps_path
     patient_file = root / path / "Patient"
     text = patient_file.read_text()
-    truncate_after(patient_file, 'PlanName = "B";')
+    truncate_file(patient_file, after='PlanName = "B";')
     info = _read(root, path)
     line = text[: text.index("PlanList ={")].count("\n") + 1
     assert info.errors == [f"Patient: line {line}: file ends inside block 'PlanList' (truncated file?)"]
@@ -253,7 +255,7 @@ def test_truncated_patient_file_is_unreadable_with_file_and_line(root):
 
 
 def test_garbage_patient_file(root):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     (root / path / "Patient").write_bytes(bytes(range(256)) * 4)
     info = _read(root, path)
     assert len(info.errors) == 1 and info.errors[0].startswith("Patient: line ")
@@ -261,14 +263,14 @@ def test_garbage_patient_file(root):
 
 
 def test_missing_patient_file(root):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     (root / path / "Patient").unlink()
     assert _read(root, path).errors == ["Patient: file is missing"]
 
 
 def test_empty_patient_file(root):
-    path = write_patient(root)
-    truncate(root / path / "Patient", keep=0)
+    path = write_patient(root).tps_path
+    truncate_file(root / path / "Patient", keep=0)
     info = _read(root, path)
     # An empty file parses to nothing: no MRN and no plans, but the folder's Plan_0 is not in a PlanList.
     assert info.mrn == "" and info.plans == []
@@ -276,30 +278,31 @@ def test_empty_patient_file(root):
 
 
 def test_truncated_trial_file_names_the_plan_file(root):
-    path = write_patient(root, plans=[plan(0, "A", trials=["T1", "T2"])])
+    path = write_patient(root, plans=[PlanSpec(0, "A", trials=["T1", "T2"])]).tps_path
     trial_file = root / path / "Plan_0/plan.Trial"
     second = trial_file.read_text().split("\n").index("Trial ={", 1) + 1
-    truncate_after(trial_file, 'Name = "T2";')
+    truncate_file(trial_file, after='Name = "T2";')
     info = _read(root, path)
     assert info.errors == [f"Plan_0/plan.Trial: line {second}: file ends inside block 'Trial' (truncated file?)"]
     assert info.plans[0].trial_names == [] and info.mrn == "000123"
 
 
 def test_plan_directory_not_in_plan_list(root):
-    path = write_patient(root, plans=[plan(0, "A"), plan(2, "STRAY", in_plan_list=False)])
+    path = write_patient(root, plans=[PlanSpec(0, "A"), PlanSpec(2, "STRAY", in_plan_list=False)]).tps_path
     info = _read(root, path)
     assert [p.plan_id for p in info.plans] == [0]
     assert info.errors == ["Plan_2/ is a plan directory but PlanList has no PlanID 2"]
 
 
 def test_plan_without_trial_file(root):
-    path = write_patient(root, plans=[plan(0, "A")])
+    path = write_patient(root, plans=[PlanSpec(0, "A")]).tps_path
     (root / path / "Plan_0/plan.Trial").unlink()
     assert _read(root, path).errors == ["Plan_0/plan.Trial: file is missing"]
 
 
 def test_several_trials_and_plans(root):
-    path = write_patient(root, plans=[plan(0, "LT BREAST", trials=["sMLC", "IMRT 2"]), plan(3, "BOOST")])
+    path = write_patient(root, plans=[PlanSpec(0, "LT BREAST", trials=["sMLC", "IMRT 2"]),
+                                      PlanSpec(3, "BOOST")]).tps_path
     info = _read(root, path)
     assert [(p.plan_id, p.name, p.trial_names) for p in info.plans] == [
         (0, "LT BREAST", ["sMLC", "IMRT 2"]), (3, "BOOST", ["Trial_1"])]
@@ -318,7 +321,7 @@ def test_is_junk(name, junk):
 
 
 def test_junk_files_are_listed_apart(root):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     for name in ("Plan_0/.auto.plan.Trial.binary.001", "Patient.ErrorLog", "Plan_0/pinnacle.Transcript"):
         (root / path / name).write_bytes(b"autosave")
     info = _read(root, path)
@@ -329,7 +332,7 @@ def test_junk_files_are_listed_apart(root):
 
 
 def test_links_out_of_the_patient_are_never_followed(root, tmp_path):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     secret = tmp_path / "outside" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("not patient data")
@@ -347,7 +350,7 @@ def test_links_out_of_the_patient_are_never_followed(root, tmp_path):
 
 
 def test_linked_plan_directory_of_a_listed_plan(root, tmp_path):
-    path = write_patient(root, plans=[plan(0, "A"), plan(1, "B", directory=False)])
+    path = write_patient(root, plans=[PlanSpec(0, "A"), PlanSpec(1, "B", directory=False)]).tps_path
     os.symlink(root / path / "Plan_0", root / path / "Plan_1")
     info = _read(root, path)
     assert info.errors == ["plan Plan_1 'B': Plan_1 is a symbolic link (not followed)"]
@@ -355,7 +358,7 @@ def test_linked_plan_directory_of_a_listed_plan(root, tmp_path):
 
 
 def test_linked_patient_file_is_not_read(root, tmp_path):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     real = root / path / "Patient"
     moved = tmp_path / "Patient.real"
     real.rename(moved)
@@ -365,14 +368,14 @@ def test_linked_patient_file_is_not_read(root, tmp_path):
 
 
 def test_scan_patient_files_and_the_fingerprint(root):
-    path = write_patient(root)
+    path = write_patient(root).tps_path
     source = LocalTpsSource(root)
     files, junk, links = scan_patient_files(source, path)
     assert junk == [] and links == []
     before = fingerprint_files(files)
     assert before == fingerprint_files(list(reversed(files)))  # order does not matter
     assert before == _read(root, path).fingerprint
-    touch(root / path / "Plan_0/plan.roi")
+    edit_file(root / path / "Plan_0/plan.roi")
     after = fingerprint_files(scan_patient_files(source, path)[0])
     assert after != before
     (root / path / "Plan_0/.auto.plan.Trial.binary.002").write_bytes(b"x")
