@@ -9,10 +9,10 @@ from sites.admin_base import PatientDataAdmin, ViewOnlyAdmin
 
 @admin.register(ArchiveRun)
 class ArchiveRunAdmin(ViewOnlyAdmin):
-    list_display = ("id", "institution", "started_by", "status", "created_at", "started_at", "finished_at")
+    list_display = ("id", "institution", "requested_by", "status", "created_at", "started_at", "finished_at")
     list_filter = ("institution", "status")
     list_select_related = ("institution",)
-    search_fields = ("started_by",)
+    search_fields = ("requested_by",)
     date_hierarchy = "created_at"
 
 

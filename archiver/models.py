@@ -1,41 +1,41 @@
 """The archiving workflow's own rows: archive runs with their patient tasks, and restores."""
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.events import Event
+from core.jobs import JobQuerySet, JobRow, JobStatus, stale_cutoff
 from inventory.models import Archive, TpsPatient
 from sites.models import Institution
 
 
-class ArchiveRun(models.Model):
-    """One archiving run over an institution's pending group (a Celery job of patient tasks)."""
+class ArchiveRunQuerySet(JobQuerySet):
+    def stale(self, now=None):
+        """A run is alive while any of its pending patients is claimed, or any of its patients
+        started or finished since the cutoff: its progress is on its patient tasks."""
+        now = now or timezone.now()
+        cutoff = stale_cutoff(now)
+        alive = PatientArchiveTask.objects.filter(run=OuterRef("pk")).filter(
+            Q(result=PatientArchiveTask.Result.PENDING, patient__claimed_by__gt="", patient__claim_expires__gt=now)
+            | Q(started_at__gte=cutoff) | Q(finished_at__gte=cutoff))
+        return super().stale(now).exclude(Exists(alive))
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+
+class ArchiveRun(JobRow):
+    """One archiving run over an institution's pending group: a job of patient tasks (``core.jobs``)."""
+
+    Status = JobStatus
+    audit_event = Event.ARCHIVE_RUN
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="archive_runs")
-    started_by = models.CharField(max_length=150, help_text=_("User name, or 'scheduler'"))
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
+
+    objects = ArchiveRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-
-    @property
-    def duration(self) -> dt.timedelta | None:
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
 
 
 class PatientArchiveTask(models.Model):
@@ -78,26 +78,29 @@ class PatientArchiveTask(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "patient"], name="uniq_run_patient")]
 
 
-class RestoreRecord(models.Model):
-    """A restore of one archive back onto the TPS (or into a chosen folder)."""
+class RestoreRecord(JobRow):
+    """A restore of one archive back onto the TPS (or into a chosen folder): a job (``core.jobs``).
+
+    ``reason`` is what the page shows: the step running, then the outcome (done or not); ``error``
+    holds why a restore failed or was refused."""
 
     class Status(models.TextChoices):
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+        QUEUED = JobStatus.QUEUED.value, JobStatus.QUEUED.label
+        RUNNING = JobStatus.RUNNING.value, JobStatus.RUNNING.label
+        DONE = JobStatus.DONE.value, JobStatus.DONE.label
+        FAILED = JobStatus.FAILED.value, JobStatus.FAILED.label
         REFUSED = "refused", _("Refused")
+
+    audit_event = Event.RESTORE
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="restores")
     archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="restores")
-    requested_by = models.CharField(max_length=150)
     destination = models.CharField(max_length=1000)
     tps_path = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     reason = models.TextField(blank=True)
     files = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0)
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-started_at"]
+        ordering = ["-created_at"]

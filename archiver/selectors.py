@@ -79,7 +79,7 @@ def run_progress(*, run) -> dict:
     return {
         "status": run.status, "status_display": str(run.get_status_display()), "counts": counts,
         "bytes_done": sum(t["bytes_done"] for t in tasks), "bytes_total": sum(t["bytes_total"] for t in tasks),
-        "finished": counts["pending"] == 0, "tasks": tasks,
+        "finished": run.finished, "tasks": tasks, "error": run.error,
     }
 
 
@@ -89,7 +89,7 @@ def run_progress(*, run) -> dict:
 def recent_restores():
     from archiver.models import RestoreRecord
 
-    return RestoreRecord.objects.select_related("archive", "institution").order_by("-started_at")
+    return RestoreRecord.objects.select_related("archive", "institution").order_by("-created_at")
 
 
 def restore_progress(*, record) -> dict:
@@ -97,7 +97,7 @@ def restore_progress(*, record) -> dict:
     total = record.archive.raw_bytes or 0
     return {
         "id": record.pk, "status": record.status, "status_display": str(record.get_status_display()),
-        "finished": record.finished_at is not None, "reason": record.reason, "files": record.files,
+        "finished": record.finished, "reason": record.reason, "files": record.files,
         "bytes": record.bytes, "bytes_total": total, "tps_path": record.tps_path, "destination": record.destination,
         "archive": record.archive.name,
     }

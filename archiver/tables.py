@@ -23,7 +23,7 @@ class ArchiveRunTable(tables.Table):
 
     class Meta:
         model = ArchiveRun
-        fields = ("id", "institution", "created_at", "started_by", "status", "patients", "passed", "errors",
+        fields = ("id", "institution", "created_at", "requested_by", "status", "patients", "passed", "errors",
                   "warnings", "raw_bytes", "finished_at")
         attrs = {"class": "table table-sm table-hover align-middle"}
 

@@ -1,33 +1,74 @@
-"""Celery tasks for archiving: thin shells that take ids and call the services.
+"""Celery tasks of the archiving workflow: thin shells that take ids and call the services.
 
-Patient tasks are late-acknowledged and rejected back to the queue when their worker dies, so a
+They are started through ``core.dispatch`` only (``start_archive_run`` below for a run's patients).
+Tasks are late-acknowledged and rejected back to the queue when their worker dies (settings), so a
 killed worker's patient is picked up again; the per-patient claim keeps a redelivery from running
 beside the original, and the service resumes whatever the dead attempt finished.
 """
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from archiver.models import ArchiveRun
-from sites.models import Institution
+from archiver.models import ArchiveRun, PatientArchiveTask
 from archiver.services import archiving
+from connectors.tps.base import TpsError
+from core.dispatch import BackgroundTask, dispatch
+from sites.models import Institution
 
 
-@shared_task(
-    bind=True, acks_late=True, reject_on_worker_lost=True,
-    autoretry_for=(archiving.TransientArchiveError,), retry_backoff=30, retry_backoff_max=900, max_retries=6,
-)
-def archive_patient_task(self, task_id: int) -> str:
-    return archiving.archive_patient(task_id=task_id).result
+class ArchivePatientTask(BackgroundTask):
+    def embedded_workers(self) -> int:
+        return settings.PDAS_ARCHIVE_WORKERS
+
+    def give_up(self, exc: Exception, task_id: int) -> str:
+        task = archiving.give_up_patient(
+            task_id=task_id, reason=f"gave up after {self.max_retries + 1} attempts: {exc}; originals kept")
+        return task.result
 
 
-@shared_task(acks_late=True)
-def finish_run_task(run_id: int) -> str:
-    return archiving.finish_run(run=ArchiveRun.objects.get(pk=run_id)).status
+@shared_task(base=ArchivePatientTask)
+def archive_patient_task(task_id: int) -> str:
+    """Archive one patient of a run (retried while the error is retryable), then close the run if
+    this was its last pending patient."""
+    task = archiving.archive_patient(task_id=task_id, worker=f"{archiving.worker_name()}:{task_id}")
+    archiving.finish_run(run=task.run)
+    return task.result
 
 
-@shared_task(acks_late=True)
+@shared_task(base=BackgroundTask)
+def prepare_archive_run_task(run_id: int) -> str:
+    """Prepare a run a page asked for (recovery, TPS re-read, curation, its patients), then start it.
+    A run already prepared or finished (a redelivered message) is left alone."""
+    run = ArchiveRun.objects.select_related("institution").get(pk=run_id)
+    if run.finished or run.tasks.exists():
+        return "skipped"
+    try:
+        archiving.prepare_archive_run(institution=run.institution, actor=run.requested_by, run=run)
+    except TpsError:
+        return ArchiveRun.Status.FAILED  # the run holds the one-line reason its page shows
+    return start_archive_run(run).status
+
+
+def start_archive_run(run: ArchiveRun) -> ArchiveRun:
+    """Mark ``run`` started and dispatch one task per pending patient; returns the run as it is then
+    (finished already when it has no patient, or when the work ran inline)."""
+    archiving.start_run(run=run)
+    # An institution may send its patients to a worker running on its TPS host, where packing reads
+    # local disks (Institution.worker_queue); otherwise Celery's default queue.
+    queue = run.institution.worker_queue
+    task_ids = list(run.tasks.filter(result=PatientArchiveTask.Result.PENDING).values_list("pk", flat=True))
+    for task_id in task_ids:
+        dispatch(archive_patient_task, task_id, queue=queue)
+    if not task_ids:
+        archiving.finish_run(run=run)
+    run.refresh_from_db()
+    return run
+
+
+@shared_task(base=BackgroundTask)
 def purge_quarantine_task() -> int:
+    """Beat entry (nightly): delete quarantined originals past their retention, every institution."""
     from archiver.services.quarantine import purge_quarantine
     from sites.connections import open_institution_tps
 
@@ -38,12 +79,12 @@ def purge_quarantine_task() -> int:
     return purged
 
 
-@shared_task(acks_late=True)
+@shared_task(base=BackgroundTask)
 def restore_archive_task(archive_id: int, record_id: int) -> str:
-    """Carry out a restore prepared by ``start_restore``; a redelivered message finds it decided and stops."""
+    """Carry out a restore prepared by ``create_restore``; a redelivered message finds it decided and stops."""
     from archiver.models import RestoreRecord
-    from archiver.services.restore import run_restore
+    from archiver.services.restore import execute_restore
 
     if not RestoreRecord.objects.filter(pk=record_id, archive_id=archive_id).exists():
         return "unknown"
-    return run_restore(record_id=record_id).status
+    return execute_restore(record_id=record_id).status

@@ -6,12 +6,9 @@ Access (sites.access): reading needs the view permission of the rows shown, star
 institutions than the user's are absent (404)."""
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 
-from django.conf import settings
 from django.contrib import messages
-from django.db import connection, transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
@@ -27,7 +24,8 @@ from archiver.models import ArchiveRun
 from archiver.services import archiving
 from archiver.services import restore as restore_service
 from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
-from connectors.tps.base import TpsError
+from archiver.tasks import prepare_archive_run_task, restore_archive_task
+from core.dispatch import dispatch
 from audit.events import Event
 from audit.services import record_event, record_event_per_institution
 from sites.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
@@ -82,38 +80,17 @@ class ArchiveRunDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTab
         return context
 
 
-def _in_background(work, **kwargs) -> None:
-    """Embedded mode has no worker: run ``work(**kwargs)`` in a thread of this process, which closes
-    its own database connection when done."""
-    def target() -> None:
-        try:
-            work(**kwargs)
-        finally:
-            connection.close()
-
-    threading.Thread(target=target, daemon=True).start()
-
-
-def _run_in_background(run_id: int) -> None:
-    archiving.run_in_process(run=ArchiveRun.objects.get(pk=run_id))
-
-
 @access_required("archiver.run_archive")
 @require_POST
 def start_run(request):
+    """Ask for a run: its row now, the rest (recovery, TPS re-read, curation, the patients) in the
+    background (``core.dispatch``); the run's page follows it."""
     form = limit_choices(StartArchiveRunForm(request.POST), request.user)
     if not form.is_valid():
         messages.error(request, _("Choose an institution."))
         return redirect("archiver:run-list")
-    try:
-        run = archiving.prepare_archive_run(institution=form.cleaned_data["institution"], actor=request.user)
-    except TpsError as exc:
-        messages.error(request, _("The TPS cannot be read: %(error)s") % {"error": exc})
-        return redirect("archiver:run-list")
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        _in_background(_run_in_background, run_id=run.pk)
-    else:
-        archiving.enqueue_run(run=run)
+    run = archiving.request_archive_run(institution=form.cleaned_data["institution"], actor=request.user)
+    dispatch(prepare_archive_run_task, run.pk)
     messages.success(request, _("Archive run %(id)s started.") % {"id": run.pk})
     return redirect("archiver:run-detail", pk=run.pk)
 
@@ -168,16 +145,11 @@ def start_restore(request):
     try:
         archive = restore_service.ensure_indexed(institution=institution, name=form.cleaned_data["archive"],
                                                  actor=request.user)
-        record = restore_service.start_restore(archive=archive, institution=institution, actor=request.user)
+        record = restore_service.create_restore(archive=archive, institution=institution, actor=request.user)
     except restore_service.RestoreError as exc:
         messages.error(request, str(exc))
         return redirect("archiver:restore")
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        _in_background(restore_service.run_restore, record_id=record.pk)
-    else:
-        from archiver.tasks import restore_archive_task
-
-        transaction.on_commit(lambda: restore_archive_task.delay(archive.pk, record.pk))
+    dispatch(restore_archive_task, archive.pk, record.pk)
     return redirect("archiver:restore-detail", pk=record.pk)
 
 

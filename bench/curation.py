@@ -5,7 +5,7 @@
 Writes small Pinnacle patient folders with ``demo_site``'s tree writer (the whole demo site
 with its R&V files takes about a minute at this size; the folders alone a few seconds): mostly clean
 patients, with a share of naming problems, CopyOf_/TEST plans, image-only patients, GB18030 names and
-shared MRNs. Then, on a throw-away SQLite database, times ``curate_institution`` twice: the first run
+shared MRNs. Then, on a throw-away SQLite database, times ``run_curation`` twice: the first run
 reads and parses every patient; the repeat run, with nothing changed, only walks the folders (the
 sync's fingerprints) and classifies again. Prints seconds and patients/s for both and the ratio;
 asserts nothing. The issue's bar: the repeat run under 10 seconds.
@@ -98,7 +98,7 @@ def main() -> None:
     try:
         setup_django(work)
         from sites.models import Institution
-        from curation.services.curate import curate_institution
+        from curation.services.curate import run_curation
 
         root = work / "Patients"
         shutil.rmtree(root, ignore_errors=True)
@@ -113,7 +113,7 @@ def main() -> None:
         results = []
         for label in ("first run (every patient parsed)", "repeat run (nothing changed)"):
             started = time.monotonic()
-            run = curate_institution(institution=institution, actor="bench")
+            run = run_curation(institution=institution, actor="bench")
             seconds = time.monotonic() - started
             patients = run.counts["patients"]
             results.append(seconds)

@@ -88,7 +88,8 @@ def build_site(scale: float, rng: random.Random):
             batch_size=BATCH)
         days = (LAST - FIRST).days
         ArchiveRun.objects.bulk_create(
-            [ArchiveRun(institution=inst, started_by="scheduler", status=ArchiveRun.Status.DONE,
+            [ArchiveRun(institution=inst, requested_by="scheduler", status=ArchiveRun.Status.DONE,
+                        created_at=FIRST + dt.timedelta(days=d, hours=2),
                         started_at=FIRST + dt.timedelta(days=d, hours=2),
                         finished_at=FIRST + dt.timedelta(days=d, hours=2, seconds=rng.randint(600, 7200)))
              for d in range(days)], batch_size=BATCH)
@@ -102,7 +103,8 @@ def build_site(scale: float, rng: random.Random):
             batch_size=BATCH)
         RestoreRecord.objects.bulk_create(
             [RestoreRecord(institution=inst, archive_id=rng.choice(archives), requested_by="physicist",
-                           destination="tps", status="done", bytes=10**8, started_at=spread(i, 2000))
+                           destination="tps", status="done", bytes=10**8, created_at=spread(i, 2000),
+                           started_at=spread(i, 2000))
              for i in range(int(2000 * scale))], batch_size=BATCH)
         QuarantinedPatient.objects.bulk_create(
             [QuarantinedPatient(institution=inst, archive_id=archives[i], tps_path=f"P{i}", quarantine_path=f"Q{i}",
@@ -114,7 +116,8 @@ def build_site(scale: float, rng: random.Random):
         LossScan.objects.bulk_create(
             [LossScan(institution=inst, window_from=(FIRST + dt.timedelta(weeks=w)).date(),
                       window_to=(FIRST + dt.timedelta(weeks=w, days=6)).date(), requested_by="scheduler",
-                      status="done", started_at=FIRST + dt.timedelta(weeks=w + 1),
+                      status="done", created_at=FIRST + dt.timedelta(weeks=w + 1),
+                      started_at=FIRST + dt.timedelta(weeks=w + 1),
                       finished_at=FIRST + dt.timedelta(weeks=w + 1, minutes=5), summary={"pending": rng.randint(0, 900)})
              for w in range(weeks)], batch_size=BATCH)
         scans = list(LossScan.objects.filter(institution=inst).order_by("started_at").values_list("id", flat=True))

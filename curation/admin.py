@@ -54,7 +54,7 @@ class TransitionalPatternAdmin(_AuditedRuleAdmin):
 
 @admin.register(CurationRun)
 class CurationRunAdmin(ViewOnlyAdmin):
-    list_display = ("id", "institution", "started_by", "status", "started_at", "finished_at", "error")
+    list_display = ("id", "institution", "requested_by", "status", "started_at", "finished_at", "error")
     list_filter = ("institution", "status")
     list_select_related = ("institution",)
     date_hierarchy = "started_at"

@@ -17,6 +17,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.events import Event
+from core.jobs import JobRow, JobStatus
 from inventory.models import TpsPatient
 from sites.models import Institution
 
@@ -102,29 +104,22 @@ class TransitionalPattern(models.Model):
         return self.regex
 
 
-class CurationRun(models.Model):
-    """One curation of an institution's pending-archive group.
+class CurationRun(JobRow):
+    """One curation of an institution's pending-archive group: a job (``core.jobs``).
 
     ``status`` is ``failed`` when the TPS could not be read: then nothing is known and the last
     ``done`` run still decides what the archiver may take (for unchanged patients only).
     """
 
-    class Status(models.TextChoices):
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+    Status = JobStatus
+    audit_event = Event.CURATION_RUN
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="curation_runs")
-    started_by = models.CharField(max_length=150, help_text=_("User name, or 'scheduler'"))
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     counts = models.JSONField(default=dict, blank=True, help_text=_("Patients per category, and timings"))
     warnings = models.JSONField(default=list, blank=True, help_text=_("Checks that could not be made"))
-    error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["-started_at", "-pk"]
+        ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["institution", "status", "-finished_at"])]
 
     def __str__(self) -> str:

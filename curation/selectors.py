@@ -9,8 +9,8 @@ from curation.models import NEVER_ARCHIVED, Acknowledgement, Category, CurationF
 
 
 def latest_run(*, institution: Institution) -> CurationRun | None:
-    """The most recently started run, whatever its status (a page shows a failure)."""
-    return CurationRun.objects.filter(institution=institution).order_by("-started_at", "-pk").first()
+    """The most recently created run, whatever its status (a page shows it queued, running or failed)."""
+    return CurationRun.objects.filter(institution=institution).order_by("-created_at", "-pk").first()
 
 
 def latest_done_run(*, institution: Institution) -> CurationRun | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -26,11 +25,12 @@ from audit.services import record_event
 from curation import selectors
 from curation.filters import CurationFindingFilter
 from curation.forms import AcknowledgeForm, RerunForm
-from curation.models import Category, CurationFinding
+from curation.models import Category, CurationFinding, CurationRun
 from curation.services.acknowledge import acknowledge_finding
-from curation.services.curate import start_curation
+from curation.services.curate import create_curation
 from curation.tables import CATEGORY_COLOURS, CATEGORY_HELP, CurationFindingTable
 from curation.tasks import curate_task
+from core.dispatch import dispatch
 from sites.access import (
     InstitutionScopedMixin, access_required, get_scoped_object_or_404, has_no_institution, limit_choices,
 )
@@ -98,16 +98,24 @@ class CurationView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin,
 @access_required("curation.run_curation")
 @require_POST
 def rerun(request):
-    """Start a curation of the chosen institution; a worker runs it (in-process without a broker)."""
+    """Start a curation of the chosen institution in the background (``core.dispatch``); the page it
+    returns to shows the run queued or running, and reloads when it finished."""
     form = limit_choices(RerunForm(request.POST), request.user)
     if not form.is_valid():
         messages.error(request, _("Choose an institution."))
         return redirect("curation:index")
     institution = form.cleaned_data["institution"]
-    run = start_curation(institution=institution, actor=request.user)
-    transaction.on_commit(lambda: curate_task.delay(run.pk))
+    run = create_curation(institution=institution, actor=request.user)
+    dispatch(curate_task, run.pk)
     messages.info(request, _("Curation %(id)s started.") % {"id": run.pk})
     return redirect(_index_url(institution))
+
+
+@access_required("curation.view_curationrun")
+def run_status(request, pk: int):
+    """A curation run's state, for the page's poll (no patient data: not audited)."""
+    run = get_scoped_object_or_404(request, CurationRun.objects.all(), pk=pk)
+    return JsonResponse(run.status_json())
 
 
 @access_required("inventory.view_tpspatient", "curation.view_curationfinding")

@@ -11,8 +11,8 @@ from lossdetect.models import LossFinding, LossScan, PendingPlan
 
 
 class LossScanFilter(django_filters.FilterSet):
-    started_after = django_filters.DateFilter(field_name="started_at", lookup_expr="date__gte", label=_("From"))
-    started_before = django_filters.DateFilter(field_name="started_at", lookup_expr="date__lte", label=_("To"))
+    started_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label=_("From"))
+    started_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label=_("To"))
 
     class Meta:
         model = LossScan

@@ -5,6 +5,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.events import Event
+from core.jobs import JobRow, JobStatus
 from inventory.models import Archive, TpsPlan
 from sites.models import Institution
 
@@ -18,8 +20,8 @@ class Category(models.TextChoices):
     RECOURSE_ARCHIVED = "recourse_archived", _("Re-course · archived")
 
 
-class LossScan(models.Model):
-    """One scan of an institution's first deliveries in a window.
+class LossScan(JobRow):
+    """One scan of an institution's first deliveries in a window: a job (``core.jobs``).
 
     ``status`` is ``failed`` (and the counts meaningless) when the R&V source or the TPS could not
     be read: an unreadable source is "unknown", never "nothing lost".
@@ -29,25 +31,18 @@ class LossScan(models.Model):
         SCHEDULED = "scheduled", _("Automatic")
         MANUAL = "manual", _("Manual")
 
-    class Status(models.TextChoices):
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+    Status = JobStatus
+    audit_event = Event.LOSSSCAN_RUN
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="loss_scans")
     window_from = models.DateField()
     window_to = models.DateField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
-    requested_by = models.CharField(max_length=150)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    error = models.TextField(blank=True)
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)
     source_warnings = models.JSONField(default=list, blank=True, help_text=_("Bad R&V rows, skipped"))
 
     class Meta:
-        ordering = ["-started_at"]
+        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.window_from}..{self.window_to} ({self.get_status_display()})"

@@ -101,7 +101,7 @@ def archived_plan_frame(*, institution: Institution, mrns: Collection[str] | Non
 
 
 def scan_list() -> QuerySet[LossScan]:
-    return LossScan.objects.select_related("institution").order_by("-started_at")
+    return LossScan.objects.select_related("institution").order_by("-created_at")
 
 
 def scan_findings(*, scan: LossScan, category: str | None = None) -> QuerySet[LossFinding]:

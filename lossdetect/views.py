@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count
-from django.http import QueryDict
+from django.http import JsonResponse, QueryDict
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -25,10 +24,11 @@ from lossdetect import selectors
 from lossdetect.filters import LossFindingFilter, LossScanFilter, PendingPlanFilter
 from lossdetect.forms import ManualScanForm
 from lossdetect.models import Category, LossScan, PendingPlan
-from lossdetect.services.scan import start_loss_scan
+from lossdetect.services.scan import create_loss_scan
 from lossdetect.tables import CATEGORY_COLOURS, LossFindingTable, LossScanTable, PendingPlanTable
 from lossdetect.tasks import run_loss_scan_task
-from sites.access import InstitutionScopedMixin, access_required, limit_choices
+from core.dispatch import dispatch
+from sites.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
 from audit.exports import AuditedExportMixin
 
 
@@ -53,19 +53,27 @@ class ScanListView(InstitutionScopedMixin, SingleTableMixin, FilterView):
 @access_required("lossdetect.run_scan")
 @require_POST
 def start_manual_scan(request):
-    """Create a manual scan of any window and hand it to a worker (in-process without a broker)."""
+    """Create a manual scan of any window and start it in the background (``core.dispatch``); its page
+    shows it queued or running, and reloads when it finished."""
     form = limit_choices(ManualScanForm(request.POST), request.user)
     if not form.is_valid():
         errors = "; ".join(f"{form.fields[name].label if name in form.fields else ''} {' '.join(errs)}".strip()
                            for name, errs in form.errors.items())
         messages.error(request, _("The scan was not started: %(errors)s") % {"errors": errors})
         return redirect("lossdetect:scan-list")
-    scan = start_loss_scan(institution=form.cleaned_data["institution"], window_from=form.cleaned_data["window_from"],
-                           window_to=form.cleaned_data["window_to"], trigger=LossScan.Trigger.MANUAL,
-                           actor=request.user)
-    transaction.on_commit(lambda: run_loss_scan_task.delay(scan.pk))
+    scan = create_loss_scan(institution=form.cleaned_data["institution"], window_from=form.cleaned_data["window_from"],
+                            window_to=form.cleaned_data["window_to"], trigger=LossScan.Trigger.MANUAL,
+                            actor=request.user)
+    dispatch(run_loss_scan_task, scan.pk)
     messages.info(request, _("Scan %(id)s started.") % {"id": scan.pk})
     return redirect(scan)
+
+
+@access_required("lossdetect.view_lossscan")
+def scan_status(request, pk: int):
+    """A scan's state, for its page's poll (no patient data: not audited)."""
+    scan = get_scoped_object_or_404(request, LossScan.objects.all(), pk=pk)
+    return JsonResponse(scan.status_json())
 
 
 class ScanDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):

@@ -29,6 +29,10 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     # archive is still verified).
     DefaultSchedule("Nightly quarantine purge", "archiver.tasks.purge_quarantine_task",
                     "0", "3", "*", "Deletes quarantined originals past their retention; their archive stays."),
+    # Every 15 minutes: a job (archive run, restore, curation, loss scan, reconciliation) still queued or
+    # running with no sign of life for PDAS_STALE_JOB_MINUTES lost its worker; it is closed as failed.
+    DefaultSchedule("Stale-job sweep", "pdas.tasks.sweep_stale_jobs_task",
+                    "*/15", "*", "*", "Closes as failed the jobs whose worker died (no progress for a while)."),
 )
 
 

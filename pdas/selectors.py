@@ -23,7 +23,7 @@ class InstitutionCard:
 def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> list[InstitutionCard]:
     """One card per institution (of ``institutions``, default all) in three queries, however many there are."""
     latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
-    latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-started_at", "-id")
+    latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     institutions = list(
         (Institution.objects.all() if institutions is None else institutions).annotate(
             pending_patients=Count(

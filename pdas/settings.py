@@ -190,9 +190,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Archiving: a worker's claim on a patient lasts this long unless renewed (it is renewed as work
 # progresses), so the claim of a killed worker runs out and a rerun can take the patient over.
 PDAS_CLAIM_LEASE_SECONDS = env.integer("PDAS_CLAIM_LEASE_SECONDS", 900)
-# Embedded mode (no broker): a patient whose step failed for a transient reason is tried again after
-# this many seconds times the attempt number.
-PDAS_RETRY_BACKOFF_SECONDS = float(env.integer("PDAS_RETRY_BACKOFF_SECONDS", 5))
+# Background work (core.dispatch), with a broker and in the embedded mode alike: an error that says
+# a later try may help is retried after this many seconds, doubled for each retry up to the maximum.
+PDAS_RETRY_BACKOFF_SECONDS = float(env.integer("PDAS_RETRY_BACKOFF_SECONDS", 30))
+PDAS_RETRY_BACKOFF_MAX_SECONDS = float(env.integer("PDAS_RETRY_BACKOFF_MAX_SECONDS", 900))
+# A queued or running job (archive run, restore, curation, loss scan, reconciliation) that shows no
+# progress for this long is closed as failed by the stale-job sweep (beat): its worker died.
+PDAS_STALE_JOB_MINUTES = env.integer("PDAS_STALE_JOB_MINUTES", 120)
+# Tests only: embedded-mode work runs at once in the caller's thread and transaction.
+PDAS_DISPATCH_INLINE = False
 # Embedded mode: patients archived at once (threads). Celery deployments scale with worker concurrency.
 PDAS_ARCHIVE_WORKERS = env.integer("PDAS_ARCHIVE_WORKERS", os.cpu_count() or 1)
 

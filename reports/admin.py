@@ -10,7 +10,7 @@ from reports.models import ReconciliationEntry, ReconciliationImport
 
 @admin.register(ReconciliationImport)
 class ReconciliationImportAdmin(ViewOnlyAdmin):
-    list_display = ("id", "imported_at", "institution", "source", "listing_name", "status", "files")
+    list_display = ("id", "created_at", "institution", "source", "listing_name", "status", "files")
     list_filter = ("institution", "source", "status")
     list_select_related = ("institution",)
 

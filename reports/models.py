@@ -7,23 +7,25 @@ reconciliation import and what it found, so QA can go back to the answer given o
 from __future__ import annotations
 
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.events import Event
+from core.jobs import JobRow, JobStatus
 from inventory.models import Archive
 from sites.models import Institution, StorageTarget
 
 
-class ReconciliationImport(models.Model):
-    """One listing compared with the archive index: a file someone uploaded, or a target listed."""
+class ReconciliationImport(JobRow):
+    """One listing compared with the archive index: a file someone uploaded, or a target listed.
+
+    A job (``core.jobs``) done at once: the page or command that asks for it waits for the answer."""
 
     class Source(models.TextChoices):
         LISTING = "listing", _("Listing file")
         TARGET = "target", _("Storage target listed by PDAS")
 
-    class Status(models.TextChoices):
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+    Status = JobStatus
+    audit_event = Event.RECONCILE_IMPORT
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="reconciliations")
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -32,19 +34,15 @@ class ReconciliationImport(models.Model):
         StorageTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text=_("The target listed; blank: the listing is compared with every verified archive"),
     )
-    imported_by = models.CharField(max_length=150)
-    imported_at = models.DateTimeField(default=timezone.now)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FAILED)
-    error = models.TextField(blank=True, help_text=_("Why the listing could not be read; blank: it was"))
     files = models.PositiveIntegerField(default=0, help_text=_("Archive files listed (sidecars not counted)"))
     skipped = models.PositiveIntegerField(default=0, help_text=_("Sidecar and temporary files left out"))
     counts = models.JSONField(default=dict, blank=True, help_text=_("Entries per outcome"))
 
     class Meta:
-        ordering = ["-imported_at", "-id"]
+        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.institution.code} {self.listing_name} ({self.imported_at:%Y-%m-%d %H:%M})"
+        return f"{self.institution.code} {self.listing_name} ({self.created_at:%Y-%m-%d %H:%M})"
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

@@ -99,7 +99,7 @@ def run_rows(report: Report, *, latest: int | None = None) -> list[dict]:
     """The period's runs, oldest first (only the ``latest`` ones when given): duration in minutes and MB/s
     (None until the run finished)."""
     statuses, zone = dict(ArchiveRun.Status.choices), report.period.zone
-    runs = report.runs().values("id", "started_at", "finished_at", "started_by", "status", "patients", "passed",
+    runs = report.runs().values("id", "started_at", "finished_at", "requested_by", "status", "patients", "passed",
                                 "errors", "warnings", "archived_bytes")
     if latest is not None:
         runs = reversed(runs.order_by("-started_at", "-id")[:latest])
@@ -110,7 +110,7 @@ def run_rows(report: Report, *, latest: int | None = None) -> list[dict]:
         rows.append({
             "id": run["id"], "id_url": reverse("archiver:run-detail", args=[run["id"]]),
             "started_at": _local(run["started_at"], zone), "finished_at": _local(run["finished_at"], zone),
-            "minutes": _round(seconds / 60 if seconds is not None else None), "started_by": run["started_by"],
+            "minutes": _round(seconds / 60 if seconds is not None else None), "requested_by": run["requested_by"],
             "status": str(statuses.get(run["status"], run["status"])), "patients": run["patients"],
             "passed": run["passed"], "errors": run["errors"], "warnings": run["warnings"],
             "archived_mb": _round(archived / 1e6, 1), "mb_per_s": _round(megabytes_per_second(archived, seconds)),

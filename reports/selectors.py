@@ -299,10 +299,10 @@ def loss_rates(*, institution: Institution, bounds: list[dt.datetime]) -> list[L
     A plan reported by several scans (overlapping windows, a pending plan that a later scan found
     gone) counts once, with the category of the latest scan that reported it.
     """
-    # A finding's first delivery precedes its scan, so only scans started since the range began (a day of
+    # A finding's first delivery precedes its scan, so only scans created since the range began (a day of
     # slack for the R&V clock) can hold findings inside it: findings are read through their scan index.
     scans = LossScan.objects.filter(institution=institution, status=LossScan.Status.DONE,
-                                    started_at__gte=bounds[0] - dt.timedelta(days=1)).values("id")
+                                    created_at__gte=bounds[0] - dt.timedelta(days=1)).values("id")
     per_plan = (
         LossFinding.objects.filter(_in("first_delivery", bounds), scan__in=scans)
         .values("mrn", "plan_label", "plan_uid", "first_delivery")

@@ -73,7 +73,7 @@ class RunTable(tables.Table):
     started_at = tables.DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
     finished_at = tables.DateTimeColumn(verbose_name=_("Finished"), format="Y-m-d H:i", default=UNKNOWN)
     minutes = NumberColumn(verbose_name=_("Minutes"))
-    started_by = tables.Column(verbose_name=_("Started by"))
+    requested_by = tables.Column(verbose_name=_("Started by"))
     status = tables.Column(verbose_name=_("Status"))
     patients = NumberColumn(verbose_name=_("Patients"))
     passed = NumberColumn(verbose_name="✓")
@@ -110,13 +110,13 @@ OUTCOME_CSS = {
 
 class ReconciliationImportTable(tables.Table):
     id = tables.LinkColumn("reports:reconcile-detail", args=[tables.A("pk")], verbose_name=_("Import"))
-    imported_at = tables.DateTimeColumn(verbose_name=_("Imported"), format="Y-m-d H:i")
+    created_at = tables.DateTimeColumn(verbose_name=_("Imported"), format="Y-m-d H:i")
     institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
     needs_attention = tables.Column(empty_values=(), orderable=False, verbose_name=_("To look at"))
 
     class Meta:
         model = ReconciliationImport
-        fields = ("id", "imported_at", "institution", "source", "listing_name", "imported_by", "status", "files",
+        fields = ("id", "created_at", "institution", "source", "listing_name", "requested_by", "status", "files",
                   "needs_attention", "error")
         attrs = {"class": "table table-sm table-hover align-middle", "id": "imports"}
 

@@ -176,7 +176,7 @@ class ReconciliationListView(InstitutionScopedMixin, AuditedExportMixin, SingleT
 
     def get_queryset(self):
         return self.scoped(ReconciliationImport.objects.select_related("institution", "target")
-                           .order_by("-imported_at", "-id"))
+                           .order_by("-created_at", "-id"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

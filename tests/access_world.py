@@ -34,9 +34,9 @@ def world(db):
     copy = ArchiveCopyFactory(archive=archive)
     run = ArchiveRunFactory(institution=alpha)
     scan = LossScanFactory(institution=alpha, status=LossScan.Status.DONE)
-    curation_run = CurationRun.objects.create(institution=alpha, started_by="t", status=CurationRun.Status.DONE)
+    curation_run = CurationRun.objects.create(institution=alpha, requested_by="t", status=CurationRun.Status.DONE)
     reconciliation = ReconciliationImport.objects.create(
-        institution=alpha, source=ReconciliationImport.Source.LISTING, listing_name="l.csv", imported_by="t",
+        institution=alpha, source=ReconciliationImport.Source.LISTING, listing_name="l.csv", requested_by="t",
         status=ReconciliationImport.Status.DONE)
     now = timezone.now()
     objects = {

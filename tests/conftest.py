@@ -55,3 +55,11 @@ def pinnacle_sample(tmp_path: Path) -> Path:
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)  # the shared copy is read-only
     return target
+
+
+@pytest.fixture(autouse=True)
+def _dispatch_inline(settings):
+    """Background work runs at once in the test's thread and transaction (core.dispatch), so a test reads
+    its outcome when the page or command returns. A test of the embedded pool sets it False (and needs
+    ``transactional_db``: the pool's threads see committed rows only); with a broker it has no effect."""
+    settings.PDAS_DISPATCH_INLINE = True

@@ -1,7 +1,7 @@
 """A curation run: re-read the TPS (incrementally), classify the pending group, store the findings.
 
-``curate_institution`` = ``start_curation`` (the ``running`` row) + ``execute_curation`` (the work),
-so a page can create the row and hand its id to a Celery task.
+``run_curation`` = ``create_curation`` (the ``queued`` row) + ``execute_curation`` (the work),
+so a page can create the row and hand its id to a task (``curation.tasks.curate_task``).
 
 A TPS that cannot be read, or a pending-archive group that the TPS does not have, fails the run
 (``failed``, with a one-line reason) and raises ``TpsError``: nothing is known then, and "nothing
@@ -36,24 +36,26 @@ class PendingGroupMissing(TpsError):
     """The institution's pending-archive group is not a group of its TPS: a configuration error."""
 
 
-def start_curation(*, institution: Institution, actor) -> CurationRun:
-    return CurationRun.objects.create(institution=institution, started_by=actor_name(actor))
+def create_curation(*, institution: Institution, actor) -> CurationRun:
+    return CurationRun.objects.create(institution=institution, requested_by=actor_name(actor))
 
 
-def curate_institution(*, institution: Institution, actor, refresh_tps: bool = True) -> CurationRun:
+def run_curation(*, institution: Institution, actor, refresh_tps: bool = True) -> CurationRun:
     """Curate the institution's pending-archive group now; returns the ``done`` run.
 
     Raises ``TpsError`` (the run is stored ``failed``) when the TPS cannot be read or lacks the group.
     """
-    run = start_curation(institution=institution, actor=actor)
+    run = create_curation(institution=institution, actor=actor)
     return execute_curation(run=run, refresh_tps=refresh_tps)
 
 
 def execute_curation(*, run: CurationRun, refresh_tps: bool = True) -> CurationRun:
+    """Do the work of a created run, to ``done`` or ``failed`` (see the module docstring)."""
     institution = run.institution
+    run.mark_running()
     started = time.monotonic()
     try:
-        sync_counts = _refresh(institution, run.started_by) if refresh_tps else {}
+        sync_counts = _refresh(institution, run.requested_by) if refresh_tps else {}
         classified_at = time.monotonic()
         ensure_default_rules(institution=institution)
         classification = classify_pending_group(institution=institution)
@@ -86,7 +88,7 @@ def _fail(run: CurationRun, reason: str) -> None:
     run.status, run.error, run.finished_at = CurationRun.Status.FAILED, reason[:2000], timezone.now()
     with transaction.atomic():  # the failed run and its audit row commit together
         run.save(update_fields=["status", "error", "finished_at"])
-        record_event(actor=run.started_by, event=Event.CURATION_RUN, institution=run.institution.code, obj=run,
+        record_event(actor=run.requested_by, event=Event.CURATION_RUN, institution=run.institution.code, obj=run,
                      outcome=AuditEvent.Outcome.FAILED, detail={"error": reason[:1000]})
 
 
@@ -122,7 +124,7 @@ def _store(run: CurationRun, verdicts: list[Verdict], warnings: list[str], *, ex
         run.status, run.error, run.finished_at = CurationRun.Status.DONE, "", timezone.now()
         run.save(update_fields=["counts", "warnings", "status", "error", "finished_at"])
         _prune(institution)
-        record_event(actor=run.started_by, event=Event.CURATION_RUN, institution=institution.code, obj=run,
+        record_event(actor=run.requested_by, event=Event.CURATION_RUN, institution=institution.code, obj=run,
                      mrns=[v.patient.mrn for v in verdicts],
                      detail={**run.counts, "warnings": warnings[:50], "to_fix": to_fix[:200]})
         if to_fix:

@@ -1,7 +1,7 @@
 """The loss scan: R&V first deliveries in a window, matched to the TPS and the archives (docs/contracts.md §2, §3).
 
-``run_loss_scan`` = ``start_loss_scan`` (the ``running`` row) + ``execute_loss_scan`` (the work), so
-a page or the scheduler can create the row and hand its id to a Celery task.
+``run_loss_scan`` = ``create_loss_scan`` (the ``queued`` row) + ``execute_loss_scan`` (the work), so
+a page or the scheduler can create the row and hand its id to a task (``lossdetect.tasks``).
 
 A scan never reports "nothing lost" from missing data: when the TPS cannot be refreshed, the R&V
 source cannot be read or returns no records at all, the scan is ``failed`` with a one-line reason.
@@ -57,14 +57,14 @@ def rules_of(institution: Institution) -> MatchRules:
                       recourse_gap_days=institution.recourse_gap_days)
 
 
-def start_loss_scan(
+def create_loss_scan(
     *, institution: Institution, window_from: dt.date, window_to: dt.date, trigger: str, actor
 ) -> LossScan:
-    """Create the scan row (``running``); ``execute_loss_scan`` does the work."""
+    """Create the scan row (``queued``); ``execute_loss_scan`` does the work."""
     if window_from > window_to:
         raise ValueError(f"window starts {window_from} after it ends {window_to}")
     scan = LossScan(institution=institution, window_from=window_from, window_to=window_to, trigger=trigger,
-                    requested_by=actor_name(actor), status=LossScan.Status.RUNNING)
+                    requested_by=actor_name(actor), status=LossScan.Status.QUEUED)
     scan.full_clean()
     scan.save()
     return scan
@@ -74,17 +74,18 @@ def run_loss_scan(
     *, institution: Institution, window_from: dt.date, window_to: dt.date, trigger: str, actor,
     refresh_tps: bool = True,
 ) -> LossScan:
-    scan = start_loss_scan(institution=institution, window_from=window_from, window_to=window_to,
-                           trigger=trigger, actor=actor)
+    scan = create_loss_scan(institution=institution, window_from=window_from, window_to=window_to,
+                            trigger=trigger, actor=actor)
     return execute_loss_scan(scan=scan, refresh_tps=refresh_tps)
 
 
 def execute_loss_scan(*, scan: LossScan, refresh_tps: bool = True) -> LossScan:
-    """Run a ``running`` scan to ``done`` or ``failed``; safe to rerun after a crash.
+    """Run a created scan to ``done`` or ``failed``; safe to rerun after a crash.
 
     Never raises for a source or TPS problem: the scan row says what went wrong.
     """
     institution = scan.institution
+    scan.mark_running()
     try:
         if refresh_tps:
             _refresh_tps(institution, scan.requested_by)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from inventory.models import Archive, ArchiveCopy, TpsPatient
 from sites.models import Institution, StorageTarget
@@ -304,6 +305,7 @@ def _record(*, reconciliation: ReconciliationImport, actor, mrns: set[str]) -> N
 def reconcile(*, institution: Institution, files: list[ListedFile], source: str, listing_name: str,
               target: StorageTarget | None, actor) -> ReconciliationImport:
     """Compare ``files`` with the index and store the import and its entries (one transaction, audited)."""
+    started = timezone.now()
     known = _Known.read(institution)
     entries, seen, skipped = match_listing(files, known=known)
     entries += _only_in_pdas(institution=institution, target=target, seen=seen)
@@ -311,7 +313,8 @@ def reconcile(*, institution: Institution, files: list[ListedFile], source: str,
     with transaction.atomic():
         reconciliation = ReconciliationImport.objects.create(
             institution=institution, source=source, listing_name=listing_name[:255], target=target,
-            imported_by=actor_name(actor), status=ReconciliationImport.Status.DONE,
+            requested_by=actor_name(actor), status=ReconciliationImport.Status.DONE,
+            created_at=started, started_at=started, finished_at=timezone.now(),
             files=len(files) - skipped, skipped=skipped, counts={o: counts.get(o, 0) for o in Outcome.values})
         for entry in entries:
             entry.reconciliation = reconciliation
@@ -322,10 +325,12 @@ def reconcile(*, institution: Institution, files: list[ListedFile], source: str,
 
 def _failed(*, institution: Institution, source: str, listing_name: str, target: StorageTarget | None, actor,
             error: str) -> ReconciliationImport:
+    now = timezone.now()
     with transaction.atomic():
         reconciliation = ReconciliationImport.objects.create(
             institution=institution, source=source, listing_name=listing_name[:255], target=target,
-            imported_by=actor_name(actor), status=ReconciliationImport.Status.FAILED, error=error)
+            requested_by=actor_name(actor), status=ReconciliationImport.Status.FAILED, error=error,
+            created_at=now, started_at=now, finished_at=now)
         _record(reconciliation=reconciliation, actor=actor, mrns=set())
     return reconciliation
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from archiver.models import ArchiveRun, PatientArchiveTask
 from inventory.models import Archive, TpsPatient
-from archiver.services import archiving
+from archiver.tasks import start_archive_run
 from inventory.services.tps_sync import sync_institution
 from demo_site import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
@@ -39,10 +39,10 @@ def mtimes(folder: Path) -> dict[str, int]:
 def archive_patients(inst, tps_paths: list[str]) -> dict[str, Archive]:
     """Run the archive pipeline on these patients; their verified archives by TPS path."""
     sync_institution(institution=inst, actor="test")
-    run = ArchiveRun.objects.create(institution=inst, started_by="test")
+    run = ArchiveRun.objects.create(institution=inst, requested_by="test")
     for path in tps_paths:
         PatientArchiveTask.objects.create(run=run, patient=TpsPatient.objects.get(institution=inst, tps_path=path))
-    archiving.run_in_process(run=run, backoff_seconds=0)
+    start_archive_run(run)
     archives = {}
     for task in run.tasks.select_related("patient", "archive"):
         assert task.result == "pass", task.reason

@@ -48,7 +48,7 @@ def one_of_everything():
     ArchivedPlanFactory(archive=archive)
     plan = TpsPlanFactory(patient__institution=institution)
     FixityCheck.objects.create(copy=copy, method=FixityCheck.Method.LOCAL_HASH, outcome=FixityCheck.Outcome.PASS)
-    run = ArchiveRun.objects.create(institution=institution, started_by="scheduler")
+    run = ArchiveRun.objects.create(institution=institution, requested_by="scheduler")
     PatientArchiveTask.objects.create(run=run, patient=plan.patient, archive=archive)
     QuarantinedPatient.objects.create(institution=institution, archive=archive, tps_path="Institution_1/x",
                                       quarantine_path="/q/x", purge_after="2030-01-01T00:00:00Z")

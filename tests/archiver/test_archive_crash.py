@@ -15,6 +15,7 @@ import pytest
 from archiver.models import ArchiveRun, PatientArchiveTask
 from inventory.models import Archive, ArchiveCopy, QuarantinedPatient
 from archiver.services import archiving
+from archiver.tasks import start_archive_run
 from demo_site import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
@@ -76,7 +77,7 @@ def _worker_env(site, **extra) -> dict[str, str]:
 
 def _run_to_the_end(site, worker) -> ArchiveRun:
     run = archiving.prepare_archive_run(institution=site["inst"], actor="test")
-    archiving.enqueue_run(run=run)
+    start_archive_run(run)
     _wait(lambda: not run.tasks.filter(result=PatientArchiveTask.Result.PENDING).exists(), 120, "the rerun", worker)
     return archiving.finish_run(run=run)
 
@@ -86,7 +87,7 @@ def test_sigkill_then_rerun_loses_nothing_and_finishes(celery_worker, site, tmp_
     marker = tmp_path / "parked"
     celery_worker.restart(extra_env=_worker_env(site, PDAS_FAULT_PAUSE=step, PDAS_FAULT_MARKER=str(marker)))
     first = archiving.prepare_archive_run(institution=site["inst"], actor="test")
-    archiving.enqueue_run(run=first)
+    start_archive_run(first)
     _wait(marker.exists, 120, f"the worker to reach {step}", celery_worker)
     celery_worker.kill()
 

@@ -8,8 +8,9 @@ import pytest
 
 from inventory.models import QuarantinedPatient
 from archiver.services import archiving
+from archiver.tasks import start_archive_run
 from inventory.services.tps_sync import sync_institution
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
@@ -36,9 +37,9 @@ def test_ssh_tps_to_ftps_array(tmp_path, sshd, ftp_server, monkeypatch):
     StorageTargetFactory(institution=inst, name="ftps", url=ftp_server.url(folder),
                          password_env="PDAS_TEST_FTPS_PASSWORD", ca_file=ftp_server.ca_file)
     sync_institution(institution=inst, actor="test")
-    curate_institution(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
+    run_curation(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
 
-    run = archiving.run_in_process(run=archiving.create_archive_run(institution=inst, actor="test"))
+    run = start_archive_run(archiving.create_archive_run(institution=inst, actor="test"))
     results = {t.patient.tps_path: (t.result, t.reason, t.archive) for t in run.tasks.select_related("patient", "archive")}
     assert {r for r, _, _ in results.values()} == {"pass"}, results
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from io import StringIO
@@ -75,3 +76,25 @@ def test_no_traceback_reaches_the_user(tmp_path):
     assert done.returncode in (1, 2)  # an empty database: no institution table or no such institution
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_work_runs_in_this_process_and_the_command_waits(site, settings):
+    settings.PDAS_DISPATCH_INLINE = False  # the embedded pool's threads, as in production
+    settings.PDAS_ARCHIVE_WORKERS = 2
+    code, out = _archive("--institution", "PUMCH", "--json")
+    assert code == 0, out
+    assert {r["status"] for r in json.loads(out)["results"]} == {"pass"}
+
+
+@pytest.mark.servers
+def test_with_a_broker_the_same_tasks_are_queued_and_the_command_waits(site, celery_worker):
+    from archiver.models import ArchiveRun
+
+    code, out = _archive("--institution", "PUMCH", "--json")
+    assert code == 0, celery_worker.log_tail()
+    assert {r["status"] for r in json.loads(out)["results"]} == {"pass"}
+    run = ArchiveRun.objects.get()
+    assert run.status == "done"  # closed by the worker's last patient task
+    claimants = set(run.tasks.values_list("claimed_by", flat=True))  # host:pid:task of the worker
+    assert all(name.split(":")[1] != str(os.getpid()) for name in claimants), claimants

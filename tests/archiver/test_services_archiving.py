@@ -16,11 +16,12 @@ import pytest
 from archiver.models import PatientArchiveTask
 from inventory.models import Archive, ArchiveCopy, FixityCheck, QuarantinedPatient, TpsPatient
 from archiver.services import archiving
+from archiver.tasks import start_archive_run
 from archiver.services.claims import claim_patient
 from inventory.services.tps_sync import sync_institution
 from connectors.storage.local import FileStorage
 from audit.models import AuditEvent
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
@@ -47,7 +48,7 @@ def site(tmp_path):
         arrays.append(folder)
         StorageTargetFactory(institution=inst, name=name, url=f"file://{folder}")
     sync_institution(institution=inst, actor="test")
-    curate_institution(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
+    run_curation(institution=inst, actor="test", refresh_tps=False)  # the archiver takes what curation allows
     return {"root": root, "inst": inst, "arrays": arrays, "ready": ready.tps_path, "other": other.tps_path,
             "broken": broken.tps_path, "clinical": clinical.tps_path}
 
@@ -58,7 +59,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 def _run(inst):
     run = archiving.create_archive_run(institution=inst, actor="tester")
-    return archiving.run_in_process(run=run, backoff_seconds=0)
+    return start_archive_run(run)
 
 
 def test_archives_verifies_and_quarantines_only_archivable_patients(site):
@@ -169,7 +170,7 @@ def test_a_crash_mid_upload_is_finished_by_the_rerun_without_duplicates(site, mo
     monkeypatch.setattr("archiver.packing.stream_packer.CHUNK", 64)
     run = archiving.create_archive_run(institution=site["inst"], actor="tester")
     with pytest.raises(SystemExit):
-        archiving.run_in_process(run=run, backoff_seconds=0)
+        start_archive_run(run)
     # The crash left the patient in the TPS and its claim held: the lease must run out first.
     assert (site["root"] / site["ready"]).is_dir()
     TpsPatient.objects.update(claimed_by="", claim_expires=None)
@@ -223,9 +224,14 @@ def test_the_rerun_of_a_finished_run_changes_nothing(site):
 
 @pytest.mark.django_db(transaction=True)
 def test_patients_are_archived_concurrently_in_the_embedded_mode(site, settings):
+    from core.dispatch import wait_for_embedded_work
+
     settings.PDAS_ARCHIVE_WORKERS = 2
+    settings.PDAS_DISPATCH_INLINE = False  # the embedded pool's threads, as in production without a broker
     run = archiving.create_archive_run(institution=site["inst"], actor="tester")
-    run = archiving.run_in_process(run=run)
+    assert start_archive_run(run).status == "running"
+    assert wait_for_embedded_work(120)
+    run.refresh_from_db()
     assert {t.result for t in run.tasks.all()} == {"pass"}, [t.reason for t in run.tasks.all()]
     assert run.status == "done"
     workers = {e.actor for e in AuditEvent.objects.filter(event="archive.pack")}
@@ -256,18 +262,24 @@ def test_upload_progress_counts_raw_bytes_across_all_targets(site, monkeypatch):
         assert task.bytes_done == task.bytes_total
 
 
-def test_runs_are_queued_to_the_institutions_worker_queue(site, monkeypatch, django_capture_on_commit_callbacks):
+def test_runs_are_queued_to_the_institutions_worker_queue(site, settings, monkeypatch,
+                                                          django_capture_on_commit_callbacks):
     from archiver.tasks import archive_patient_task
 
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # never reached: apply_async is replaced
     sent = []
     monkeypatch.setattr(archive_patient_task, "apply_async", lambda args, queue=None: sent.append((args, queue)))
     site["inst"].worker_queue = "tps-pumch"
     site["inst"].save()
     run = archiving.create_archive_run(institution=site["inst"], actor="tester")
-    with django_capture_on_commit_callbacks(execute=True):
-        archiving.enqueue_run(run=run)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        start_archive_run(run)
+    assert sent == []  # nothing is sent before the run's rows are committed
+    for callback in callbacks:
+        callback()
     assert sorted(a[0] for a, _ in sent) == sorted(run.tasks.values_list("pk", flat=True))
     assert {queue for _, queue in sent} == {"tps-pumch"}
+    assert run.status == "running" and run.tasks.filter(result="pending").count() == len(sent)
 
 
 def test_a_rerun_without_the_packed_file_reads_the_archive_back_from_a_target(site, monkeypatch):

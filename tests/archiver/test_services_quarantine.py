@@ -11,7 +11,7 @@ from inventory.models import Archive, QuarantinedPatient
 from archiver.services import archiving
 from archiver.services.quarantine import purge_quarantine
 from inventory.services.tps_sync import sync_institution
-from archiver.tasks import purge_quarantine_task
+from archiver.tasks import purge_quarantine_task, start_archive_run
 from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
 from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def quarantined(tmp_path):
-    from curation.services.curate import curate_institution
+    from curation.services.curate import run_curation
 
     root = tmp_path / "Patients"
     records = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[PlanSpec(0, "PLAN")]) for n in (1, 2)]
@@ -31,8 +31,8 @@ def quarantined(tmp_path):
     (tmp_path / "array").mkdir()
     StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")
     sync_institution(institution=inst, actor="t")
-    curate_institution(institution=inst, actor="t", refresh_tps=False)
-    run = archiving.run_in_process(run=archiving.create_archive_run(institution=inst, actor="t"))
+    run_curation(institution=inst, actor="t", refresh_tps=False)
+    run = start_archive_run(archiving.create_archive_run(institution=inst, actor="t"))
     assert {t.result for t in run.tasks.all()} == {"pass"}
     return inst, root
 

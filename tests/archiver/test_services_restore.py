@@ -19,7 +19,7 @@ from archiver.selectors import archive_candidates
 from archiver.services.restore import runner
 from archiver.services.restore import (
     ArchiveIntegrityError, RestoreError, RestoreRefused, choose_candidate, ensure_indexed, find_candidates,
-    restore_archive,
+    run_restore,
 )
 from inventory.services.tps_sync import sync_institution
 from connectors.tps.local import LocalTpsSource
@@ -49,7 +49,7 @@ def site(tmp_path):
 
 
 def _restore(site, path, **kwargs):
-    return restore_archive(archive=site["archives"][path], institution=site["inst"], actor="physicist", **kwargs)
+    return run_restore(archive=site["archives"][path], institution=site["inst"], actor="physicist", **kwargs)
 
 
 def _lites(root: Path) -> dict[str, list[str]]:
@@ -319,7 +319,7 @@ def test_a_full_disk_fails_cleanly(tmp_path, tiny_disk, settings):
     site["inst"].save()
     before = everything(tiny_disk)
     with pytest.raises(RestoreError, match="No space left on device") as err:
-        restore_archive(archive=archive, institution=site["inst"], actor="physicist")
+        run_restore(archive=archive, institution=site["inst"], actor="physicist")
     assert "\n" not in str(err.value) and err.value.exit_code == 2
     assert everything(tiny_disk) - before <= {".pdas-work"}
     assert list((tiny_disk / ".pdas-work").iterdir()) == []
@@ -402,7 +402,7 @@ def test_archives_the_database_does_not_know_are_found_on_the_targets(site):
     indexed = ensure_indexed(institution=site["inst"], name=name, actor="physicist")
     assert indexed.status == Archive.Status.PACKED
     assert indexed.copies.get().status == ArchiveCopy.Status.UPLOADED  # the first target's copy
-    record = restore_archive(archive=indexed, institution=site["inst"], actor="physicist")
+    record = run_restore(archive=indexed, institution=site["inst"], actor="physicist")
     assert record.status == "done"
     assert tree(site["root"] / site["smith"]) == site["originals"][site["smith"]]
     indexed.refresh_from_db()
@@ -539,7 +539,7 @@ def test_a_full_disk_over_ssh_fails_cleanly(tmp_path, sshd, tiny_disk_for_ssh):
     inst.save()
     before = everything(remote)
     with pytest.raises(RestoreError) as err:
-        restore_archive(archive=archive, institution=inst, actor="physicist")
+        run_restore(archive=archive, institution=inst, actor="physicist")
     assert "\n" not in str(err.value) and err.value.exit_code == 2 and "cannot write" in str(err.value)
     assert everything(remote) - before <= {".pdas-work"}
     assert list((remote / ".pdas-work").iterdir()) == []
@@ -552,5 +552,5 @@ def test_a_zstd_archive_restores(tmp_path):
     original = tree(site["root"] / site["smith"])
     archive = archive_patients(site["inst"], [site["smith"]])[site["smith"]]
     assert archive.name.endswith(".tar.zst")
-    record = restore_archive(archive=archive, institution=site["inst"], actor="physicist")
+    record = run_restore(archive=archive, institution=site["inst"], actor="physicist")
     assert record.status == "done" and tree(site["root"] / site["smith"]) == original

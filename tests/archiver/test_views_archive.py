@@ -13,26 +13,14 @@ from tests.factories import InstitutionFactory, StorageTargetFactory
 pytestmark = pytest.mark.django_db
 
 
-class _InlineThread:
-    """Runs the embedded-mode background job at once, inside the test's transaction."""
-
-    def __init__(self, target, args=(), daemon=None):
-        self._target, self._args = target, args
-
-    def start(self):
-        self._target(*self._args)
-
-
 @pytest.fixture
-def site(tmp_path, monkeypatch):
+def site(tmp_path):
     root = tmp_path / "Patients"
     records = [write_patient(root, patient_id=n, mrn=f"00{n}", plans=[PlanSpec(0, "PLAN")]) for n in (1, 2, 3)]
     write_institution_file(root, [GroupSpec(1, "ToArchive", records)], form="bare")
     inst = InstitutionFactory(code="DEMO", tps_url=f"file://{root}")
     (tmp_path / "array").mkdir()
     StorageTargetFactory(institution=inst, name="array", url=f"file://{tmp_path / 'array'}")
-    monkeypatch.setattr("archiver.views.threading.Thread", _InlineThread)
-    monkeypatch.setattr("archiver.views.connection.close", lambda: None)
     return inst
 
 
@@ -82,3 +70,27 @@ def test_pages_need_a_login(client):
     for name in ("archiver:run-list",):
         response = client.get(reverse(name))
         assert response.status_code == 302 and "/accounts/login/" in response.url
+
+
+def test_starting_a_run_returns_at_once(admin_client, site, settings, django_capture_on_commit_callbacks):
+    """Outside tests the run is prepared (recovery, TPS re-read, curation) and archived in the background."""
+    settings.PDAS_DISPATCH_INLINE = False
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(reverse("archiver:run-start"), {"institution": site.pk})
+    run = ArchiveRun.objects.get()
+    assert response.url == reverse("archiver:run-detail", args=[run.pk]) and len(callbacks) == 1
+    assert (run.status, run.tasks.count()) == ("queued", 0)
+    progress = admin_client.get(reverse("archiver:run-progress", args=[run.pk])).json()
+    assert (progress["status"], progress["finished"]) == ("queued", False)
+
+
+def test_a_run_whose_tps_cannot_be_read_fails_with_the_reason_on_its_page(admin_client, site):
+    site.tps_url = "file:///nonexistent/Patients"
+    site.save()
+    response = admin_client.post(reverse("archiver:run-start"), {"institution": site.pk})
+    run = ArchiveRun.objects.get()
+    assert run.status == "failed" and "the TPS cannot be read" in run.error
+    html = admin_client.get(response.url).content.decode()
+    assert 'id="run-error"' in html and "the TPS cannot be read" in html
+    event = AuditEvent.objects.get(event="archive.run")
+    assert event.outcome == "failed" and event.object_id == str(run.pk)

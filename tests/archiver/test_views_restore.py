@@ -10,20 +10,17 @@ from archiver.tables import RestoreCandidateTable
 from archiver.services.restore import find_candidates
 from audit.models import AuditEvent
 from tests.archiver.restore_site import archive_patients, build_site, tree
-from tests.archiver.test_views_archive import _InlineThread
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def site(tmp_path, settings, monkeypatch):
+def site(tmp_path, settings):
     settings.DATA_DIR = tmp_path / "data"
     site = build_site(tmp_path)
     site["originals"] = {p: tree(site["root"] / p) for p in (site["zhang"], site["namesake"], site["smith"])}
     site["archives"] = archive_patients(site["inst"], [site["zhang"], site["namesake"], site["smith"]])
-    monkeypatch.setattr("archiver.views.threading.Thread", _InlineThread)
-    monkeypatch.setattr("archiver.views.connection.close", lambda: None)
     return site
 
 
@@ -121,22 +118,23 @@ def test_the_menu_links_the_restore_page(admin_client, site):
 
 def test_with_a_broker_the_restore_is_queued_after_commit(admin_client, site, settings, monkeypatch,
                                                           django_capture_on_commit_callbacks):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # never reached: apply_async is replaced
     queued = []
-    monkeypatch.setattr("archiver.tasks.restore_archive_task.delay", lambda *args: queued.append(args))
+    monkeypatch.setattr("archiver.tasks.restore_archive_task.apply_async",
+                        lambda args, queue=None: queued.append(tuple(args)))
     archive = site["archives"][site["smith"]]
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(reverse("archiver:restore-start"), {"institution": site["inst"].pk, "archive": archive.name})
     record = RestoreRecord.objects.get()
-    assert queued == [(archive.pk, record.pk)] and record.status == "running" and record.reason == "queued"
+    assert queued == [(archive.pk, record.pk)] and record.status == "queued" and record.reason == "queued"
 
 
 def test_the_task_runs_the_prepared_restore_once(site):
-    from archiver.services.restore import start_restore
+    from archiver.services.restore import create_restore
     from archiver.tasks import restore_archive_task
 
     archive = site["archives"][site["smith"]]
-    record = start_restore(archive=archive, institution=site["inst"], actor="physicist")
+    record = create_restore(archive=archive, institution=site["inst"], actor="physicist")
     assert restore_archive_task.apply(args=(archive.pk, record.pk)).get() == "done"
     assert tree(site["root"] / site["smith"]) == site["originals"][site["smith"]]
     # A redelivered message finds the restore decided and leaves the TPS alone.

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from curation.models import CurationFinding, NamingRule, TransitionalPattern
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from demo_site import PlanSpec
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ def admin_client(client):
 
 
 def categories(site, path) -> dict[str, list[str]]:
-    run = curate_institution(institution=site.inst, actor="tester")
+    run = run_curation(institution=site.inst, actor="tester")
     return {f.category: f.reasons for f in run.findings.filter(tps_path=path)}
 
 
@@ -75,7 +75,7 @@ def test_a_bad_expression_is_refused_with_a_one_line_error(site, admin_client):
 
 def test_findings_are_view_only_and_their_pages_audited(site, admin_client):
     path = site.add(1, mrn="000777")
-    curate_institution(institution=site.inst, actor="tester")
+    run_curation(institution=site.inst, actor="tester")
     finding = CurationFinding.objects.get(tps_path=path)
     url = reverse("admin:curation_curationfinding_change", args=[finding.pk])
     assert admin_client.get(url).status_code == 200

@@ -7,7 +7,7 @@ from django.test import Client
 
 from inventory.models import TpsPatient
 from sites.models import Institution
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from sites.roles import PHYSICIST
 from demo_site import PlanSpec
 from tests.factories import make_user
@@ -34,12 +34,12 @@ def curated(site, transactional_db):
     site.add(5, plans=[PlanSpec(0, "A"), PlanSpec(1, "B", directory=False)])
     restored = site.add(6)
     duplicate = site.add(7)
-    curate_institution(institution=site.inst, actor="tester")
+    run_curation(institution=site.inst, actor="tester")
     row = site.row(restored)
     archive = site.verified_archive_of(restored, name="R.tar.gz")
     TpsPatient.objects.filter(pk=row.pk).update(restored_from=archive, restored_fingerprint=row.fingerprint)
     site.verified_archive_of(duplicate, name="D.tar.gz", source_fingerprint=site.row(duplicate).fingerprint)
-    curate_institution(institution=site.inst, actor="tester")
+    run_curation(institution=site.inst, actor="tester")
     return site
 
 

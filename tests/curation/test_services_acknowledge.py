@@ -8,10 +8,11 @@ from django.core.exceptions import ValidationError
 from inventory.models import TpsPatient
 from archiver.selectors import archive_candidates
 from archiver.services import archiving
+from archiver.tasks import start_archive_run
 from audit.models import AuditEvent
 from curation.models import Acknowledgement, CurationFinding
 from curation.services.acknowledge import acknowledge_finding
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from demo_site import ImageSetSpec, PlanSpec, edit_file
 from tests.factories import StorageTargetFactory
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def curate(site):
-    return curate_institution(institution=site.inst, actor="tester")
+    return run_curation(institution=site.inst, actor="tester")
 
 
 def candidates(site) -> set[str]:
@@ -119,7 +120,7 @@ def test_an_acknowledged_image_only_patient_is_archived(site, physicist, tmp_pat
     acknowledge_finding(finding=finding(run, path, "image_only"), user=physicist, note="simulation CT, no plan")
 
     archive_run = archiving.prepare_archive_run(institution=site.inst, actor="tester")
-    archive_run = archiving.run_in_process(run=archive_run, backoff_seconds=0)
+    archive_run = start_archive_run(archive_run)
     task = archive_run.tasks.get()
     assert task.result == "pass", task.reason
     assert task.archive.plans.count() == 0 and not (site.root / path).exists()
@@ -131,4 +132,4 @@ def test_prepare_archive_run_curates_after_the_sync(site, tmp_path):
     run = archiving.prepare_archive_run(institution=site.inst, actor="tester")
     assert [t.patient.tps_path for t in run.tasks.select_related("patient")] == [ready]
     curation = site.inst.curation_runs.get()
-    assert curation.status == "done" and curation.counts["naming"] == 1 and curation.started_by == "tester"
+    assert curation.status == "done" and curation.counts["naming"] == 1 and curation.requested_by == "tester"

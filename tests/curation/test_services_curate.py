@@ -12,7 +12,7 @@ from inventory.models import TpsPatient
 from connectors.tps.base import TpsError
 from audit.models import AuditEvent
 from curation.models import CurationRun, NamingRule, TransitionalPattern
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from demo_site import ImageSetSpec, PlanSpec, edit_file, truncate_file
 from demo_site.rv import rv_plan, write_csv
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def curate(site, **kwargs) -> CurationRun:
-    return curate_institution(institution=site.inst, actor="tester", **kwargs)
+    return run_curation(institution=site.inst, actor="tester", **kwargs)
 
 
 def by_path(run: CurationRun) -> dict[str, dict[str, list[str]]]:

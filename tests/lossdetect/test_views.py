@@ -147,3 +147,20 @@ def test_pending_table_age_filters_and_export(admin_client, scan, django_assert_
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert sorted(r[rows[0].index("MRN")] for r in rows[1:]) == ["NEW", "OLD"]
     assert AuditEvent.objects.get(event="export").mrns == ["NEW", "OLD"]
+
+
+def test_a_manual_scan_returns_at_once_and_its_page_follows_it(admin_client, db, settings,
+                                                               django_capture_on_commit_callbacks):
+    """Outside tests the scan runs in the background (core.dispatch): the POST only queues it."""
+    settings.PDAS_DISPATCH_INLINE = False
+    institution = InstitutionFactory(code="SH", rv_url="csv:/nonexistent.csv")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:  # the test's transaction never commits
+        response = admin_client.post(reverse("lossdetect:scan-start"), {
+            "institution": institution.pk, "window_from": "2024-01-01", "window_to": "2024-01-31"})
+    scan = LossScan.objects.get()
+    assert response.url == reverse("lossdetect:scan-detail", args=[scan.pk]) and len(callbacks) == 1
+    assert scan.status == "queued"
+    html = admin_client.get(response.url).content.decode()
+    assert f'data-job-status-url="{reverse("lossdetect:scan-status", args=[scan.pk])}"' in html
+    status = admin_client.get(reverse("lossdetect:scan-status", args=[scan.pk])).json()
+    assert (status["status"], status["finished"]) == ("queued", False)

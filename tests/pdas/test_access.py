@@ -64,9 +64,11 @@ TABLE: dict[str, tuple[str, dict[str, object]]] = {
     "lossdetect:scan-list": ("get", READ),
     "lossdetect:scan-start": ("post", _row(LOGIN, 403, 302, 403, 403, 302, 302)),
     "lossdetect:scan-detail": ("get", READ_ALPHA_OBJECT),
+    "lossdetect:scan-status": ("get", READ_ALPHA_OBJECT),
     "lossdetect:pending-list": ("get", READ),
     "curation:index": ("get", READ),
     "curation:rerun": ("post", _row(LOGIN, 403, 302, 403, 403, 302, 302)),
+    "curation:run-status": ("get", READ_ALPHA_OBJECT),
     "curation:patient": ("get", READ_ALPHA_OBJECT),
     "curation:acknowledge": ("post", _row(LOGIN, 403, 302, 403, 403, 404, 302)),
     "reports:index": ("get", READ),
@@ -101,7 +103,8 @@ def _path_kwargs(name: str, route: str, world) -> dict:
     objects = world["objects"]
     by_page = {"archiver:run-detail": "archiverun", "archiver:run-progress": "archiverun",
                "archiver:restore-detail": "restorerecord", "archiver:restore-status": "restorerecord",
-               "lossdetect:scan-detail": "lossscan", "curation:patient": "tpspatient",
+               "lossdetect:scan-detail": "lossscan", "lossdetect:scan-status": "lossscan",
+               "curation:run-status": "curationrun", "curation:patient": "tpspatient",
                "curation:acknowledge": "tpspatient", "reports:reconcile-detail": "reconciliationimport"}
     if "<" not in route:
         return {}

@@ -77,7 +77,7 @@ def test_home_shows_each_institution_of_the_user_with_its_counts(user, user_clie
     TpsPatientFactory.create_batch(3, institution=pumch, group="ToArchive")
     TpsPatientFactory(institution=pumch, group="ToArchive", present=False)  # gone from the TPS
     TpsPatientFactory(institution=pumch, group="Clinical")
-    ArchiveRun.objects.create(institution=pumch, started_by="physicist", status=ArchiveRun.Status.DONE)
+    ArchiveRun.objects.create(institution=pumch, requested_by="physicist", status=ArchiveRun.Status.DONE)
     LossScanFactory(institution=pumch, status=LossScan.Status.DONE,
                     summary={"total": 9, "pending": 2, "first_course_lost": 1, "recourse_lost": 0})
     newsite = InstitutionFactory(code="NEWSITE", name="New site")
@@ -105,7 +105,7 @@ def test_home_costs_the_same_queries_for_one_or_many_institutions(user, user_cli
         institution = InstitutionFactory(code=code)
         Membership.objects.create(user=user, institution=institution)
         TpsPatientFactory.create_batch(2, institution=institution)
-        ArchiveRun.objects.create(institution=institution, started_by="x")
+        ArchiveRun.objects.create(institution=institution, requested_by="x")
         LossScanFactory(institution=institution)
 
     populate("A")

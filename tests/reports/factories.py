@@ -18,7 +18,7 @@ class ArchiveRunFactory(factory.django.DjangoModelFactory):
         model = am.ArchiveRun
 
     institution = factory.SubFactory(InstitutionFactory)
-    started_by = "scheduler"
+    requested_by = "scheduler"
     status = am.ArchiveRun.Status.DONE
     started_at = factory.LazyFunction(timezone.now)
     finished_at = factory.LazyAttribute(lambda o: o.started_at + dt.timedelta(minutes=10))

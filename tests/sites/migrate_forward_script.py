@@ -42,6 +42,18 @@ copy = old.get_model("archiver", "ArchiveCopy").objects.create(archive=archive, 
 old.get_model("archiver", "FixityCheck").objects.create(copy=copy, method="local_hash", outcome="pass")
 run = old.get_model("archiver", "ArchiveRun").objects.create(institution=inst, started_by="alice")
 old.get_model("archiver", "PatientArchiveTask").objects.create(run=run, patient=patient, archive=archive, result="pass")
+# Job rows of that release (they became core.jobs.JobRow rows since).
+WHEN = "2024-03-04T05:06:07+00:00"
+old.get_model("archiver", "RestoreRecord").objects.create(institution=inst, archive=archive, requested_by="carol",
+                                                          destination="tps:Restored", status="refused",
+                                                          reason="already in the TPS", started_at=WHEN)
+old.get_model("curation", "CurationRun").objects.create(institution=inst, started_by="bob", status="done",
+                                                        started_at=WHEN)
+old.get_model("lossdetect", "LossScan").objects.create(institution=inst, window_from="2024-02-26",
+                                                       window_to="2024-03-03", requested_by="scheduler",
+                                                       status="done", started_at=WHEN)
+old.get_model("reports", "ReconciliationImport").objects.create(institution=inst, source="listing", listing_name="l.csv",
+                                                                imported_by="qa", imported_at=WHEN, status="done")
 User = old.get_model("auth", "User")
 user = User.objects.create(username="viewer1")
 old.get_model("pdas", "Membership").objects.create(user=user, institution=inst)
@@ -59,7 +71,10 @@ executor.migrate(executor.loader.graph.leaf_nodes())
 
 from django.contrib.auth.models import User as CurrentUser  # noqa: E402
 
-from archiver.models import ArchiveRun, PatientArchiveTask  # noqa: E402
+from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord  # noqa: E402
+from curation.models import CurationRun  # noqa: E402
+from lossdetect.models import LossScan  # noqa: E402
+from reports.models import ReconciliationImport  # noqa: E402
 from inventory.models import Archive, ArchiveCopy, FixityCheck, TpsPatient  # noqa: E402
 from sites.models import Membership  # noqa: E402
 
@@ -71,7 +86,10 @@ print(json.dumps({
     "archive_plans": list(Archive.objects.get().plans.values_list("name", flat=True)),
     "copy": [ArchiveCopy.objects.get().target.name, ArchiveCopy.objects.get().status],
     "fixity": FixityCheck.objects.get().copy.archive.name,
-    "task": [PatientArchiveTask.objects.get().archive.name, ArchiveRun.objects.get().started_by],
+    "task": [PatientArchiveTask.objects.get().archive.name, ArchiveRun.objects.get().requested_by],
+    "jobs": [[type(job).__name__, job.requested_by, job.status, job.created_at.isoformat(), job.error]
+             for job in (RestoreRecord.objects.get(), CurationRun.objects.get(), LossScan.objects.get(),
+                         ReconciliationImport.objects.get())],
     "perms": sorted(p for p in viewer.get_all_permissions() if p.endswith(("view_institution", "view_archive"))),
     "pending": len(MigrationExecutor(connection).migration_plan(executor.loader.graph.leaf_nodes())),
 }))

@@ -19,6 +19,12 @@ SCRIPT = Path(__file__).with_name("migrate_forward_script.py")
 EXPECTED = {
     "institution": "OLD", "targets": ["array-1"], "patient_plans": ["LT BREAST"], "archive_plans": ["LT BREAST"],
     "copy": ["array-1", "verified"], "fixity": "A_000123_1.tar.gz", "task": ["A_000123_1.tar.gz", "alice"],
+    "jobs": [  # job rows keep who asked, their status and when; a refused restore's reason is its error
+        ["RestoreRecord", "carol", "refused", "2024-03-04T05:06:07+00:00", "already in the TPS"],
+        ["CurationRun", "bob", "done", "2024-03-04T05:06:07+00:00", ""],
+        ["LossScan", "scheduler", "done", "2024-03-04T05:06:07+00:00", ""],
+        ["ReconciliationImport", "qa", "done", "2024-03-04T05:06:07+00:00", ""],
+    ],
     "perms": ["inventory.view_archive", "sites.view_institution"], "pending": 0,
 }
 

@@ -1,17 +1,23 @@
-"""``manage.py archive --institution CODE [--json]``: archive the pending group (docs/contracts.md §7)."""
+"""``manage.py archive --institution CODE [--json]``: archive the pending group (docs/contracts.md §7).
+
+The patients go through ``core.dispatch`` as from the web page: without a broker the work runs in
+this process (the embedded pool) and the command waits for it; with ``CELERY_BROKER_URL`` set the
+same tasks are queued and the command waits for the workers to decide every patient.
+"""
 from __future__ import annotations
 
 import json
 import time
 
-from django.conf import settings
 from django.core.management.base import CommandError
 
 from archiver.models import ArchiveRun, PatientArchiveTask
 from sites.models import Institution
 from archiver.services import archiving
+from archiver.tasks import start_archive_run
 from connectors.tps.base import TpsError
 from core.commands import Findings, PdasCommand, cli_actor
+from core.dispatch import has_broker, wait_for_embedded_work
 
 
 class Command(PdasCommand):
@@ -21,7 +27,7 @@ class Command(PdasCommand):
         parser.add_argument("--institution", required=True, help="Institution code")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON")
         parser.add_argument("--timeout", type=float, default=24 * 3600,
-                            help="With a Celery broker: seconds to wait for the workers (default a day)")
+                            help="Seconds to wait for every patient to be decided (default a day)")
 
     def handle(self, *args, institution: str, json: bool, timeout: float, **options):
         try:
@@ -32,11 +38,12 @@ class Command(PdasCommand):
             run = archiving.prepare_archive_run(institution=inst, actor=cli_actor())
         except TpsError as exc:
             raise CommandError(f"TPS of {inst.code} cannot be read: {exc}", returncode=2) from None
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            run = archiving.run_in_process(run=run)
-        else:
-            archiving.enqueue_run(run=run)
+        run = start_archive_run(run)
+        if has_broker():
             run = self._wait(run, timeout)
+        else:
+            wait_for_embedded_work(timeout)
+            run = archiving.finish_run(run=run)
         results = [
             {"mrn": t.patient.mrn, "archive": t.archive.name if t.archive else "",
              "status": t.result if t.result != PatientArchiveTask.Result.PENDING else "error",

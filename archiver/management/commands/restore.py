@@ -17,7 +17,7 @@ from inventory.models import Archive
 from sites.models import Institution
 from archiver.naming import parse_archive_name
 from archiver.services.restore import (
-    RestoreError, choose_candidate, ensure_indexed, find_candidates, restore_archive,
+    RestoreError, choose_candidate, ensure_indexed, find_candidates, run_restore,
 )
 from core.commands import PdasCommand, cli_actor
 
@@ -53,7 +53,7 @@ class Command(PdasCommand):
             chosen = choose_candidate(candidates, archive_name=archive, asked=f"MRN {mrn}")
             row = (Archive.objects.get(pk=chosen.archive_id) if chosen.archive_id is not None
                    else ensure_indexed(institution=inst, name=chosen.name, actor=actor))
-            record = restore_archive(archive=row, institution=inst, actor=actor,
+            record = run_restore(archive=row, institution=inst, actor=actor,
                                      to_dir=Path(to_dir) if to_dir else None)
         except RestoreError as exc:
             if json:

@@ -1,15 +1,20 @@
-"""Archive runs: one task per patient the latest curation allows, worked in-process or queued."""
+"""Archive runs: one task per patient the latest curation allows.
+
+A run is created here; ``archiver.tasks.start_archive_run`` hands its patients to workers (or to the
+embedded pool) through ``core.dispatch``, and each patient's task closes the run after the last one.
+"""
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
 from archiver.models import ArchiveRun, PatientArchiveTask
-from archiver.services.archiving.patient import archive_patient
-from archiver.services.archiving.task_rows import Result, TransientArchiveError, finish_task, worker_name
+from archiver.services.archiving.task_rows import Result, finish_task
 from audit.actors import actor_name
 from audit.events import Event
+from audit.models import AuditEvent
 from audit.services import record_event
+from connectors.tps.base import TpsError
 from sites.models import Institution
 
 
@@ -20,14 +25,27 @@ def archivable_patients(*, institution: Institution):
     return archive_candidates(institution=institution)
 
 
-def prepare_archive_run(*, institution: Institution, actor) -> ArchiveRun:
-    """Finish what crashed runs left, re-read the TPS (incrementally) and curate the pending group,
-    then create the run over what curation allows now."""
-    from curation.services.curate import curate_institution
+def request_archive_run(*, institution: Institution, actor) -> ArchiveRun:
+    """The ``queued`` row of a run asked for from a page, still without patients: a task prepares it
+    (``prepare_archive_run(run=...)``), so the page returns at once."""
+    return ArchiveRun.objects.create(institution=institution, requested_by=actor_name(actor))
 
-    recover_interrupted_work(institution=institution, actor=actor)
-    curate_institution(institution=institution, actor=actor, refresh_tps=True)  # syncs first
-    return create_archive_run(institution=institution, actor=actor)
+
+def prepare_archive_run(*, institution: Institution, actor, run: ArchiveRun | None = None) -> ArchiveRun:
+    """Finish what crashed runs left, re-read the TPS (incrementally) and curate the pending group,
+    then fill the run (``run``, or a new one) with what curation allows now.
+
+    Raises ``TpsError`` when the TPS cannot be read; a requested ``run`` is then stored ``failed``."""
+    from curation.services.curate import run_curation
+
+    try:
+        recover_interrupted_work(institution=institution, actor=actor)
+        run_curation(institution=institution, actor=actor, refresh_tps=True)  # syncs first
+    except TpsError as exc:
+        if run is not None:
+            fail_run(run=run, error=f"the TPS cannot be read: {exc}")
+        raise
+    return create_archive_run(institution=institution, actor=actor, run=run)
 
 
 def recover_interrupted_work(*, institution: Institution, actor) -> int:
@@ -38,27 +56,39 @@ def recover_interrupted_work(*, institution: Institution, actor) -> int:
 
     with open_institution_tps(institution) as tps:
         recover_interrupted_moves(institution=institution, source=tps, actor=actor)
-    now = timezone.now()
-    dead = (PatientArchiveTask.objects.filter(run__institution=institution, result=Result.PENDING,
-                                              started_at__isnull=False)
-            .exclude(patient__claimed_by__gt="", patient__claim_expires__gt=now))
-    closed = 0
+    closed = close_dead_tasks(
+        PatientArchiveTask.objects.filter(run__institution=institution, started_at__isnull=False),
+        reason="interrupted: the worker stopped mid-way; a later run resumes the patient")
+    for run in {task.run for task in closed}:
+        finish_run(run=run)
+    return len(closed)
+
+
+def close_dead_tasks(tasks, *, reason: str) -> list[PatientArchiveTask]:
+    """Close the pending ones of ``tasks`` that no worker holds (no live claim on the patient): a task
+    whose originals were moved, and the move recorded, passes; any other ends × with ``reason``, its
+    originals kept. A task whose patient is claimed is never touched. Returns the tasks closed."""
+    dead = (tasks.filter(result=Result.PENDING)
+            .exclude(patient__claimed_by__gt="", patient__claim_expires__gt=timezone.now()))
+    closed = []
     for task in dead.select_related("run", "patient", "archive"):
         removed = task.archive_id and not task.patient.present and task.archive.quarantined.filter(
             moved_at__isnull=False).exists()
         if removed:
             finish_task(task, Result.PASS, "the worker stopped during removal; recovery finished it")
         else:
-            finish_task(task, Result.ERROR, "interrupted: the worker stopped mid-way; a later run resumes the patient")
-        finish_run(run=task.run)
-        closed += 1
+            finish_task(task, Result.ERROR, reason)
+        closed.append(task)
     return closed
 
 
 @transaction.atomic
-def create_archive_run(*, institution: Institution, actor, patient_ids: list[int] | None = None) -> ArchiveRun:
-    """A run with one task per archivable patient (``patient_ids`` narrows it)."""
-    run = ArchiveRun.objects.create(institution=institution, started_by=actor_name(actor))
+def create_archive_run(*, institution: Institution, actor, patient_ids: list[int] | None = None,
+                       run: ArchiveRun | None = None) -> ArchiveRun:
+    """A run (``run``, a requested one, or a new one) with one task per archivable patient
+    (``patient_ids`` narrows it)."""
+    if run is None:
+        run = ArchiveRun.objects.create(institution=institution, requested_by=actor_name(actor))
     patients = archivable_patients(institution=institution)
     if patient_ids is not None:
         patients = patients.filter(pk__in=patient_ids)
@@ -71,9 +101,7 @@ def create_archive_run(*, institution: Institution, actor, patient_ids: list[int
 
 
 def start_run(*, run: ArchiveRun) -> None:
-    ArchiveRun.objects.filter(pk=run.pk, started_at__isnull=True).update(
-        started_at=timezone.now(), status=ArchiveRun.Status.RUNNING
-    )
+    run.mark_running()
 
 
 def finish_run(*, run: ArchiveRun) -> ArchiveRun:
@@ -87,60 +115,23 @@ def finish_run(*, run: ArchiveRun) -> ArchiveRun:
     return run
 
 
-def enqueue_run(*, run: ArchiveRun) -> None:
-    """Queue one Celery task per patient, after the run's rows are committed."""
-    from archiver.tasks import archive_patient_task
-
-    start_run(run=run)
-    task_ids = list(run.tasks.filter(result=Result.PENDING).values_list("pk", flat=True))
-    # An institution may send its patients to a worker running on its TPS host, where packing reads
-    # local disks (Institution.worker_queue); otherwise Celery's default queue.
-    queue = run.institution.worker_queue or None
-    transaction.on_commit(lambda: [archive_patient_task.apply_async(args=[task_id], queue=queue)
-                                   for task_id in task_ids])
-
-
-def run_in_process(*, run: ArchiveRun, attempts: int = 3, backoff_seconds: float | None = None,
-                   workers: int | None = None) -> ArchiveRun:
-    """The embedded mode: archive the run's patients in this process, ``workers`` at a time
-    (default ``PDAS_ARCHIVE_WORKERS``: one per core, so one patient compresses while another uploads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.conf import settings
-    from django.db import connection
-
-    if backoff_seconds is None:
-        backoff_seconds = settings.PDAS_RETRY_BACKOFF_SECONDS
-    workers = workers or settings.PDAS_ARCHIVE_WORKERS
-    start_run(run=run)
-    task_ids = list(run.tasks.filter(result=Result.PENDING).values_list("pk", flat=True))
-    if workers <= 1:
-        for task_id in task_ids:
-            _archive_with_retries(task_id, attempts, backoff_seconds)
-        return finish_run(run=run)
-
-    def in_thread(task_id: int) -> None:
-        try:
-            _archive_with_retries(task_id, attempts, backoff_seconds)
-        finally:
-            connection.close()  # each thread has its own database connection
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pdas-archive") as pool:
-        for future in [pool.submit(in_thread, task_id) for task_id in task_ids]:
-            future.result()
-    return finish_run(run=run)
+def fail_run(*, run: ArchiveRun, error: str) -> ArchiveRun:
+    """A run that could not be prepared: ``failed`` with ``error``, audited with it."""
+    with transaction.atomic():
+        closed = ArchiveRun.objects.unfinished().filter(pk=run.pk).update(
+            status=ArchiveRun.Status.FAILED, error=error[:2000], finished_at=timezone.now())
+        if closed:
+            record_event(actor=run.requested_by, event=Event.ARCHIVE_RUN, institution=run.institution.code, obj=run,
+                         outcome=AuditEvent.Outcome.FAILED, detail={"error": error[:1000]})
+    run.refresh_from_db()
+    return run
 
 
-def _archive_with_retries(task_id: int, attempts: int, backoff_seconds: float) -> None:
-    import time
-
-    for attempt in range(1, attempts + 1):
-        try:
-            archive_patient(task_id=task_id, worker=f"{worker_name()}:{task_id}")
-            return
-        except TransientArchiveError as exc:
-            if attempt == attempts:
-                task = PatientArchiveTask.objects.get(pk=task_id)
-                finish_task(task, Result.ERROR, f"gave up after {attempts} attempts: {exc}; originals kept")
-            else:
-                time.sleep(backoff_seconds * attempt)
+def give_up_patient(*, task_id: int, reason: str) -> PatientArchiveTask:
+    """A patient's retries ran out: its task ends × with ``reason`` (originals kept), and the run
+    closes if that was its last pending patient."""
+    task = PatientArchiveTask.objects.select_related("run").get(pk=task_id)
+    if task.result == Result.PENDING:
+        finish_task(task, Result.ERROR, reason)
+    finish_run(run=task.run)
+    return task

@@ -18,7 +18,10 @@ WORK_DIR = ".pdas-work"
 
 
 class TransientArchiveError(Exception):
-    """A network or host problem: the task is retried with backoff. Never raised for bad data."""
+    """A network or host problem: the task is retried with backoff (``core.dispatch``). Never raised
+    for bad data."""
+
+    retryable = True
 
 
 def worker_name() -> str:

@@ -26,8 +26,8 @@ from archiver.services.restore.candidates import (
     Candidate, CandidateList, choose_candidate, ensure_indexed, find_candidates,
 )
 from archiver.services.restore.errors import ArchiveIntegrityError, RestoreError, RestoreRefused
-from archiver.services.restore.runner import restore_archive, run_restore, start_restore
+from archiver.services.restore.runner import create_restore, execute_restore, run_restore
 
 __all__ = ["ArchiveIntegrityError", "Candidate", "CandidateList", "RestoreError", "RestoreRefused",
-           "choose_candidate", "ensure_indexed", "find_candidates", "restore_archive", "run_restore",
-           "start_restore"]
+           "choose_candidate", "create_restore", "ensure_indexed", "execute_restore", "find_candidates",
+           "run_restore"]

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 WORK_DIR = ".pdas-work"
 
 
-def start_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
-                  ) -> RestoreRecord:
-    """The RestoreRecord of a restore about to run (``running``). ``to_dir`` None: the TPS restore group."""
+def create_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
+                   ) -> RestoreRecord:
+    """The RestoreRecord of a restore about to run (``queued``). ``to_dir`` None: the TPS restore group."""
     if archive.institution_id != institution.pk:
         raise RestoreRefused(f"archive {archive.name} belongs to another institution than {institution.code}")
     destination = f"tps:{institution.effective_restore_group}"
@@ -52,19 +52,20 @@ def start_restore(*, archive: Archive, institution: Institution, actor, to_dir: 
                                         destination=destination, reason="queued")
 
 
-def restore_archive(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
-                    ) -> RestoreRecord:
+def run_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
+                ) -> RestoreRecord:
     """Restore one archive now (the steps are in the package docstring); raises ``RestoreError`` unless done."""
-    record = start_restore(archive=archive, institution=institution, actor=actor, to_dir=to_dir)
-    return run_restore(record_id=record.pk, raise_errors=True)
+    record = create_restore(archive=archive, institution=institution, actor=actor, to_dir=to_dir)
+    return execute_restore(record_id=record.pk, raise_errors=True)
 
 
-def run_restore(*, record_id: int, raise_errors: bool = False) -> RestoreRecord:
+def execute_restore(*, record_id: int, raise_errors: bool = False) -> RestoreRecord:
     """Carry out a prepared restore. Its outcome is on the record (and in the audit log); with
     ``raise_errors`` a restore that is not done raises its ``RestoreError`` too."""
     record = RestoreRecord.objects.select_related("archive", "institution").get(pk=record_id)
-    if record.status != RestoreRecord.Status.RUNNING or record.finished_at is not None:
+    if record.finished:
         return record  # already decided: a redelivered task does nothing
+    record.mark_running()
     try:
         _Restore(record).run()
     except RestoreError as exc:
@@ -88,10 +89,11 @@ def run_restore(*, record_id: int, raise_errors: bool = False) -> RestoreRecord:
 
 def _finish(record: RestoreRecord, status: str, reason: str) -> None:
     record.status, record.reason, record.finished_at = status, reason[:4000], timezone.now()
+    record.error = "" if status == RestoreRecord.Status.DONE else record.reason
     archive = record.archive
     outcome = {RestoreRecord.Status.DONE: "ok", RestoreRecord.Status.REFUSED: "denied"}.get(status, "failed")
     with transaction.atomic():  # the restore's outcome and its audit row commit together
-        record.save(update_fields=["status", "reason", "finished_at"])
+        record.save(update_fields=["status", "reason", "error", "finished_at"])
         record_event(actor=record.requested_by, event=Event.RESTORE, institution=record.institution.code,
                      mrns=[archive.mrn], obj=record, outcome=outcome,
                      detail={"archive": archive.name, "destination": record.destination, "tps_path": record.tps_path,
@@ -126,7 +128,8 @@ class _Restore:
         now = time.monotonic()
         if force or now - self.last_saved > 0.5:
             self.record.reason = text
-            RestoreRecord.objects.filter(pk=self.record.pk).update(reason=text, **fields)
+            RestoreRecord.objects.filter(pk=self.record.pk).update(reason=text, heartbeat_at=timezone.now(),
+                                                                   **fields)
             self.last_saved = now
 
     def run(self) -> None:

@@ -1,4 +1,5 @@
-// Live progress of an archive run: polls the run's progress.json until every patient is decided.
+// Live progress of an archive run: polls the run's progress.json until the run finished (every patient decided,
+// or the run failed); a queued run's page reloads once the run is prepared and its patients are known.
 (function () {
   const status = document.getElementById("run-status");
   if (!status) return;
@@ -8,6 +9,10 @@
   let last = null;
 
   function update(data) {
+    if (status.dataset.status === "queued" && data.status !== "queued") {
+      window.location.reload(); // the run was prepared: its patients are listed now
+      return true;
+    }
     for (const key of ["pass", "error", "warning", "pending"]) {
       status.querySelector(`[data-field="${key}"]`).textContent = data.counts[key] || 0;
     }

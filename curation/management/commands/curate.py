@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from sites.models import Institution
 from connectors.tps.base import TpsError
 from curation.selectors import run_findings
-from curation.services.curate import curate_institution
+from curation.services.curate import run_curation
 from core.commands import Findings, PdasCommand, cli_actor
 
 
@@ -30,7 +30,7 @@ class Command(PdasCommand):
         except Institution.DoesNotExist:
             raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
         try:
-            run = curate_institution(institution=inst, actor=cli_actor())
+            run = run_curation(institution=inst, actor=cli_actor())
         except TpsError as exc:
             raise CommandError(f"TPS of {inst.code} cannot be read: {exc}", returncode=2) from None
         findings = list(run_findings(run=run))
