@@ -1,4 +1,4 @@
-"""Who did it: the one name the audit log and the job rows (``started_by``, ``requested_by``, ...) give an actor.
+"""Who did it: the one name the audit log and the job rows (``requested_by``, ``core.jobs``) give an actor.
 
 An actor is
 - a user: their user name (``anonymous`` for a user not logged in);

@@ -84,6 +84,8 @@ def baseline_today(tps: Path, paths: list[str], sshd, work: Path) -> float:
 def run_pdas(pristine: Path, tps: Path, sshd, *, code: str, codec: str, level: int) -> tuple[float, list]:
     from sites.models import Institution, StorageTarget
     from archiver.services import archiving
+    from archiver.tasks import start_archive_run
+    from core.dispatch import wait_for_embedded_work
 
     shutil.rmtree(tps, ignore_errors=True)
     subprocess.run(["cp", "-a", str(pristine), str(tps)], check=True)
@@ -96,7 +98,9 @@ def run_pdas(pristine: Path, tps: Path, sshd, *, code: str, codec: str, level: i
                                  key_file=sshd.key_file, known_hosts=sshd.known_hosts)
     start = time.perf_counter()
     run = archiving.prepare_archive_run(institution=institution, actor="bench")
-    run = archiving.run_in_process(run=run)
+    start_archive_run(run)  # the embedded pool, PDAS_ARCHIVE_WORKERS threads, as `manage.py archive` does
+    wait_for_embedded_work()
+    run = archiving.finish_run(run=run)
     seconds = time.perf_counter() - start
     tasks = list(run.tasks.select_related("patient", "archive"))
     failed = [(t.patient.tps_path, t.reason) for t in tasks if t.result != "pass"]
