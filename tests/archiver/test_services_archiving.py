@@ -308,3 +308,16 @@ def test_a_rerun_without_the_packed_file_reads_the_archive_back_from_a_target(si
     assert read_back, "the archive was read back from a target"
     assert not (site["root"] / site["ready"]).exists()
     assert quarantine_module.QuarantinedPatient.objects.filter(moved_at__isnull=False).count() == 2
+
+
+def test_a_packing_failure_ends_the_patient_with_its_originals_kept_and_the_run_closes(site, monkeypatch):
+    from archiver.packing.stream_packer import PackError
+
+    def failing_pack(ctx, *args):
+        raise PackError(f"{ctx.patient.tps_path}/Patient changed while it was being packed", changed=True)
+
+    monkeypatch.setattr(archiving.patient, "packed_archive", failing_pack)
+    run = _run(site["inst"])
+    assert {t.result for t in run.tasks.all()} == {"error"}
+    assert all("changed while it was being packed; originals kept" in t.reason for t in run.tasks.all())
+    assert run.status == "done" and (site["root"] / site["ready"]).is_dir()

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from archiver.models import PatientArchiveTask
 from archiver.services.archiving.copies import copy_to_target, verify_archive
+from archiver.packing.stream_packer import PackError
 from archiver.services.archiving.pack import packed_archive
 from archiver.services.archiving.task_rows import (
     Result,
@@ -48,7 +49,7 @@ def archive_patient(*, task_id: int, worker: str | None = None) -> PatientArchiv
     ctx = PatientContext(task=task, patient=patient, institution=patient.institution, worker=worker)
     try:
         return _archive_claimed(ctx)
-    except (TpsError, StorageError) as exc:
+    except (TpsError, StorageError, PackError) as exc:  # a packing failure keeps the originals too
         if getattr(exc, "retryable", False):
             set_task(task, reason=f"retrying: {exc}"[:2000])
             raise TransientArchiveError(str(exc)) from exc
