@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import shutil
 import sys
@@ -23,23 +22,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from common import setup_django  # noqa: E402  (bench/common.py, beside this script)
 SURNAMES = ("王", "李", "张", "刘", "陈", "欧阳", "SMITH", "GARCIA", "NGUYEN")
 GIVEN = ("伟", "芳", "娜娜", "建华", "JOHN", "MARIA", "ANNA")
 SITES = ("LT BREAST", "RT BREAST", "LUNG SBRT", "NPC VMAT", "PROSTATE", "CERVIX", "BRAIN WBRT", "鼻咽癌 TOMO")
 
 
-def setup_django(work: Path) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
-    os.environ["PDAS_DATA_DIR"] = str(work)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pdas.settings")
-    os.environ.setdefault("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def write_tree(root: Path, patients: int, rng: random.Random) -> dict[str, int]:

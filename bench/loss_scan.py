@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import shutil
 import sys
@@ -22,6 +21,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from common import setup_django  # noqa: E402  (bench/common.py, beside this script)
 FULL = {"deliveries": 150_000, "tps_plans": 100_000, "archived_plans": 500_000}
 PLANS_PER_ARCHIVE = 5
 NAMES = ["LT BREAST", "RT BREAST", "PROSTATE IMRT", "WHOLE BRAIN", "LUNG SBRT", "H&N VMAT", "RECTUM",
@@ -30,21 +32,6 @@ NAMES = ["LT BREAST", "RT BREAST", "PROSTATE IMRT", "WHOLE BRAIN", "LUNG SBRT", 
 BATCH = 10_000
 
 
-def setup_django(work: Path) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
-    os.environ["PDAS_DATA_DIR"] = str(work)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pdas.settings")
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:  # a throw-away database: speed over durability
-        cursor.execute("PRAGMA journal_mode=OFF")
-        cursor.execute("PRAGMA synchronous=OFF")
 
 
 def build_site(code: str, fraction: float, rng: random.Random):
@@ -190,7 +177,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(6)
     try:
-        setup_django(work)
+        setup_django(work, fast=True)
         rows = []
         for fraction in (0.1, 0.3, 1.0):
             size = fraction * args.scale

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import shutil
 import statistics
@@ -26,6 +25,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from common import setup_django  # noqa: E402  (bench/common.py, beside this script)
 FULL = {"archives": 100_000, "findings": 150_000}
 PLANS_PER_ARCHIVE = 3
 BATCH = 10_000
@@ -37,22 +39,6 @@ PROPOSED_INDEXES = [
 ]
 
 
-def setup_django(work: Path) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
-    os.environ["PDAS_DATA_DIR"] = str(work)
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"  # the Django test client's host
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pdas.settings")
-    sys.path.insert(0, str(REPO))  # first: this file's own folder would make ``reports`` this script
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:  # a throw-away database: speed over durability
-        cursor.execute("PRAGMA journal_mode=OFF")
-        cursor.execute("PRAGMA synchronous=OFF")
 
 
 def spread(i: int, n: int) -> dt.datetime:
@@ -191,7 +177,7 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="pdas-bench-reports-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        setup_django(work)
+        setup_django(work, fast=True, test_client=True)
         from django.contrib.auth.models import User
         from django.db import connection
         from django.test import Client
