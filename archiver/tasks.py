@@ -7,14 +7,20 @@ beside the original, and the service resumes whatever the dead attempt finished.
 """
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
 from archiver.models import ArchiveRun, PatientArchiveTask
 from archiver.services import archiving
 from connectors.tps.base import TpsError
+from audit.actors import SCHEDULER
 from core.dispatch import BackgroundTask, dispatch
 from sites.models import Institution
+
+
+log = logging.getLogger("archiver.tasks")
 
 
 class ArchivePatientTask(BackgroundTask):
@@ -68,15 +74,40 @@ def start_archive_run(run: ArchiveRun) -> ArchiveRun:
 
 @shared_task(base=BackgroundTask)
 def purge_quarantine_task() -> int:
-    """Beat entry (nightly): delete quarantined originals past their retention, every institution."""
-    from archiver.services.quarantine import purge_quarantine
+    """Beat entry (nightly): every institution's quarantined originals past their time, deleted only while
+    their archive is safely stored (re-checked right before). One unreachable TPS does not stop the others."""
+    from archiver.services.purge import purge_quarantine
     from sites.connections import open_institution_tps
 
     purged = 0
     for institution in Institution.objects.all():
-        with open_institution_tps(institution) as source:
-            purged += purge_quarantine(institution=institution, source=source, actor="scheduler")
+        try:
+            with open_institution_tps(institution) as source:
+                purged += len(purge_quarantine(institution=institution, source=source, actor=SCHEDULER).purged)
+        except TpsError as exc:
+            log.warning("quarantine purge of %s skipped: %s", institution.code, exc)
     return purged
+
+
+@shared_task(base=BackgroundTask)
+def check_archives_task() -> dict[str, int]:
+    """Beat entry (nightly): every institution's copies checked where they are stored (the presence of
+    each, the full check of tonight's share of the rolling cycle, within ``PDAS_FIXITY_NIGHTLY_SECONDS``)
+    and the missing or corrupt ones repaired from a verified copy. One institution's failure does not
+    stop the others."""
+    from archiver.services.fixity import check_archives
+
+    totals: dict[str, int] = {}
+    for institution in Institution.objects.all():
+        try:
+            report = check_archives(institution=institution, actor=SCHEDULER, repair=True,
+                                    time_budget=settings.PDAS_FIXITY_NIGHTLY_SECONDS)
+        except Exception:  # noqa: BLE001 - logged; the next institution is still checked
+            log.exception("archive check of %s failed", institution.code)
+            continue
+        for key, value in report.summary().items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 @shared_task(base=BackgroundTask)

@@ -36,6 +36,11 @@ class Event(StrEnum):
     ARCHIVE_VERIFY = "archive.verify"
     ORIGINALS_REMOVE = "originals.remove"
     QUARANTINE_PURGE = "quarantine.purge"
+    QUARANTINE_KEEP = "quarantine.keep"
+    # Keeping archives whole
+    COPY_STATE = "copy.state"
+    COPY_REPAIR = "copy.repair"
+    ARCHIVE_UNSAFE = "archive.unsafe"
     # The archive index and restores
     ARCHIVE_INDEX = "archive.index"
     RESTORE_SEARCH = "restore.search"

@@ -7,7 +7,10 @@ tables keep the names they were created with (``archiver_*``).
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -96,11 +99,58 @@ class ChecksumAlgorithm(models.TextChoices):
     SHA256 = "sha256", "SHA-256"
 
 
+class ArchiveQuerySet(models.QuerySet):
+    """The questions every consumer asks about archives, answered once (docs/keeping.md)."""
+
+    def with_verified_copy(self) -> "ArchiveQuerySet":
+        """Archives with at least one copy, on an enabled target, whose last check matched."""
+        return self.filter(models.Exists(ArchiveCopy.objects.filter(
+            archive=models.OuterRef("pk"), status=ArchiveCopy.Status.VERIFIED, target__enabled=True)))
+
+    def without_verified_copy(self) -> "ArchiveQuerySet":
+        """Archives that were verified once but have no verified copy left (missing, corrupt, unreachable)."""
+        return self.filter(status=Archive.Status.VERIFIED).exclude(pk__in=self.with_verified_copy().values("pk"))
+
+    def annotate_keeping(self, *, now: dt.datetime | None = None) -> "ArchiveQuerySet":
+        """Adds ``_fresh_copies`` (verified copies on enabled targets checked within the institution's
+        ``fixity_cycle_days``), ``_needed`` (its ``min_copies``) and ``_has_verified_copy``. The institutions'
+        rules become CASE arms, so it stays one query however many archives there are."""
+        now = now or timezone.now()
+        rules = list(Institution.objects.values_list("pk", "min_copies", "fixity_cycle_days"))
+        never = models.Value(now + dt.timedelta(days=1))  # an institution created after ``rules`` was read
+        cutoff = models.Case(*[models.When(institution_id=pk, then=models.Value(now - dt.timedelta(days=days)))
+                               for pk, _, days in rules], default=never, output_field=models.DateTimeField())
+        needed = models.Case(*[models.When(institution_id=pk, then=models.Value(copies)) for pk, copies, _ in rules],
+                             default=models.Value(1), output_field=models.IntegerField())
+        fresh = (ArchiveCopy.objects.filter(archive=models.OuterRef("pk"), status=ArchiveCopy.Status.VERIFIED,
+                                            target__enabled=True, last_checked_at__gte=models.OuterRef("_fresh_after"))
+                 .order_by().values("archive").annotate(n=models.Count("pk")).values("n"))
+        verified = ArchiveCopy.objects.filter(archive=models.OuterRef("pk"), status=ArchiveCopy.Status.VERIFIED,
+                                              target__enabled=True)
+        return self.annotate(_fresh_after=cutoff, _needed=needed,
+                             _fresh_copies=Coalesce(models.Subquery(fresh, output_field=models.IntegerField()), 0),
+                             _has_verified_copy=models.Exists(verified))
+
+    def safely_stored(self, *, now: dt.datetime | None = None) -> "ArchiveQuerySet":
+        """Archives with at least ``min_copies`` verified copies on enabled targets, each checked within
+        ``fixity_cycle_days`` (both per institution)."""
+        return self.annotate_keeping(now=now).filter(_fresh_copies__gte=models.F("_needed"))
+
+    def keeping_counts(self, *, now: dt.datetime | None = None) -> dict[str, int]:
+        """``archives`` (verified once), ``safely_stored`` and ``without_verified_copy`` in one query."""
+        return self.filter(status=Archive.Status.VERIFIED).annotate_keeping(now=now).aggregate(
+            archives=models.Count("pk"),
+            safely_stored=models.Count("pk", filter=models.Q(_fresh_copies__gte=models.F("_needed"))),
+            without_verified_copy=models.Count("pk", filter=models.Q(_has_verified_copy=False)))
+
+
 class Archive(models.Model):
     """One packed patient: the archive file and what it holds (its manifest).
 
-    ``status`` starts at ``packing`` and becomes ``verified`` only once at least one copy on a
-    target was re-read or re-hashed there and matched.
+    ``status`` starts at ``packing`` and becomes ``verified`` once every enabled target held a copy
+    that was re-read or re-hashed there and matched. That is history, not the present: whether the
+    archive is safe *now* is ``is_safely_stored()`` / ``Archive.objects.safely_stored()``, from the
+    copies' latest checks.
     """
 
     class Status(models.TextChoices):
@@ -132,6 +182,12 @@ class Archive(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PACKING)
     created_at = models.DateTimeField(auto_now_add=True)
+    retain_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text=_("Kept at least until then: latest first delivery (or the archive date) + retention years"))
+    legal_hold = models.BooleanField(default=False, help_text=_("Never deleted while set"))
+
+    objects = ArchiveQuerySet.as_manager()
 
     class Meta:
         db_table = "archiver_archive"  # the table keeps the name of the app it was created in
@@ -141,6 +197,25 @@ class Archive(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_safely_stored(self, *, now: dt.datetime | None = None) -> bool:
+        """The row-level form of ``ArchiveQuerySet.safely_stored`` (same rule, from this archive's copies)."""
+        now = now or timezone.now()
+        fresh_after = now - dt.timedelta(days=self.institution.fixity_cycle_days)
+        fresh = [copy for copy in self.copies.select_related("target")
+                 if copy.status == ArchiveCopy.Status.VERIFIED and copy.target.enabled
+                 and copy.last_checked_at is not None and copy.last_checked_at >= fresh_after]
+        return len(fresh) >= self.institution.min_copies
+
+    def may_be_deleted(self, *, now: dt.datetime | None = None) -> tuple[bool, str]:
+        """Whether any deletion path may remove this archive now, and why not. PDAS itself never deletes
+        an archive; a future path must ask this first."""
+        now = now or timezone.now()
+        if self.legal_hold:
+            return False, "under legal hold"
+        if self.retain_until is None or now < self.retain_until:
+            return False, f"retained until {self.retain_until:%Y-%m-%d}" if self.retain_until else "no retention date"
+        return True, ""
 
 
 class ArchivedPlan(models.Model):
@@ -168,6 +243,7 @@ class ArchiveCopy(models.Model):
         VERIFIED = "verified", _("Verified")
         CORRUPT = "corrupt", _("Corrupt")
         MISSING = "missing", _("Missing")
+        UNREACHABLE = "unreachable", _("Unreachable (unknown)")
 
     archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="copies")
     target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="copies")
@@ -179,7 +255,10 @@ class ArchiveCopy(models.Model):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADING)
     stored_at = models.DateTimeField(null=True, blank=True, help_text=_("Set only after verification"))
-    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Last full check (hashed on the target or read back)"))
+    last_listed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Last presence-and-size check from a listing of the target"))
 
     class Meta:
         db_table = "archiver_archivecopy"  # the table keeps the name of the app it was created in
@@ -197,10 +276,12 @@ class FixityCheck(models.Model):
         REMOTE_HASH = "remote_hash", _("Hashed on the target (sha256sum over SSH)")
         READ_BACK = "read_back", _("Read back and hashed")
         LOCAL_HASH = "local_hash", _("Hashed on a local target")
+        LISTED = "listed", _("Present with its size in a listing of the target")
 
     class Outcome(models.TextChoices):
         PASS = "pass", _("Pass")
         FAIL = "fail", _("Fail")
+        UNKNOWN = "unknown", _("Unknown: the target could not be asked")
 
     copy = models.ForeignKey(ArchiveCopy, on_delete=models.CASCADE, related_name="fixity_checks")
     checked_at = models.DateTimeField(default=timezone.now)

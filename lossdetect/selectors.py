@@ -90,14 +90,41 @@ def tps_plan_frame(*, institution: Institution, mrns: Collection[str] | None = N
 
 def archived_plan_frame(*, institution: Institution, mrns: Collection[str] | None = None,
                         created: tuple[dt.datetime, dt.datetime] | None = None) -> pd.DataFrame:
-    """Plans inside verified archives that have a verified copy on a target (``ARCHIVED_PLAN_COLUMNS``)."""
+    """Plans inside archives that have a verified copy on an enabled target (``ARCHIVED_PLAN_COLUMNS``):
+    the rows of ``Archive.objects.with_verified_copy()``, read as a join."""
     # A join, not EXISTS: SQLite plans it better. An archive verified on two targets comes twice.
     plans = ArchivedPlan.objects.filter(archive__institution=institution, archive__status=Archive.Status.VERIFIED,
-                                        archive__copies__status=ArchiveCopy.Status.VERIFIED)
+                                        archive__copies__status=ArchiveCopy.Status.VERIFIED,
+                                        archive__copies__target__enabled=True)
     rows = plans.annotate(created_raw=_created_raw(plans)).values_list(
         "pk", "name", "trial_names", "created_raw", "archive__mrn", "archive_id", "archive__name")
     frame = _index_frame(rows, ARCHIVED_PLAN_COLUMNS, mrn_field="archive__mrn", mrns=mrns, created=created)
     return frame.drop_duplicates("plan_pk", ignore_index=True)
+
+
+def unsafe_archived_plan_frame(*, institution: Institution, mrns: Collection[str] | None = None,
+                               created: tuple[dt.datetime, dt.datetime] | None = None) -> pd.DataFrame:
+    """Plans of archives that were verified once but have no verified copy left
+    (``UNSAFE_ARCHIVED_PLAN_COLUMNS``), each with ``where`` naming the archive and the state of each copy,
+    and ``in_quarantine``: whether the originals still wait in the quarantine (docs/keeping.md)."""
+    unsafe = Archive.objects.filter(institution=institution).without_verified_copy()
+    plans = ArchivedPlan.objects.filter(archive__in=unsafe)
+    rows = plans.annotate(created_raw=_created_raw(plans)).values_list(
+        "pk", "name", "trial_names", "created_raw", "archive__mrn", "archive_id", "archive__name")
+    frame = _index_frame(rows, ARCHIVED_PLAN_COLUMNS, mrn_field="archive__mrn", mrns=mrns, created=created)
+    where, in_quarantine = {}, {}
+    archives = Archive.objects.filter(pk__in=set(frame["archive_pk"].tolist())).prefetch_related("copies__target")
+    for archive in archives:
+        states = ", ".join(f"{copy.status} on {copy.target.name}" for copy in
+                           sorted(archive.copies.all(), key=lambda c: c.target.name)) or "no copy"
+        waiting = (archive.quarantined.filter(moved_at__isnull=False, purged_at__isnull=True)
+                   .order_by("-moved_at").first())
+        where[archive.pk] = f"archive {archive.name}: {states}" + (
+            f"; originals in the quarantine: {waiting.quarantine_path}" if waiting else "")
+        in_quarantine[archive.pk] = waiting is not None
+    frame["where"] = frame["archive_pk"].map(where).astype(object)
+    frame["in_quarantine"] = frame["archive_pk"].map(in_quarantine).astype(bool)
+    return frame
 
 
 def scan_list() -> QuerySet[LossScan]:

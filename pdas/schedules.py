@@ -25,8 +25,12 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     # Monday 06:00: last Monday..Sunday's first deliveries checked against the TPS and the archives.
     DefaultSchedule("Weekly loss scan (previous Monday to Sunday)", "lossdetect.tasks.run_scheduled_scans",
                     "0", "6", "1", "Scans the previous Monday..Sunday of every institution with an R&V source."),
-    # Every night 03:00: originals whose quarantine retention ran out are deleted (only while their
-    # archive is still verified).
+    # Every night 01:00: every copy's presence, and tonight's share of the full checks (each copy re-hashed
+    # within fixity_cycle_days, oldest first, within PDAS_FIXITY_NIGHTLY_SECONDS); bad copies repaired.
+    DefaultSchedule("Nightly archive check", "archiver.tasks.check_archives_task",
+                    "0", "1", "*", "Checks the archive copies on their targets and repairs missing or corrupt ones."),
+    # Every night 03:00, after the check: originals whose quarantine time ran out are deleted, only while
+    # their archive is safely stored, re-checked right before.
     DefaultSchedule("Nightly quarantine purge", "archiver.tasks.purge_quarantine_task",
                     "0", "3", "*", "Deletes quarantined originals past their retention; their archive stays."),
     # Every 15 minutes: a job (archive run, restore, curation, loss scan, reconciliation) still queued or

@@ -1,4 +1,4 @@
-"""Reads for the project-wide pages (the home page's institution cards)."""
+"""Reads for the project-wide pages (the home page's institution cards, in four queries)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
 from archiver.models import ArchiveRun
+from inventory.models import Archive
 from sites.models import Institution
 from lossdetect.models import LossScan
 
@@ -18,6 +19,7 @@ class InstitutionCard:
     tps_read_at: dt.datetime | None
     last_run: ArchiveRun | None
     last_scan: LossScan | None
+    unsafe_archives: int = 0  # verified once, no verified copy left (docs/keeping.md): a standing alert
 
 
 def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> list[InstitutionCard]:
@@ -35,6 +37,8 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
             last_scan_id=Subquery(latest_scan.values("id")[:1]),
         ).order_by("code")
     )
+    unsafe = dict(Archive.objects.filter(institution__in=[i.pk for i in institutions]).without_verified_copy()
+                  .order_by().values("institution").annotate(n=Count("pk")).values_list("institution", "n"))
     runs = ArchiveRun.objects.in_bulk([i.last_run_id for i in institutions if i.last_run_id])
     scans = LossScan.objects.in_bulk([i.last_scan_id for i in institutions if i.last_scan_id])
     return [
@@ -44,6 +48,7 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
             tps_read_at=institution.tps_read_at,
             last_run=runs.get(institution.last_run_id),
             last_scan=scans.get(institution.last_scan_id),
+            unsafe_archives=unsafe.get(institution.pk, 0),
         )
         for institution in institutions
     ]

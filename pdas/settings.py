@@ -197,6 +197,9 @@ PDAS_RETRY_BACKOFF_MAX_SECONDS = float(env.integer("PDAS_RETRY_BACKOFF_MAX_SECON
 # A queued or running job (archive run, restore, curation, loss scan, reconciliation) that shows no
 # progress for this long is closed as failed by the stale-job sweep (beat): its worker died.
 PDAS_STALE_JOB_MINUTES = env.integer("PDAS_STALE_JOB_MINUTES", 120)
+# The nightly archive check stops starting full checks after this many seconds (what is left stays due and
+# comes first the next night); the presence check of every copy always runs (docs/keeping.md).
+PDAS_FIXITY_NIGHTLY_SECONDS = env.integer("PDAS_FIXITY_NIGHTLY_SECONDS", 4 * 3600)
 # Tests only: embedded-mode work runs at once in the caller's thread and transaction.
 PDAS_DISPATCH_INLINE = False
 # Embedded mode: patients archived at once (threads). Celery deployments scale with worker concurrency.

@@ -327,6 +327,24 @@ def loss_rates(*, institution: Institution, bounds: list[dt.datetime]) -> list[L
 
 
 @dataclass(frozen=True)
+class Keeping:
+    """The archives of the institution as they stand now (docs/keeping.md)."""
+
+    archives: int  # verified once
+    safely_stored: int
+    without_verified_copy: int  # a copy was lost and none is verified: an alert
+
+    @property
+    def not_safely_stored(self) -> int:
+        return self.archives - self.safely_stored
+
+
+def keeping_now(*, institution: Institution, now: dt.datetime | None = None) -> Keeping:
+    """Archives verified once, safely stored now, and with no verified copy left (one query)."""
+    return Keeping(**Archive.objects.filter(institution=institution).keeping_counts(now=now))
+
+
+@dataclass(frozen=True)
 class MonthRow:
     month: dt.date
     volume: Volume
@@ -347,6 +365,7 @@ class Report:
     losses: Losses
     quarantine: Quarantine
     pending: Pending
+    keeping: Keeping
     reasons: list[dict]
     months: list[MonthRow]
 
@@ -400,7 +419,7 @@ def build_report(*, institution: Institution, period: Period, now: dt.datetime |
     return Report(
         institution=institution, period=period, generated_at=now, volume=volume, throughput=throughput,
         restores=restores, losses=losses, quarantine=quarantine_now(institution=institution),
-        pending=pending_now(institution=institution, now=now),
+        pending=pending_now(institution=institution, now=now), keeping=keeping_now(institution=institution, now=now),
         reasons=result_reasons(institution=institution, bounds=whole),
         months=[MonthRow(month=m, volume=v, throughput=t, restores=r, losses=loss, pending=p)
                 for m, (v, t), r, loss, p in zip(period.trend_months(), month_runs, month_restores, month_losses,

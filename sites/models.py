@@ -66,6 +66,12 @@ class Institution(models.Model):
         max_length=500, blank=True, help_text=_("Where removed originals wait; blank: <tps_root>/.pdas-quarantine")
     )
     quarantine_days = models.PositiveIntegerField(default=30)
+    min_copies = models.PositiveSmallIntegerField(
+        default=1, help_text=_("Verified copies an archive needs to count as safely stored"))
+    fixity_cycle_days = models.PositiveIntegerField(
+        default=90, help_text=_("Every copy is re-checked on its target within this many days"))
+    retention_years = models.PositiveSmallIntegerField(
+        default=30, help_text=_("An archive is kept at least this long after the patient's latest first delivery"))
     mrn_pattern = models.CharField(max_length=200, blank=True, help_text=_("Regular expression an MRN must match"))
     notify_emails = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -99,6 +99,7 @@ class ArchiveCopyFactory(factory.django.DjangoModelFactory):
     checksum = factory.LazyAttribute(lambda o: o.archive.checksum)
     status = im.ArchiveCopy.Status.VERIFIED
     stored_at = factory.LazyFunction(timezone.now)
+    last_checked_at = factory.LazyFunction(timezone.now)
 
 
 class LossScanFactory(factory.django.DjangoModelFactory):

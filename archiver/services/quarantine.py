@@ -103,23 +103,3 @@ def recover_interrupted_moves(*, institution: Institution, source: TpsSource, ac
             row.delete()  # the move never happened: the originals are where they were
             settled += 1
     return settled
-
-
-def purge_quarantine(*, institution: Institution, source: TpsSource, actor, now: dt.datetime | None = None) -> int:
-    """Delete quarantined folders whose retention has run out; returns how many were purged."""
-    now = now or timezone.now()
-    purged = 0
-    for row in QuarantinedPatient.objects.filter(institution=institution, purged_at__isnull=True,
-                                                 moved_at__isnull=False, purge_after__lte=now).select_related("archive"):
-        if row.archive.status != Archive.Status.VERIFIED:
-            continue  # never purge originals whose archive is no longer known good
-        if source.stat(row.quarantine_path) is not None:
-            source.remove_tree(row.quarantine_path)
-        with transaction.atomic():  # the purge is recorded and audited together
-            row.purged_at = now
-            row.save(update_fields=["purged_at"])
-            record_event(actor=actor, event=Event.QUARANTINE_PURGE, institution=institution.code,
-                         mrns=[row.archive.mrn], obj=row,
-                         detail={"quarantine_path": row.quarantine_path, "archive": row.archive.name})
-        purged += 1
-    return purged

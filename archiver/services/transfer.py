@@ -6,12 +6,15 @@ Every check is a FixityCheck row; ``stored_at`` is set only by a passing check.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass, field
 
 from django.utils import timezone
 
 from inventory.models import Archive, ArchiveCopy, FixityCheck
 from sites.models import StorageTarget
+from archiver.naming import parse_archive_name
 from archiver.packing.manifest import manifest_bytes
 from connectors.storage.base import ProgressFn, StorageBackend, StorageError, is_temporary
 
@@ -38,9 +41,13 @@ def _same_json(expected: dict):
 
 
 def _sweep_our_temporaries(backend: StorageBackend, name: str) -> None:
-    """Remove half-uploads of this archive left by a killed worker (the claim keeps others away)."""
+    """Remove half-uploads of this patient's archives left by a killed worker: of this name, and of the
+    patient's earlier names (``NAME_MRN_`` with another time stamp, after the patient was edited). The
+    patient's claim keeps every other worker away from these names."""
+    parts = parse_archive_name(name)
+    prefix = f".{parts['name']}_{parts['mrn']}_" if parts else f".{name}."
     for remote in backend.list_files():
-        if is_temporary(remote.name) and remote.name.startswith(f".{name}."):
+        if is_temporary(remote.name) and remote.name.startswith(prefix):
             backend.remove(remote.name)
 
 
@@ -54,6 +61,13 @@ def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backe
     copy, _ = ArchiveCopy.objects.get_or_create(archive=archive, target=target, defaults={"path": archive.name})
     _sweep_our_temporaries(backend, archive.name)
     existing = backend.stat(archive.name)
+    if existing is not None and copy.status in (ArchiveCopy.Status.CORRUPT, ArchiveCopy.Status.MISSING):
+        # This archive's own copy, measured bad by an earlier check: replaced by the bytes being stored
+        # now (the packed file, or a verified copy), which the check that follows measures again.
+        for name in (archive.name, f"{archive.name}.sha256", f"{archive.name}.manifest.json"):
+            if backend.stat(name) is not None:
+                backend.remove(name)
+        existing = None
     if existing is None:
         copy.status = ArchiveCopy.Status.UPLOADING
         copy.save(update_fields=["status"])
@@ -68,35 +82,75 @@ def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backe
     return copy
 
 
-def verify_copy(*, copy: ArchiveCopy, backend: StorageBackend) -> FixityCheck:
-    """Measure the copy on the target and record the outcome (the copy's status follows it)."""
+@dataclass
+class Measurement:
+    """What one check of a copy found on its target; nothing is written until ``record_measurement``."""
+
+    checked_at: dt.datetime
+    method: str = FixityCheck.Method.READ_BACK
+    size: int | None = None
+    checksum: str = ""
+    problems: list[str] = field(default_factory=list)
+    missing: bool = False
+    unreachable: bool = False
+
+
+def measure_copy(*, copy: ArchiveCopy, backend: StorageBackend) -> Measurement:
+    """Measure the copy where it is stored: its digest and size (hashed on the target or read back) and
+    both sidecars. No database write: the measurement may take long on a large archive."""
     archive = copy.archive
-    now = timezone.now()
-    check = FixityCheck(copy=copy, checked_at=now, method=FixityCheck.Method.READ_BACK)
-    problems: list[str] = []
+    found = Measurement(checked_at=timezone.now())
     try:
-        digest = backend.digest(archive.name)
-        check.method, check.size, check.checksum = digest.method, digest.size, digest.sha256
-        if digest.size != archive.size:
-            problems.append(f"size on target {digest.size} != packed {archive.size}")
-        if digest.sha256 != archive.checksum:
-            problems.append("SHA-256 on target differs from the packed archive")
-        if backend.read_bytes(f"{archive.name}.sha256") != sha256_sidecar(archive):
-            problems.append(f"{archive.name}.sha256 does not hold the packed digest")
-        if not _same_json(archive.manifest)(backend.read_bytes(f"{archive.name}.manifest.json")):
-            problems.append(f"{archive.name}.manifest.json differs from the archive's manifest")
+        if backend.stat(archive.name) is None:
+            found.missing = True
+            found.problems.append(f"{archive.name} is not on the target")
+        else:
+            digest = backend.digest(archive.name)
+            found.method, found.size, found.checksum = digest.method, digest.size, digest.sha256
+            if digest.size != archive.size:
+                found.problems.append(f"size on target {digest.size} != packed {archive.size}")
+            if digest.sha256 != archive.checksum:
+                found.problems.append("SHA-256 on target differs from the packed archive")
+            for sidecar, whole in ((f"{archive.name}.sha256", lambda d: d == sha256_sidecar(archive)),
+                                   (f"{archive.name}.manifest.json", _same_json(archive.manifest))):
+                if backend.stat(sidecar) is None:
+                    found.missing = True
+                    found.problems.append(f"{sidecar} is not on the target")
+                elif not whole(backend.read_bytes(sidecar)):
+                    found.problems.append(f"{sidecar} differs from the archive's")
     except StorageError as exc:
-        problems.append(str(exc))
-    check.outcome = FixityCheck.Outcome.FAIL if problems else FixityCheck.Outcome.PASS
-    check.reason = "; ".join(problems)
-    check.save()
-    copy.last_checked_at = now
-    copy.checksum = check.checksum
-    copy.size = check.size
-    if problems:
-        copy.status = ArchiveCopy.Status.CORRUPT if check.checksum else ArchiveCopy.Status.MISSING
+        found.unreachable = exc.retryable
+        found.problems.append(str(exc))
+    return found
+
+
+def record_measurement(*, copy: ArchiveCopy, found: Measurement) -> FixityCheck:
+    """The FixityCheck row of a measurement, and the copy's new state (call it inside the transaction
+    that also writes the audit row). ``verified``: size and digest measured there equal the packed
+    archive's and both sidecars agree; ``missing``: the archive file or a sidecar is not there;
+    ``corrupt``: it is there but differs; ``unreachable`` (outcome ``unknown``): the target failed in a
+    way a retry may cure, so nothing is known and the check does not count towards the cycle."""
+    if found.unreachable:
+        outcome = FixityCheck.Outcome.UNKNOWN
     else:
-        copy.status = ArchiveCopy.Status.VERIFIED
-        copy.stored_at = copy.stored_at or now
-    copy.save(update_fields=["last_checked_at", "checksum", "size", "status", "stored_at"])
+        outcome = FixityCheck.Outcome.FAIL if found.problems else FixityCheck.Outcome.PASS
+    check = FixityCheck.objects.create(copy=copy, checked_at=found.checked_at, method=found.method, size=found.size,
+                                       checksum=found.checksum, outcome=outcome, reason="; ".join(found.problems))
+    fields: dict = {}
+    if found.unreachable:
+        fields["status"] = ArchiveCopy.Status.UNREACHABLE
+    elif found.problems:
+        fields.update(status=ArchiveCopy.Status.MISSING if found.missing else ArchiveCopy.Status.CORRUPT,
+                      checksum=found.checksum, size=found.size, last_checked_at=found.checked_at)
+    else:
+        fields.update(status=ArchiveCopy.Status.VERIFIED, checksum=found.checksum, size=found.size,
+                      stored_at=copy.stored_at or found.checked_at, last_checked_at=found.checked_at)
+    for key, value in fields.items():
+        setattr(copy, key, value)
+    copy.save(update_fields=list(fields))
     return check
+
+
+def verify_copy(*, copy: ArchiveCopy, backend: StorageBackend) -> FixityCheck:
+    """Measure the copy on the target and record the outcome (``measure_copy`` + ``record_measurement``)."""
+    return record_measurement(copy=copy, found=measure_copy(copy=copy, backend=backend))

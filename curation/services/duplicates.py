@@ -1,4 +1,4 @@
-"""Is a pending patient's content already in a verified archive?
+"""Is a pending patient's content already in a safely stored archive (docs/keeping.md)?
 
 Two ways to know, cheapest first:
 - the archive's ``source_fingerprint`` (names, sizes and mtimes of the files when packed) equals the
@@ -32,15 +32,17 @@ class ArchiveRef:
     mrn: str
     source_fingerprint: str
     raw_bytes: int | None
+    patient_id: int | None
 
 
 def verified_archives_by_mrn(
     *, institution: Institution, patients: QuerySet[TpsPatient]
 ) -> dict[str, list[ArchiveRef]]:
-    """Verified archives of the institution whose MRN is one of ``patients``' (one query)."""
+    """Safely stored archives of the institution whose MRN is one of ``patients``' (one query). An archive
+    that lost its copies is no reason to hold a patient back: it is archived again."""
     rows = (Archive.objects.filter(institution=institution, status=Archive.Status.VERIFIED,
-                                   mrn__in=patients.exclude(mrn="").values("mrn"))
-            .values_list("pk", "name", "mrn", "source_fingerprint", "raw_bytes").order_by("pk"))
+                                   mrn__in=patients.exclude(mrn="").values("mrn")).safely_stored()
+            .values_list("pk", "name", "mrn", "source_fingerprint", "raw_bytes", "patient_id").order_by("pk"))
     result: dict[str, list[ArchiveRef]] = {}
     for row in rows:
         ref = ArchiveRef(*row)
@@ -113,6 +115,16 @@ class DuplicateFinder:
             if fingerprint and archive.source_fingerprint == fingerprint:
                 return (f"the same files (names, sizes, times) are in verified archive {archive.name}", [])
         return None, [a for a in archives if a.raw_bytes is None or a.raw_bytes == total_bytes]
+
+    def interrupted_removal(self, *, mrn: str, patient_pk: int, fingerprint: str) -> str | None:
+        """The reason when this very folder, unchanged, was archived and its originals never moved: a run
+        stopped between verifying and removing. Such a patient is not a duplicate but unfinished work:
+        the archiver takes it again, measures the copies on their targets again and finishes the removal."""
+        for archive in self.archives_by_mrn.get(mrn.strip(), []) if mrn.strip() else []:
+            if fingerprint and archive.patient_id == patient_pk and archive.source_fingerprint == fingerprint:
+                return (f"archived in {archive.name} by a run that stopped before moving the originals: the next "
+                        "run checks the copies on their targets again and finishes the removal")
+        return None
 
     def compare(self, *, tps_path: str, candidates: list[ArchiveRef], manifests_by_pk: dict[int, dict]) -> str | None:
         """The reason when one candidate's manifest matches the patient's files, byte for byte."""

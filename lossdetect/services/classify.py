@@ -39,6 +39,7 @@ _TIER_ARCHIVED, _TIER_ACTIVE, _TIER_OTHER = 0, 1, 2
 DELIVERY_COLUMNS = ["mrn", "patient_name", "plan_label", "plan_uid", "course", "first_delivery", "ts", "machine"]
 TPS_PLAN_COLUMNS = ["plan_pk", "name", "trial_names", "created_ts", "mrn", "group", "tps_path"]
 ARCHIVED_PLAN_COLUMNS = ["plan_pk", "name", "trial_names", "created_ts", "mrn", "archive_pk", "archive_name"]
+UNSAFE_ARCHIVED_PLAN_COLUMNS = [*ARCHIVED_PLAN_COLUMNS, "where", "in_quarantine"]
 RESULT_COLUMNS = ["status", "match", "found_in", "tps_plan_pk", "tps_path", "archive_pk"]
 
 
@@ -126,17 +127,22 @@ _CANDIDATE_COLUMNS = ["mrn", "created_ts", "tier", "match", "where", "tps_plan_p
 
 def candidates_frame(
     tps_plans: pd.DataFrame, archived_plans: pd.DataFrame, *, active_groups: Collection[str],
-    mrns: Collection[str] | None = None,
+    mrns: Collection[str] | None = None, unsafe_plans: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (plan, normalised plan or trial name ``key``) with its creation time, tier and what to report.
 
     ``active_groups``: the pending-archive group and the clinical groups. ``mrns``: expand only the
-    plans of these patients (None: the frames hold only wanted patients already).
+    plans of these patients (None: the frames hold only wanted patients already). ``unsafe_plans``:
+    plans of archives with no verified copy left (``UNSAFE_ARCHIVED_PLAN_COLUMNS``): such a plan is
+    unarchived while its originals wait in the quarantine and lost otherwise, and ``found_in`` says
+    where the archive is and the state of each copy.
     """
     if mrns is not None:
         mrn_set = set(mrns)
         tps_plans = tps_plans[tps_plans["mrn"].isin(mrn_set)]
         archived_plans = archived_plans[archived_plans["mrn"].isin(mrn_set)]
+        if unsafe_plans is not None:
+            unsafe_plans = unsafe_plans[unsafe_plans["mrn"].isin(mrn_set)]
     parts = []
     tps = tps_plans[tps_plans["created_ts"].notna()].reset_index(drop=True)
     if not tps.empty:
@@ -155,6 +161,15 @@ def candidates_frame(
             archive_pk=archived["archive_pk"].astype("float64").to_numpy(),
         )
         parts.append(archived)
+    unsafe = unsafe_plans[unsafe_plans["created_ts"].notna()] if unsafe_plans is not None else None
+    if unsafe is not None and not unsafe.empty:
+        unsafe = unsafe.reset_index(drop=True)
+        unsafe = unsafe.assign(
+            tier=np.where(unsafe["in_quarantine"].to_numpy(dtype=bool), _TIER_ACTIVE, _TIER_OTHER),
+            tps_plan_pk=np.nan, tps_path="", match=unsafe["archive_name"].to_numpy(),
+            archive_pk=unsafe["archive_pk"].astype("float64").to_numpy(),
+        )
+        parts.append(unsafe)
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ["key", *_CANDIDATE_COLUMNS]})
     plans = pd.concat([p[["name", "trial_names", *_CANDIDATE_COLUMNS]] for p in parts], ignore_index=True)

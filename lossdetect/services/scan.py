@@ -29,7 +29,7 @@ from audit.services import record_event
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
 from connectors.rv import RowProblem, RvError, RvReadResult
 from sites.connections import open_institution_rv
-from lossdetect.selectors import archived_plan_frame, tps_plan_frame
+from lossdetect.selectors import archived_plan_frame, tps_plan_frame, unsafe_archived_plan_frame
 from lossdetect.services import notify
 from lossdetect.services.classify import (
     ARCHIVED, DAY, LOST, UNARCHIVED, MatchRules, candidates_frame, category, classify, deliveries_frame,
@@ -158,6 +158,7 @@ def _finish_scan(scan: LossScan, read: RvReadResult) -> None:
         tps_plan_frame(institution=institution, mrns=mrns, created=created),
         archived_plan_frame(institution=institution, mrns=mrns, created=created),
         active_groups=[institution.pending_group, *institution.clinical_groups],
+        unsafe_plans=unsafe_archived_plan_frame(institution=institution, mrns=mrns, created=created),
     )
     window = classify(deliveries, candidates, rules=rules, window=bounds)
     now = timezone.now()

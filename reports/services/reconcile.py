@@ -277,6 +277,8 @@ def _only_in_pdas(*, institution: Institution, target: StorageTarget | None, see
         archives = Archive.objects.filter(institution=institution, id__in=held)
         where = f"a copy on {target.name}"
     else:
+        # Every archive PDAS recorded as verified, also those whose copies it has since found missing or
+        # corrupt (docs/keeping.md): the listing lacking one of those confirms it, and is worth a row.
         archives = Archive.objects.filter(institution=institution, status=Archive.Status.VERIFIED)
         where = "verified"
     return [

@@ -133,16 +133,16 @@ def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch, da
 def test_a_patient_edited_during_archiving_is_kept_with_a_warning(site, monkeypatch):
     from archiver.services import transfer
 
-    real_verify = transfer.verify_copy
+    real_measure = transfer.measure_copy
 
-    def verify_then_edit(*, copy, backend):
-        check = real_verify(copy=copy, backend=backend)
+    def measure_then_edit(*, copy, backend):
+        found = real_measure(copy=copy, backend=backend)
         if copy.archive.mrn == "000124":
             patient_file = site["root"] / site["other"] / "Patient"
             patient_file.write_bytes(patient_file.read_bytes() + b"\n")
-        return check
+        return found
 
-    monkeypatch.setattr(archiving.copies, "verify_copy", verify_then_edit)
+    monkeypatch.setattr(archiving.copies, "measure_copy", measure_then_edit)
     run = _run(site["inst"])
     task = run.tasks.get(patient__mrn="000124")
     assert task.result == "warning" and "changed during archiving" in task.reason
@@ -242,14 +242,14 @@ def test_patients_are_archived_concurrently_in_the_embedded_mode(site, settings)
 
 def test_upload_progress_counts_raw_bytes_across_all_targets(site, monkeypatch):
     seen = []
-    real_verify = archiving.copies.verify_copy
+    real_measure = archiving.copies.measure_copy
 
-    def verify_and_look(*, copy, backend):
+    def measure_and_look(*, copy, backend):
         task = PatientArchiveTask.objects.get(archive=copy.archive)
         seen.append((copy.target.name, task.bytes_done, copy.archive.raw_bytes))
-        return real_verify(copy=copy, backend=backend)
+        return real_measure(copy=copy, backend=backend)
 
-    monkeypatch.setattr(archiving.copies, "verify_copy", verify_and_look)
+    monkeypatch.setattr(archiving.copies, "measure_copy", measure_and_look)
     run = _run(site["inst"])
     assert {t.result for t in run.tasks.all()} == {"pass"}
     by_archive = {}

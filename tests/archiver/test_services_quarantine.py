@@ -9,10 +9,8 @@ from django_celery_beat.models import PeriodicTask
 
 from inventory.models import Archive, QuarantinedPatient
 from archiver.services import archiving
-from archiver.services.quarantine import purge_quarantine
 from inventory.services.tps_sync import sync_institution
 from archiver.tasks import purge_quarantine_task, start_archive_run
-from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
 from demo_site import GroupSpec, PlanSpec, write_institution_file, write_patient
 from tests.factories import InstitutionFactory, StorageTargetFactory
@@ -37,45 +35,19 @@ def quarantined(tmp_path):
     return inst, root
 
 
-def test_nothing_is_purged_before_the_retention_ends(quarantined):
+def test_the_nightly_task_purges_every_institution_and_skips_an_unreachable_tps(quarantined):
     inst, root = quarantined
-    with LocalTpsSource(root) as source:
-        assert purge_quarantine(institution=inst, source=source, actor="t",
-                                now=timezone.now() + dt.timedelta(days=29)) == 0
-    for row in QuarantinedPatient.objects.all():
-        assert (root / row.quarantine_path / "Patient").is_file() and row.purged_at is None
-
-
-def test_purge_after_retention_deletes_and_audits(quarantined):
-    inst, root = quarantined
-    with LocalTpsSource(root) as source:
-        assert purge_quarantine(institution=inst, source=source, actor="scheduler",
-                                now=timezone.now() + dt.timedelta(days=31)) == 2
-    for row in QuarantinedPatient.objects.all():
-        assert not (root / row.quarantine_path).exists() and row.purged_at is not None
+    InstitutionFactory(code="GONE", tps_url="file:///nonexistent/Patients")  # its TPS cannot be opened
+    QuarantinedPatient.objects.update(purge_after=timezone.now() - dt.timedelta(minutes=1))
+    assert purge_quarantine_task.apply().get() == 2
     assert sorted(m for e in AuditEvent.objects.filter(event="quarantine.purge") for m in e.mrns) == ["001", "002"]
     assert Archive.objects.filter(status=Archive.Status.VERIFIED).count() == 2  # the archives stay
 
 
-def test_originals_of_an_archive_no_longer_verified_are_kept(quarantined):
-    inst, root = quarantined
-    Archive.objects.filter(mrn="001").update(status=Archive.Status.FAILED)
-    with LocalTpsSource(root) as source:
-        assert purge_quarantine(institution=inst, source=source, actor="t",
-                                now=timezone.now() + dt.timedelta(days=31)) == 1
-    kept = QuarantinedPatient.objects.get(archive__mrn="001")
-    assert kept.purged_at is None and (root / kept.quarantine_path / "Patient").is_file()
-
-
-def test_the_nightly_task_purges_every_institution(quarantined, monkeypatch):
-    inst, root = quarantined
-    QuarantinedPatient.objects.update(purge_after=timezone.now() - dt.timedelta(minutes=1))
-    assert purge_quarantine_task.apply().get() == 2
-
-
 def test_both_periodic_tasks_are_scheduled_after_migrate():
     tasks = set(PeriodicTask.objects.values_list("task", flat=True))
-    assert {"archiver.tasks.purge_quarantine_task", "lossdetect.tasks.run_scheduled_scans"} <= tasks
+    assert {"archiver.tasks.purge_quarantine_task", "archiver.tasks.check_archives_task",
+            "lossdetect.tasks.run_scheduled_scans"} <= tasks
 
 
 def test_a_configured_quarantine_inside_the_root_is_used(tmp_path):

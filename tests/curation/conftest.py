@@ -10,7 +10,7 @@ import pytest
 from inventory.models import Archive, TpsPatient
 from demo_site import GroupSpec, PatientRecord, write_institution_file, write_patient
 from sites.models import Institution
-from tests.factories import ArchiveFactory, InstitutionFactory
+from tests.factories import ArchiveCopyFactory, ArchiveFactory, InstitutionFactory
 
 
 @dataclass
@@ -34,8 +34,9 @@ class Site:
     def row(self, path: str) -> TpsPatient:
         return TpsPatient.objects.get(institution=self.inst, tps_path=path)
 
-    def verified_archive_of(self, path: str, **overrides) -> Archive:
-        """A verified archive whose manifest lists the patient's files as they are on disk now."""
+    def verified_archive_of(self, path: str, *, copy_status: str = "verified", **overrides) -> Archive:
+        """A verified archive whose manifest lists the patient's files as they are on disk now, with one
+        copy on a target (verified now, unless ``copy_status`` says otherwise)."""
         folder = self.root / path
         files = [{"path": p.relative_to(self.root).as_posix(), "size": p.stat().st_size,
                   "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
@@ -44,7 +45,9 @@ class Site:
         values = {"institution": self.inst, "mrn": row.mrn, "tps_path": path, "source_fingerprint": "0" * 64,
                   "raw_bytes": sum(f["size"] for f in files), "manifest": {"format": "pdas-archive/1", "files": files},
                   "status": Archive.Status.VERIFIED, **overrides}
-        return ArchiveFactory(**values)
+        archive = ArchiveFactory(**values)
+        ArchiveCopyFactory(archive=archive, status=copy_status)
+        return archive
 
 
 @pytest.fixture

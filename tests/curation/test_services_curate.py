@@ -178,6 +178,16 @@ def test_duplicates_by_fingerprint_and_by_identical_content(site):
     assert found[different] == {"ready": []}  # same sizes, other bytes; the failed archive does not count
 
 
+@pytest.mark.parametrize("copy_status", ["missing", "corrupt", "unreachable"])
+def test_an_archive_whose_only_copy_is_gone_holds_nobody_back(site, copy_status):
+    """Verified once, its only copy now bad: the patient is ready to be archived again, not a duplicate."""
+    path = site.add(1, mrn="000001")
+    curate(site)
+    site.verified_archive_of(path, name="A.tar.gz", source_fingerprint=site.row(path).fingerprint,
+                             copy_status=copy_status)
+    assert by_path(curate(site))[path] == {"ready": []}
+
+
 def test_several_findings_are_listed_once_per_category(site):
     path = site.add(1, mrn="", plans=[PlanSpec(0, "CopyOf_1_A"), PlanSpec(1, "B/C")])
     finding = {f.category: f for f in curate(site).findings.filter(tps_path=path)}

@@ -3,25 +3,30 @@ from __future__ import annotations
 
 import io
 
+from django.db import transaction
+
 from archiver.faults import checkpoint
 from archiver.naming import mrn_part, parse_archive_name
 from archiver.packing.inspect import compare_with_manifest, inspect_archive
 from archiver.services.archiving.task_rows import PatientContext, ProgressCounter
-from archiver.services.transfer import store_copy, verify_copy
+from archiver.services.transfer import measure_copy, record_measurement, store_copy
 from audit.events import Event
 from audit.services import record_event
 from connectors.storage import StorageError
-from inventory.models import Archive, ArchiveCopy, TpsPatient
+from inventory.models import Archive, ArchiveCopy, FixityCheck, TpsPatient
 from sites.connections import open_target
 from sites.models import StorageTarget
 
 
 def copy_to_target(ctx: PatientContext, archive: Archive, packed, target: StorageTarget, *, share: float = 1.0) -> None:
-    """Upload and verify one copy; ``share`` is this target's part of the upload step's progress bar."""
+    """Upload (unless this attempt or an earlier one already stored it) and measure one copy on its target.
+
+    A copy an earlier attempt verified is measured again: the originals move only on checks made in the
+    attempt that moves them, whatever the database says (a copy may have been damaged in between).
+    ``share`` is this target's part of the upload step's progress bar."""
     copy = archive.copies.filter(target=target).first()
-    if copy is not None and copy.status == ArchiveCopy.Status.VERIFIED:
-        return
-    if packed is None:
+    stored_before = copy is not None and copy.status == ArchiveCopy.Status.VERIFIED
+    if not stored_before and packed is None:
         raise StorageError(f"packed file of {archive.name} is gone and {target.name} has no verified copy")
 
     # The bar counts raw bytes (the patient's size); the upload sends compressed ones.
@@ -37,13 +42,32 @@ def copy_to_target(ctx: PatientContext, archive: Archive, packed, target: Storag
             if index == 0:
                 checkpoint("upload")
 
+    def measure_and_record(measured_again: bool):
+        checkpoint("measure")
+        found = measure_copy(copy=copy, backend=backend)
+        with transaction.atomic():
+            check = record_measurement(copy=copy, found=found)
+            record_event(actor=ctx.worker, event=Event.ARCHIVE_TRANSFER, institution=ctx.institution.code,
+                         mrns=[archive.mrn], obj=copy, outcome="ok" if check.outcome == "pass" else "failed",
+                         detail={"target": target.name, "method": check.method, "reason": check.reason,
+                                 "measured_again": measured_again})
+        return check
+
     with open_target(target) as backend:
-        copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend, progress=progress)
-        count.flush()
-        check = verify_copy(copy=copy, backend=backend)
-    record_event(actor=ctx.worker, event=Event.ARCHIVE_TRANSFER, institution=ctx.institution.code, mrns=[archive.mrn],
-                 obj=copy, outcome="ok" if check.outcome == "pass" else "failed",
-                 detail={"target": target.name, "method": check.method, "reason": check.reason})
+        if not stored_before:
+            copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend,
+                              progress=progress)
+            count.flush()
+        check = measure_and_record(stored_before)
+        if stored_before and check.outcome == FixityCheck.Outcome.FAIL and packed is not None:
+            # Damaged since an earlier attempt verified it: replaced from the packed file, measured again.
+            copy = store_copy(archive=archive, chunks_factory=chunks, target=target, backend=backend,
+                              progress=progress)
+            count.flush()
+            check = measure_and_record(False)
+        elif stored_before and check.outcome == FixityCheck.Outcome.PASS:
+            count(int((archive.size or 0) * scale))  # the bar counts this target's share as done
+            count.flush()
 
 
 def verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list[str]:

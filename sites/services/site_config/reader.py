@@ -52,6 +52,9 @@ INSTITUTION_KEYS = {
         Key("worker_queue", "worker_queue", "str"),
         Key("quarantine_dir", "quarantine_dir", "str"),
         Key("quarantine_days", "quarantine_days", "int"),
+        Key("min_copies", "min_copies", "int"),
+        Key("fixity_cycle_days", "fixity_cycle_days", "int"),
+        Key("retention_years", "retention_years", "int"),
         Key("mrn_pattern", "mrn_pattern", "str"),
         Key("notify_emails", "notify_emails", "str_list"),
     )

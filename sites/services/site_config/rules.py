@@ -207,6 +207,11 @@ def institution_problems(values: dict[str, Any], *, check_local: bool = True) ->
             re.compile(values["mrn_pattern"])
         except re.error as exc:
             problems.append(("mrn_pattern", f"bad regular expression: {exc}"))
+    for field_name, lowest, highest in (("min_copies", 1, 20), ("fixity_cycle_days", 1, 3650),
+                                        ("retention_years", 1, 100), ("quarantine_days", 0, 3650)):
+        value = values.get(field_name)
+        if isinstance(value, int) and not lowest <= value <= highest:
+            problems.append((field_name, f"must be from {lowest} to {highest}, not {value}"))
     codec, level = values.get("codec", Codec.GZIP), values.get("codec_level", 0)
     if codec in CODEC_LEVELS and isinstance(level, int) and level not in CODEC_LEVELS[codec]:
         levels = CODEC_LEVELS[codec]

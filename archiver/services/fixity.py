@@ -1,0 +1,312 @@
+"""Keeping archives whole: re-checking every copy on its target, and repairing the bad ones.
+
+A copy's state is its latest check (docs/keeping.md):
+- ``verified``: its digest, measured on the target (``sha256sum`` there, or the file read back), and its
+  size equal the packed archive's, and both sidecars say the same;
+- ``missing``: the target answered and the file (or a sidecar) is not there;
+- ``corrupt``: it is there but its size or digest differs, or a sidecar disagrees;
+- ``unreachable``: the target could not be asked (connection refused, timeout, unmounted, a listing
+  that came back empty): unknown, never taken for missing.
+
+Two kinds of check: the *full* check hashes the copy (``check_copy``) and is the one the rolling cycle
+counts (``last_checked_at``); the *presence* check compares one listing of the target with every copy
+on it (``check_presence``): cheap, it finds deleted and truncated files between full checks but never
+makes a copy ``verified``. Each check is a FixityCheck row; each change of state is audited. A copy is
+checked in its own transaction, so a killed sweep resumes with what it had not reached (oldest first).
+
+Repair (``repair_copy``) re-makes a missing or corrupt copy from a verified copy on another enabled
+target of the same institution, then checks it like a new upload.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from archiver.services.transfer import measure_copy, record_measurement, sha256_sidecar, store_copy
+from audit.events import Event
+from audit.services import record_event
+from connectors.storage import StorageBackend, StorageError
+from inventory.models import Archive, ArchiveCopy, FixityCheck
+from sites.connections import open_target
+from sites.models import Institution, StorageTarget
+
+State = ArchiveCopy.Status
+PRESENCE_BATCH = 1000  # copies recorded per transaction by a presence check
+CHECKED_STATES = (State.VERIFIED, State.MISSING, State.CORRUPT, State.UNREACHABLE, State.UPLOADED)
+
+
+@dataclass
+class CopyResult:
+    """One copy after this run: its state, how it was checked, and whether this run re-made it."""
+
+    archive: str
+    target: str
+    status: str
+    method: str
+    checked_at: dt.datetime | None
+    repaired: bool = False
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return {"archive": self.archive, "target": self.target, "status": self.status, "method": self.method,
+                "checked_at": self.checked_at.isoformat() if self.checked_at else None, "repaired": self.repaired,
+                "reason": self.reason}
+
+
+@dataclass
+class CheckReport:
+    copies: list[CopyResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        counts = {"checked": len(self.copies), "verified": 0, "missing": 0, "corrupt": 0, "unreachable": 0,
+                  "repaired": sum(1 for c in self.copies if c.repaired)}
+        for copy in self.copies:
+            if copy.status in counts:
+                counts[copy.status] += 1
+        return counts
+
+    @property
+    def all_verified(self) -> bool:
+        return all(c.status == State.VERIFIED for c in self.copies)
+
+    def as_dict(self) -> dict:
+        return {"copies": [c.as_dict() for c in self.copies], "summary": self.summary()}
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+
+def _record_state(copy: ArchiveCopy, *, old_status: str, check: FixityCheck, actor) -> None:
+    """Audit a change of state (the check row itself is written for every check)."""
+    if copy.status == old_status:
+        return
+    record_event(actor=actor, event=Event.COPY_STATE, institution=copy.archive.institution.code, obj=copy,
+                 mrns=[copy.archive.mrn], outcome="ok" if copy.status == State.VERIFIED else "failed",
+                 detail={"archive": copy.archive.name, "target": copy.target.name, "from": old_status,
+                         "to": copy.status, "method": check.method, "checked_at": check.checked_at.isoformat(),
+                         "reason": check.reason[:500]})
+
+
+def _mark_unreachable(copy: ArchiveCopy, *, reason: str, actor, method: str = FixityCheck.Method.READ_BACK,
+                      now: dt.datetime | None = None) -> FixityCheck:
+    now = now or timezone.now()
+    with transaction.atomic():
+        old = copy.status
+        check = FixityCheck.objects.create(copy=copy, checked_at=now, method=method,
+                                           outcome=FixityCheck.Outcome.UNKNOWN, reason=reason[:2000])
+        copy.status = State.UNREACHABLE
+        copy.save(update_fields=["status"])
+        _record_state(copy, old_status=old, check=check, actor=actor)
+    return check
+
+
+def check_copy(*, copy: ArchiveCopy, backend: StorageBackend, actor) -> FixityCheck:
+    """The full check of one copy: measured on the target (no transaction held meanwhile), then the check
+    row, the copy's state and, when it changed, its audit row written in one transaction."""
+    found = measure_copy(copy=copy, backend=backend)
+    with transaction.atomic():
+        old = copy.status
+        check = record_measurement(copy=copy, found=found)
+        _record_state(copy, old_status=old, check=check, actor=actor)
+    return check
+
+
+def check_presence(*, target: StorageTarget, copies: list[ArchiveCopy], backend: StorageBackend, actor,
+                   now: dt.datetime | None = None) -> dict[int, FixityCheck]:
+    """One listing of the target against its copies: absent files are ``missing``, wrong sizes ``corrupt``.
+
+    A copy found whole keeps its state (only a full check makes a copy ``verified``). A listing that
+    fails, or that holds no file at all while copies are expected, proves nothing: every copy is
+    ``unreachable``."""
+    now = now or timezone.now()
+    try:
+        listing = {f.name: f.size for f in backend.list_files()}
+    except StorageError as exc:
+        return {c.pk: _mark_unreachable(c, reason=str(exc), actor=actor, method=FixityCheck.Method.LISTED, now=now)
+                for c in copies}
+    if not listing and copies:
+        # An unmounted share lists empty too. Copies already known missing stay missing (a new or emptied
+        # target is filled by repair); the others become unknown, never "all missing".
+        reason = f"{target.name} lists no files at all: unknown (unmounted or emptied?), not taken as missing"
+        return {c.pk: _mark_unreachable(c, reason=reason, actor=actor, method=FixityCheck.Method.LISTED, now=now)
+                for c in copies if c.status != State.MISSING}
+    results: dict[int, FixityCheck] = {}
+    for batch_start in range(0, len(copies), PRESENCE_BATCH):
+        batch = copies[batch_start:batch_start + PRESENCE_BATCH]
+        checks, changed = [], []
+        for copy in batch:
+            archive = copy.archive
+            problems = []
+            absent = [name for name in (archive.name, f"{archive.name}.sha256", f"{archive.name}.manifest.json")
+                      if name not in listing]
+            if absent:
+                problems.append("not on the target: " + ", ".join(absent))
+            elif archive.size is not None and listing[archive.name] != archive.size:
+                problems.append(f"size on target {listing[archive.name]} != packed {archive.size}")
+            elif listing[f"{archive.name}.sha256"] != len(sha256_sidecar(archive)):
+                problems.append(f"{archive.name}.sha256 has the wrong size")
+            checks.append(FixityCheck(
+                copy=copy, checked_at=now, method=FixityCheck.Method.LISTED, size=listing.get(archive.name),
+                outcome=FixityCheck.Outcome.FAIL if problems else FixityCheck.Outcome.PASS, reason="; ".join(problems)))
+            old = copy.status
+            copy.last_listed_at = now
+            if problems:
+                copy.status = State.MISSING if absent else State.CORRUPT
+            if copy.status != old:
+                changed.append((copy, old))
+        # One transaction per batch: the check rows, the copies' new states and their audit rows together.
+        with transaction.atomic():
+            FixityCheck.objects.bulk_create(checks)
+            ArchiveCopy.objects.filter(pk__in=[copy.pk for copy in batch]).update(last_listed_at=now)
+            by_copy = {check.copy_id: check for check in checks}
+            for copy, old in changed:  # few: a row each
+                ArchiveCopy.objects.filter(pk=copy.pk).update(status=copy.status)
+                _record_state(copy, old_status=old, check=by_copy[copy.pk], actor=actor)
+        results.update((check.copy_id, check) for check in checks)
+    return results
+
+
+# --- which copies are due ------------------------------------------------------------------------
+
+
+def checked_copies(*, institution: Institution, target: StorageTarget | None = None):
+    """The copies PDAS keeps an eye on: of archives that were verified once, on enabled targets."""
+    copies = (ArchiveCopy.objects.filter(archive__institution=institution, target__enabled=True,
+                                         archive__status=Archive.Status.VERIFIED, status__in=CHECKED_STATES)
+              .select_related("archive__institution", "target").defer("archive__manifest"))  # read when needed
+    return copies.filter(target=target) if target is not None else copies
+
+
+def due_copies(*, institution: Institution, target: StorageTarget | None = None,
+               now: dt.datetime | None = None) -> list[ArchiveCopy]:
+    """Tonight's slice of the rolling cycle: the oldest-checked copies, at least one cycle-day's share of
+    all copies (so every copy is reached within ``fixity_cycle_days``) and every copy already overdue."""
+    now = now or timezone.now()
+    copies = checked_copies(institution=institution, target=target)
+    total = copies.count()
+    if not total:
+        return []
+    share = math.ceil(total / max(institution.fixity_cycle_days, 1))
+    overdue_after = now - dt.timedelta(days=institution.fixity_cycle_days)
+    overdue = copies.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=overdue_after)).count()
+    ordered = copies.order_by(F("last_checked_at").asc(nulls_first=True), "pk")
+    return list(ordered[:max(share, overdue)])
+
+
+# --- repair ----------------------------------------------------------------------------------------
+
+
+def repair_copy(*, copy: ArchiveCopy, actor) -> bool:
+    """Re-make a missing or corrupt copy from a verified copy on another enabled target; True when the new
+    copy was checked and is verified. ``store_copy`` removes the bad file and its sidecars first (the
+    source was hashed just before; the new copy is measured before it counts)."""
+    archive = copy.archive
+    sources = (archive.copies.filter(status=State.VERIFIED, target__enabled=True).exclude(pk=copy.pk)
+               .select_related("target").order_by("target__priority", "target__name"))
+    for source in sources:
+        try:
+            with open_target(source.target) as source_backend, open_target(copy.target) as backend:
+                if source_backend.digest(archive.name).sha256 != archive.checksum:
+                    check_copy(copy=source, backend=source_backend, actor=actor)
+                    continue  # the source went bad too: try the next one
+                store_copy(archive=archive, target=copy.target, backend=backend,
+                           chunks_factory=lambda: source_backend.read_chunks(archive.name))
+                check = check_copy(copy=copy, backend=backend, actor=actor)
+        except StorageError as exc:
+            record_event(actor=actor, event=Event.COPY_REPAIR, institution=archive.institution.code, obj=copy,
+                         mrns=[archive.mrn], outcome="failed",
+                         detail={"archive": archive.name, "target": copy.target.name, "from": source.target.name,
+                                 "reason": str(exc)[:500]})
+            continue
+        copy.refresh_from_db()
+        record_event(actor=actor, event=Event.COPY_REPAIR, institution=archive.institution.code, obj=copy,
+                     mrns=[archive.mrn], outcome="ok" if copy.status == State.VERIFIED else "failed",
+                     detail={"archive": archive.name, "target": copy.target.name, "from": source.target.name,
+                             "method": check.method, "reason": check.reason[:500]})
+        if copy.status == State.VERIFIED:
+            return True
+    return False
+
+
+# --- one run ---------------------------------------------------------------------------------------
+
+
+def check_archives(*, institution: Institution, actor, target: StorageTarget | None = None, check_all: bool = False,
+                   repair: bool = False, time_budget: float | None = None,
+                   now: dt.datetime | None = None) -> CheckReport:
+    """``manage.py check_archives`` and the nightly sweep: the presence of every copy (one listing per
+    target), then the full check of what is due (everything with ``check_all``), then, with ``repair``,
+    re-making what is missing or corrupt. ``time_budget`` (seconds) stops the full checks early; the rest
+    stays due and is reached first next time."""
+    now = now or timezone.now()
+    started = time.monotonic()
+    copies = list(checked_copies(institution=institution, target=target))
+    by_target: dict[int, list[ArchiveCopy]] = {}
+    for copy in copies:
+        by_target.setdefault(copy.target_id, []).append(copy)
+    due = {c.pk for c in (copies if check_all else due_copies(institution=institution, target=target, now=now))}
+    last: dict[int, FixityCheck] = {}
+    for target_copies in by_target.values():
+        storage_target = target_copies[0].target
+        try:
+            backend = open_target(storage_target)
+        except StorageError as exc:
+            for copy in target_copies:
+                last[copy.pk] = _mark_unreachable(copy, reason=str(exc), actor=actor, now=now)
+            continue
+        with backend:
+            last.update(check_presence(target=storage_target, copies=target_copies, backend=backend, actor=actor,
+                                       now=now))
+            for copy in target_copies:
+                listed = last.get(copy.pk)
+                if copy.pk not in due or (listed is not None and listed.outcome == FixityCheck.Outcome.UNKNOWN):
+                    continue  # not due, or the listing showed the target cannot be trusted now
+                if time_budget is not None and time.monotonic() - started > time_budget:
+                    break
+                last[copy.pk] = check_copy(copy=copy, backend=backend, actor=actor)
+    repaired: set[int] = set()
+    if repair:
+        for copy in copies:
+            copy.refresh_from_db()
+            if copy.status in (State.MISSING, State.CORRUPT) and repair_copy(copy=copy, actor=actor):
+                repaired.add(copy.pk)
+    report = CheckReport()
+    for copy in copies:
+        copy.refresh_from_db()
+        check = copy.fixity_checks.order_by("-checked_at", "-pk").first() or last.get(copy.pk)
+        report.copies.append(CopyResult(
+            archive=copy.archive.name, target=copy.target.name, status=copy.status,
+            method=check.method if check else "", checked_at=check.checked_at if check else None,
+            repaired=copy.pk in repaired, reason=check.reason if check else ""))
+    alert_archives_without_verified_copy(institution=institution, actor=actor)
+    return report
+
+
+def alert_archives_without_verified_copy(*, institution: Institution, actor) -> list[Archive]:
+    """Archives that were verified but have no verified copy left: audited once each (until resolved)."""
+    lost = list(Archive.objects.filter(institution=institution).without_verified_copy())
+    from audit.models import AuditEvent
+
+    for archive in lost:
+        alerted = AuditEvent.objects.filter(event=Event.ARCHIVE_UNSAFE, object_type="Archive",
+                                            object_id=str(archive.pk))
+        last_good = archive.copies.filter(status=State.VERIFIED).exists()  # never, by the query above
+        if not alerted.filter(at__gte=_last_verified_at(archive)).exists() and not last_good:
+            record_event(actor=actor, event=Event.ARCHIVE_UNSAFE, institution=institution.code, obj=archive,
+                         mrns=[archive.mrn], outcome="failed",
+                         detail={"archive": archive.name,
+                                 "copies": {c.target.name: c.status for c in archive.copies.select_related("target")}})
+    return lost
+
+
+def _last_verified_at(archive: Archive) -> dt.datetime:
+    """When a copy of the archive last passed a check (an alert after that is still standing)."""
+    passed = (FixityCheck.objects.filter(copy__archive=archive, outcome=FixityCheck.Outcome.PASS)
+              .order_by("-checked_at").values_list("checked_at", flat=True).first())
+    return passed or archive.created_at

@@ -1,0 +1,69 @@
+"""One definition of "safely stored" (docs/keeping.md), and the pages that show it: an archive verified once
+whose only copy is now missing or corrupt is counted as such on the report and raises the home page's
+alert for its institution. (The loss scan, curation and the purge have their own tests:
+tests/lossdetect/test_scan_unsafe_archives.py, tests/curation/test_services_curate.py,
+tests/archiver/test_services_purge.py.)"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+
+from inventory.models import Archive
+from reports import selectors
+from sites.models import Membership
+from tests.factories import ArchiveCopyFactory, ArchiveFactory, InstitutionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site():
+    """Four archives verified once: safe; safe but stale; one copy corrupt of two; its only copy missing."""
+    inst = InstitutionFactory(code="KEEP", min_copies=1, fixity_cycle_days=90)
+    safe, stale, half, gone = (ArchiveFactory(institution=inst, mrn=m) for m in ("001", "002", "003", "004"))
+    ArchiveCopyFactory(archive=safe)
+    ArchiveCopyFactory(archive=stale, last_checked_at=timezone.now() - dt.timedelta(days=100))
+    ArchiveCopyFactory(archive=half)
+    ArchiveCopyFactory(archive=half, status="corrupt")
+    ArchiveCopyFactory(archive=gone, status="missing")
+    ArchiveFactory(institution=inst, mrn="005", status=Archive.Status.FAILED)  # never verified: not counted
+    return inst
+
+
+def test_the_queryset_and_the_row_give_the_same_answer(site):
+    by_query = set(Archive.objects.filter(institution=site).safely_stored().values_list("mrn", flat=True))
+    by_row = {a.mrn for a in Archive.objects.filter(institution=site) if a.is_safely_stored()}
+    assert by_query == by_row == {"001", "003"}
+    assert set(Archive.objects.without_verified_copy().values_list("mrn", flat=True)) == {"004"}
+    assert Archive.objects.filter(institution=site).keeping_counts() == {
+        "archives": 4, "safely_stored": 2, "without_verified_copy": 1}
+
+
+def test_min_copies_counts_verified_copies(site):
+    site.min_copies = 2
+    site.save()
+    assert not Archive.objects.safely_stored().exists()
+
+
+def test_the_report_shows_what_is_safely_stored_now(site):
+    keeping = selectors.keeping_now(institution=site)
+    assert (keeping.archives, keeping.safely_stored, keeping.not_safely_stored, keeping.without_verified_copy) == (
+        4, 2, 2, 1)
+
+
+def test_the_home_page_alerts_for_an_archive_with_no_verified_copy(site, client):
+    other = InstitutionFactory(code="CALM")
+    user = User.objects.create_user("viewer", password="x-not-used-1234")
+    for institution in (site, other):
+        Membership.objects.create(user=user, institution=institution)
+    client.force_login(user)
+
+    response = client.get(reverse("home"))
+    cards = {card.institution.code: card for card in response.context["cards"]}
+    assert (cards["KEEP"].unsafe_archives, cards["CALM"].unsafe_archives) == (1, 0)
+    body = response.content.decode()
+    assert body.count("pdas-unsafe-archives") == 1 and "1 archive has no verified copy left" in body
