@@ -175,4 +175,18 @@ def find_packed(*, tps: TpsSource, work_dir: str, archive) -> LocalPacked | Remo
                         raw_bytes=archive.raw_bytes or 0, manifest=archive.manifest)
 
 
-__all__ = ["LocalPacked", "PackError", "RemotePacked", "find_packed", "pack"]
+def discard_packed_files(*, tps: TpsSource, work_dir: str, name: str) -> None:
+    """Remove whatever an attempt packed under ``name`` in the work folder (whole, partial or staged).
+    Never follows a link; a file that is not there is fine."""
+    if _is_local(tps):
+        base = Path(tps.host_path(work_dir))
+        for suffix in (".head", ".body"):
+            path = base / f"{name}{suffix}"
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+        return
+    rel = f"{work_dir}/{name}"
+    tps.run(["rm", "-rf", "--", tps.host_path(rel), tps.host_path(rel + ".stage")])
+
+
+__all__ = ["LocalPacked", "PackError", "RemotePacked", "discard_packed_files", "find_packed", "pack"]

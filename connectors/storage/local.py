@@ -28,15 +28,18 @@ class FileStorage(StorageBackend):
         return StorageError(f"{self.url}: {what}: {reason}", retryable=retryable)
 
     def list_files(self) -> list[RemoteFile]:
+        found = []
         try:
             with os.scandir(self.root) as entries:
-                return sorted(
-                    (RemoteFile(e.name, e.stat(follow_symlinks=False).st_size)
-                     for e in entries if e.is_file(follow_symlinks=False)),
-                    key=lambda f: f.name,
-                )
+                for entry in entries:
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            found.append(RemoteFile(entry.name, entry.stat(follow_symlinks=False).st_size))
+                    except FileNotFoundError:
+                        continue  # another worker's temporary upload, renamed or removed since the folder was read
         except OSError as exc:
             raise self._fail(exc, "cannot list") from None
+        return sorted(found, key=lambda f: f.name)
 
     def stat(self, name: str) -> RemoteFile | None:
         try:
@@ -53,7 +56,7 @@ class FileStorage(StorageBackend):
             handle = open(self.root / temp, "xb")
         except OSError as exc:
             raise self._fail(exc, f"cannot write {temp}") from None
-        with handle:
+        try:
             for data in chunks:  # an error raised by the producer propagates as it is
                 try:
                     handle.write(data)
@@ -67,6 +70,16 @@ class FileStorage(StorageBackend):
                 os.fsync(handle.fileno())
             except OSError as exc:
                 raise self._fail(exc, f"cannot write {temp}") from None
+        except BaseException:
+            try:
+                handle.close()  # flushing what is buffered may fail again (a full disk): the first error stands
+            except OSError:
+                pass
+            raise
+        try:
+            handle.close()
+        except OSError as exc:
+            raise self._fail(exc, f"cannot write {temp}") from None
         return written
 
     def _rename_new(self, temp: str, name: str) -> None:
@@ -77,12 +90,15 @@ class FileStorage(StorageBackend):
             raise StorageError(f"{name} already exists on {self.url}", exists=True) from None
         except OSError as exc:
             raise self._fail(exc, f"cannot store {name}") from None
-        os.unlink(self.root / temp)
-        dir_fd = os.open(self.root, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            os.unlink(self.root / temp)
+            dir_fd = os.open(self.root, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise self._fail(exc, f"cannot store {name}") from None
 
     def read_chunks(self, name: str, chunk: int = CHUNK) -> Iterator[bytes]:
         try:

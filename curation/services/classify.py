@@ -150,6 +150,7 @@ def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries:
     shared = _shared_mrns(patients)
     pending_content: list[tuple[PatientRow, list]] = []
     verdicts: dict[int, list[Verdict]] = {}
+    resumed: dict[int, str] = {}
     for patient in patients:
         found: list[Verdict] = []
         verdicts[patient.pk] = found
@@ -183,6 +184,11 @@ def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries:
             found.append(Verdict(patient, Category.IMAGE_ONLY, [
                 f"image sets but no plan: {images}" if images else "no plans and no image sets"]))
 
+        unfinished = duplicates.interrupted_removal(mrn=patient.mrn, patient_pk=patient.pk,
+                                                    fingerprint=patient.fingerprint)
+        if unfinished:
+            resumed[patient.pk] = unfinished
+            continue
         reason, candidates = duplicates.plan(mrn=patient.mrn, fingerprint=patient.fingerprint,
                                              total_bytes=patient.total_bytes)
         if reason:
@@ -199,7 +205,8 @@ def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries:
 
     result = []
     for patient in patients:
-        found = verdicts[patient.pk] or [Verdict(patient, Category.READY, [])]
+        found = verdicts[patient.pk] or [Verdict(patient, Category.READY, [resumed[patient.pk]] if patient.pk in resumed
+                                                  else [])]
         result.extend(sorted(found, key=lambda v: list(Category.values).index(v.category)))
     return result
 

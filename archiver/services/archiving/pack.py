@@ -4,12 +4,15 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from archiver.faults import checkpoint
 from archiver.naming import archive_name
 from archiver.services.archiving.task_rows import WORK_DIR, PatientContext, ProgressCounter
 from audit.events import Event
 from audit.services import record_event
+from connectors.tps.base import TpsError
 from inventory.models import Archive, ArchiveCopy, ArchivedPlan
 from sites.models import Institution
 
@@ -27,14 +30,20 @@ def packed_archive(ctx: PatientContext, tps, info, read_institution_headers):
             return previous, packed
     headers = read_institution_headers(tps)
     header = headers.get(info.institution_dir)
-    name = _free_name(institution, info)
-    archive = Archive.objects.create(
-        institution=institution, patient=patient, name=name, mrn=info.mrn, last_name=info.last_name,
-        first_name=info.first_name, group=info.group, tps_path=info.tps_path, codec=institution.codec,
-        source_fingerprint=info.fingerprint, status=Archive.Status.PACKING,
-    )
-    if previous is not None:  # an attempt that never recorded a digest cannot be resumed
-        Archive.objects.filter(pk=previous.pk).update(status=Archive.Status.FAILED)
+    if previous is not None and not previous.checksum and not previous.copies.exists():
+        # Killed while packing these very files: nothing reached a target, so the same name is packed
+        # again (a suffix is only for a real clash).
+        archive, name = previous, previous.name
+    else:
+        name = _free_name(institution, info)
+        archive = Archive.objects.create(
+            institution=institution, patient=patient, name=name, mrn=info.mrn, last_name=info.last_name,
+            first_name=info.first_name, group=info.group, tps_path=info.tps_path, codec=institution.codec,
+            source_fingerprint=info.fingerprint, status=Archive.Status.PACKING,
+        )
+        if previous is not None:  # an attempt that never recorded a digest cannot be resumed
+            Archive.objects.filter(pk=previous.pk).update(status=Archive.Status.FAILED)
+    discard_abandoned_work(tps=tps, patient=patient, keep=name)
 
     progress = ProgressCounter(ctx.task.pk)
     packed_at = timezone.localtime(timezone.now(), institution.zone)
@@ -42,6 +51,7 @@ def packed_archive(ctx: PatientContext, tps, info, read_institution_headers):
                   institution_id=header.institution_id if header else None,
                   institution_name=header.name if header else info.group, packed_at=packed_at, progress=progress)
     progress.flush()
+    checkpoint("packed")
     with transaction.atomic():  # the packed archive's row, its plans and its audit row commit together
         Archive.objects.filter(pk=archive.pk).update(
             size=packed.size, raw_bytes=packed.raw_bytes, checksum=packed.sha256, manifest=packed.manifest,
@@ -66,9 +76,12 @@ def _aware(value: dt.datetime | None, institution: Institution) -> dt.datetime |
 
 
 def _free_name(institution: Institution, info) -> str:
-    """The archive name (docs/contracts.md §4.1), with ``_2``, ``_3`` ... when an archive of that name already exists."""
+    """The archive name (docs/contracts.md §4.1), with ``_2``, ``_3`` ... when another archive of that name
+    exists (on a target, or being worked on)."""
     edited = info.latest_edit or timezone.now().replace(tzinfo=None)
-    taken = set(Archive.objects.filter(institution=institution, mrn=info.mrn).values_list("name", flat=True))
+    # A failed attempt that never reached a target does not hold its name.
+    taken = set(Archive.objects.filter(institution=institution, mrn=info.mrn)
+                .exclude(Q(status=Archive.Status.FAILED) & Q(copies__isnull=True)).values_list("name", flat=True))
     clash = 1
     while True:
         name = archive_name(last_name=info.last_name, first_name=info.first_name, mrn=info.mrn,
@@ -76,3 +89,16 @@ def _free_name(institution: Institution, info) -> str:
         if name not in taken:
             return name
         clash += 1
+
+
+def discard_abandoned_work(*, tps, patient, keep: str) -> None:
+    """Remove from the TPS host's work folder what earlier attempts of this patient packed under other
+    names (an edited patient gets a new name; a failed attempt leaves its files). The patient's claim
+    keeps every other worker away from these names; a failure leaves litter, never an error."""
+    from archiver.packing.packed import discard_packed_files
+
+    for name in Archive.objects.filter(patient=patient).exclude(name=keep).values_list("name", flat=True):
+        try:
+            discard_packed_files(tps=tps, work_dir=WORK_DIR, name=name)
+        except (OSError, TpsError):
+            pass

@@ -10,9 +10,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from archiver.faults import checkpoint
 from archiver.models import PatientArchiveTask
-from archiver.services.archiving.copies import copy_to_target, verify_archive
 from archiver.packing.stream_packer import PackError
+from archiver.services.archiving.copies import copy_to_target, verify_archive
 from archiver.services.archiving.pack import packed_archive
 from archiver.services.archiving.task_rows import (
     Result,
@@ -111,6 +112,7 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
         if newly_verified:
             archive.refresh_from_db()
         _renew(ctx)
+        checkpoint("before_removal")
 
         set_task(task, step=Step.REMOVING)
         if tps.stat(patient.tps_path) is None:
