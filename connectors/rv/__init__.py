@@ -5,17 +5,19 @@ URLs: ``csv:<path>``, ``dicom-dir:<path>`` (both also as ``csv:///path``), ``mos
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from connectors.urls import inline_password_problem
 from connectors.rv.base import FirstDelivery, RowProblem, RvError, RvReadResult, RvSource
 
 # The scheme registry: what the opener accepts is what the site configuration accepts.
 SCHEMES = {"csv": "a CSV file (csv:/path)", "dicom-dir": "a folder of DICOM files (dicom-dir:/path)",
            "mosaiq+": "a MOSAIQ database (mosaiq+mssql://..., mosaiq+postgresql://..., mosaiq+sqlite:///...)"}
 
-__all__ = ["SCHEMES", "FirstDelivery", "RowProblem", "RvError", "RvReadResult", "RvSource", "open_rv_source"]
+__all__ = ["SCHEMES", "url_problem", "url_shape_problem", "FirstDelivery", "RowProblem", "RvError", "RvReadResult", "RvSource", "open_rv_source"]
 
 
 def _local_path(url: str, scheme: str) -> Path:
@@ -26,9 +28,36 @@ def _local_path(url: str, scheme: str) -> Path:
     return Path(path)
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an R&V source (``csv:PATH``, ``dicom-dir:PATH``, ``mosaiq+<db-url>``), or None: the one
+    check of an R&V URL: the site configuration asks all of it, ``open_rv_source`` its shape."""
+    return inline_password_problem(url, "rv_password_env") or url_shape_problem(url)
+
+
+def url_shape_problem(url: str) -> str | None:
+    """The protocol's own rules for the URL (no inline-password rule), or None: what the opener checks."""
+    for prefix in ("csv:", "dicom-dir:"):
+        if url.startswith(prefix):
+            path = url[len(prefix):]
+            if not path.startswith("/"):
+                return f"{url}: {prefix} needs an absolute path, as in {prefix}/data/rv"
+            return None
+    if url.startswith("mosaiq+"):
+        database_url = url[len("mosaiq+"):]
+        parts = urlsplit(database_url)
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or "://" not in database_url:
+            return f"{url}: mosaiq+ must be followed by a database URL, as in mosaiq+mssql://user@host/MOSAIQ"
+        if not (parts.netloc or parts.path.strip("/")):
+            return f"{url}: the database URL names no host or database"
+        return None
+    return f"{url}: unsupported R&V source: use csv:PATH, dicom-dir:PATH or mosaiq+<database URL>"
+
+
 def open_rv_source(url: str, *, zone: ZoneInfo, password: str | None = None) -> RvSource:
     """The source a URL names; naive source times are read in ``zone`` (the site's time)."""
     url = url.strip()
+    if problem := url_shape_problem(url):
+        raise RvError(problem)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "csv":
         from connectors.rv.csv_source import CsvSource

@@ -4,18 +4,51 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from connectors.ssh import SshAddress
+from connectors.urls import file_url_problem, inline_password_problem
 from connectors.storage.base import Digest, RemoteFile, StorageBackend, StorageError
 
-__all__ = ["SCHEMES", "Digest", "RemoteFile", "StorageBackend", "StorageError", "open_storage"]
+__all__ = ["SCHEMES", "Digest", "RemoteFile", "StorageBackend", "StorageError", "open_storage", "url_problem", "url_shape_problem"]
 
 # The scheme registry: what the opener accepts is what the site configuration accepts.
 SCHEMES = {"file": "a local or mounted folder", "ftp": "FTP (only with allow_plain_ftp)",
            "ftps": "FTP over explicit TLS", "sftp": "SFTP over SSH"}
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a storage target (``file:``, ``ftp:``, ``ftps:``, ``sftp:``), or None: the one check of a
+    target URL: the site configuration asks all of it, ``open_storage`` its shape."""
+    return inline_password_problem(url, "password_env or password_file") or url_shape_problem(url)
+
+
+def url_shape_problem(url: str) -> str | None:
+    """The protocol's own rules for the URL (no inline-password rule), or None: what the opener checks."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return file_url_problem(url)
+    if parts.scheme in ("ftp", "ftps", "sftp"):
+        if parts.scheme == "sftp":
+            try:
+                SshAddress.from_url(url, schemes=("sftp",))
+            except ValueError as exc:
+                return str(exc)
+            return None
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            return f"{url}: bad port"
+        if not parts.hostname:
+            return f"{url}: names no host; write {parts.scheme}://user@host[:port]/folder"
+        return None
+    return (f"{url}: unsupported target {parts.scheme or '(none)'!r}: use file:///absolute/path, ftps://, ftp:// or "
+            "sftp://user@host[:port]/folder")
+
+
 def open_storage(url: str, *, password: str | None = None, key_file: str | None = None,
                  known_hosts: str | None = None, ca_file: str | None = None, allow_plain_ftp: bool = False,
                  timeout: float = 30) -> StorageBackend:
+    if problem := url_shape_problem(url):
+        raise StorageError(problem)
     parts = urlsplit(url)
     if parts.scheme == "file":
         from connectors.storage.local import FileStorage

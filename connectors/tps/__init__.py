@@ -5,9 +5,34 @@ import posixpath
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from connectors.ssh import SshAddress
+from connectors.urls import file_url_problem, inline_password_problem
 from connectors.tps.base import CommandResult, Entry, TpsError, TpsSource, clean_relpath
 
-__all__ = ["CommandResult", "Entry", "TpsError", "TpsSource", "clean_relpath", "open_tps_source", "relative_to_root"]
+__all__ = ["CommandResult", "Entry", "TpsError", "TpsSource", "clean_relpath", "open_tps_source", "relative_to_root", "url_problem",
+           "url_shape_problem"]
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a TPS location (``file:///abs`` or ``ssh://user@host[:port]/abs``), or None: the one
+    check of a TPS URL: the site configuration asks all of it, ``open_tps_source`` its shape (a password in
+    the URL is a configuration rule: the opener gets the password apart)."""
+    return inline_password_problem(url, "tps_password_env or tps_key_file") or url_shape_problem(url)
+
+
+def url_shape_problem(url: str) -> str | None:
+    """The protocol's own rules for the URL (no inline-password rule), or None: what the opener checks."""
+    scheme = urlsplit(url).scheme
+    if scheme == "file":
+        return file_url_problem(url)
+    if scheme == "ssh":
+        try:
+            SshAddress.from_url(url, schemes=("ssh",))
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return (f"{url}: unsupported scheme {scheme or '(none)'!r}: use file:///absolute/path or "
+            "ssh://user@host[:port]/absolute/path")
 
 
 def open_tps_source(url: str, *, password: str | None = None, key_file: str | None = None,
@@ -17,6 +42,8 @@ def open_tps_source(url: str, *, password: str | None = None, key_file: str | No
     A bad URL or an unknown scheme raises ``TpsError`` naming the URL; an unreachable root raises a
     retryable ``TpsError``.
     """
+    if problem := url_shape_problem(url.strip()):
+        raise TpsError(problem)
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # raises ValueError on "host:abc" or an out-of-range port

@@ -101,7 +101,9 @@ def test_unchanged_tree_is_not_parsed_again_in_a_bounded_number_of_queries(tmp_p
     many, report = _queries_of_unchanged_sync(tmp_path / "many", pending=12)
     assert report.patients_unchanged == 13 and report.patients_parsed == 0
     assert len(parsed) == 13  # only the first sync of that site parsed
-    assert many == few <= 8
+    # Bounded and the same for 3 or 13 patients. (On PostgreSQL the sync's last writes and their audit row
+    # share a transaction: the audit's own atomic block adds a SAVEPOINT and its RELEASE.)
+    assert many == few <= 10
 
 
 def test_first_sync_queries_do_not_grow_per_patient(tmp_path):

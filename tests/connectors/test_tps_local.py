@@ -172,15 +172,18 @@ def test_open_file_url(tree):
 @pytest.mark.parametrize("url, message", [
     ("ftp://host/Patients", "unsupported scheme 'ftp'"),
     ("/data/Patients", "unsupported scheme '(none)'"),
-    ("file://otherhost/data", "not host 'otherhost'"),
-    ("ssh://tps-host:notaport/Patients", "is not valid"),
-    ("ssh:///Patients", "no host"),
-    ("ssh://tps-host", "no absolute path"),
+    ("file://otherhost/data", "a file URL takes no host"),
+    ("ssh://tps-host:notaport/Patients", "expected ssh://user@host[:port]/absolute/path"),
+    ("ssh:///Patients", "expected ssh://user@host[:port]/absolute/path"),
+    ("ssh://tps-host", "expected ssh://user@host[:port]/absolute/path"),
 ])
-def test_bad_urls_name_the_url(url, message):
+def test_bad_urls_name_the_url_with_the_site_configurations_own_words(url, message):
+    """The opener asks the same check as load_site_config (connectors.tps.url_problem)."""
+    from sites.services.site_config.rules import tps_url_problem
+
     with pytest.raises(TpsError, match=re.escape(message)) as caught:
         open_tps_source(url)
-    assert repr(url) in str(caught.value)
+    assert url in str(caught.value) and str(caught.value) == tps_url_problem(url)
 
 
 def test_unreachable_root_is_retryable(tmp_path):

@@ -8,106 +8,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from sites.models import Codec
+from connectors.rv import url_problem as rv_url_problem
 from connectors.secrets import secret_problem
-from connectors.ssh import SshAddress
+from connectors.storage import url_problem as storage_url_problem
+from connectors.tps import url_problem as tps_url_problem
 
 CODEC_LEVELS = {Codec.GZIP: range(0, 10), Codec.ZSTD: range(0, 23)}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 Problems = list[tuple[str, str]]  # (model field, problem), in the order found
-
-
-def _file_url_problem(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.netloc:
-        return f"{url}: a file URL takes no host; write file:///absolute/path (three slashes)"
-    if parts.query or parts.fragment:
-        return f"{url}: no ?query or #fragment in a file URL"
-    path = unquote(parts.path)
-    if not path.startswith("/") or path == "/":
-        return f"{url}: needs an absolute folder path, as in file:///data/pinnacle/Patients"
-    return None
-
-
-def _inline_password(url: str) -> bool:
-    try:
-        return urlsplit(url).password is not None
-    except ValueError:
-        return False
-
-
-def _inline_password_problem(url: str, where: str) -> str | None:
-    # Checked before anything else, so no message ever repeats a URL that holds a secret.
-    if _inline_password(url):
-        return f"the URL holds a password (user:password@host); remove it and use {where}"
-    return None
-
-
-def tps_url_problem(url: str) -> str | None:
-    """Why ``url`` is not a TPS location (``file:///abs`` or ``ssh://user@host[:port]/abs``), or None."""
-    if problem := _inline_password_problem(url, "tps_password_env or tps_key_file"):
-        return problem
-    scheme = urlsplit(url).scheme
-    if scheme == "file":
-        return _file_url_problem(url)
-    if scheme == "ssh":
-        try:
-            SshAddress.from_url(url, schemes=("ssh",))
-        except ValueError as exc:
-            return str(exc)
-        return None
-    return f"{url}: use file:///absolute/path or ssh://user@host[:port]/absolute/path"
-
-
-def rv_url_problem(url: str) -> str | None:
-    """Why ``url`` is not an R&V source (``csv:PATH``, ``dicom-dir:PATH``, ``mosaiq+<db-url>``), or None."""
-    if problem := _inline_password_problem(url, "rv_password_env"):
-        return problem
-    for prefix in ("csv:", "dicom-dir:"):
-        if url.startswith(prefix):
-            path = url[len(prefix):]
-            if not path.startswith("/"):
-                return f"{url}: {prefix} needs an absolute path, as in {prefix}/data/rv"
-            return None
-    if url.startswith("mosaiq+"):
-        database_url = url[len("mosaiq+"):]
-        parts = urlsplit(database_url)
-        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or "://" not in database_url:
-            return f"{url}: mosaiq+ must be followed by a database URL, as in mosaiq+mssql://user@host/MOSAIQ"
-        if not (parts.netloc or parts.path.strip("/")):
-            return f"{url}: the database URL names no host or database"
-        return None
-    return f"{url}: use csv:PATH, dicom-dir:PATH or mosaiq+<database URL>"
-
-
-def storage_url_problem(url: str) -> str | None:
-    """Why ``url`` is not a storage target (``file:``, ``ftp:``, ``ftps:``, ``sftp:``), or None."""
-    if problem := _inline_password_problem(url, "password_env or password_file"):
-        return problem
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return _file_url_problem(url)
-    if parts.scheme in ("ftp", "ftps", "sftp"):
-        if parts.scheme == "sftp":
-            try:
-                SshAddress.from_url(url, schemes=("sftp",))
-            except ValueError as exc:
-                return str(exc)
-            return None
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            return f"{url}: bad port"
-        if not parts.hostname:
-            return f"{url}: names no host; write {parts.scheme}://user@host[:port]/folder"
-        return None
-    return f"{url}: use file:///absolute/path, ftps://, ftp:// or sftp://user@host[:port]/folder"
 
 
 def _env_problem(name: str, *, check_local: bool) -> str | None:
