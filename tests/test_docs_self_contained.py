@@ -1,8 +1,9 @@
 """Code and docs are self-contained: they cite the project's own ``docs/``, never a file outside the
 repository, and every repository path a document names exists.
 
-- No file of the repository mentions a folder beside it (``../shared``), an outside specification
-  or style guide (``SPEC.md``, ``STYLE.md``, "the SPEC"): the contracts are docs/contracts.md.
+- No file of the repository refers outside it: no relative path climbs out of the checkout, every
+  Markdown document a file names is one of the repository's, and a numbered section is cited only
+  together with the page of ``docs/`` that holds it (the contracts are docs/contracts.md).
 - The docs (``README.md`` and ``docs/*.md``) name only paths that exist: Markdown links, paths such
   as ``archiver/services/restore/`` whose first folder is one of the repository's, source files
   anywhere (``*.py``, ``*.sh``, ``*.sql``, ``*.po``, ``*.html``), migrations written ``app/0002_name``,
@@ -25,11 +26,10 @@ THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 NOT_OURS = ("pdas/static/vendor/",)
 SKIPPED_DIRS = {".git", ".venv", "var", "build", "dist", "node_modules", "__pycache__", "staticfiles", "demo"}
 
-FORBIDDEN = (
-    (re.compile(r"\.\./shared"), "names a folder outside the repository"),
-    (re.compile(r"\b(?:SPEC|STYLE)\.md\b"), "names a document outside the repository"),
-    (re.compile(r"\bSPEC\b"), "cites an outside specification (cite docs/contracts.md §N instead)"),
-)
+# ``../`` runs and what follows them: a path relative to the file that names it.
+CLIMBING = re.compile(r"(?<![\w.])((?:\.\./)+[\w.-]*)")
+MARKDOWN_NAME = re.compile(r"(?<![\w/.-])([\w-]+\.md)\b")
+SECTION = re.compile(r"\bsection\s+\d+", re.IGNORECASE)
 
 SOURCE_SUFFIXES = (".py", ".sh", ".sql", ".po", ".html")
 # A run of path characters holding a slash, not inside a URL, an absolute path or user@host/path.
@@ -73,14 +73,29 @@ def top_folders(files: list[str]) -> set[str]:
     return {name.split("/", 1)[0] for name in files if "/" in name}
 
 
-def forbidden_mentions(name: str, text: str) -> list[str]:
+def forbidden_mentions(name: str, text: str, *, markdown_names: set[str] | None = None) -> list[str]:
+    """Lines of ``name`` that refer outside the repository. ``markdown_names``: the file names of the
+    repository's own Markdown pages (default: read from the repository)."""
+    if markdown_names is None:
+        markdown_names = {Path(f).name for f in repository_files() if f.endswith(".md")}
+    folder = (ROOT / name).parent
     found = []
     for number, line in enumerate(text.splitlines(), 1):
-        for pattern, why in FORBIDDEN:
-            match = pattern.search(line)
-            if match:
-                found.append(f"{name}:{number}: {match.group(0)!r} {why}")
-                break
+        where = f"{name}:{number}"
+        # A path that leaves the checkout and names something there (hostile names in tests, such as
+        # ``../../../../outside``, name nothing that exists).
+        climbing = [m for m in CLIMBING.findall(line) if m.rstrip("/").rsplit("/", 1)[-1] not in ("", "..", ".")
+                    and not (folder / m).resolve().is_relative_to(ROOT) and (folder / m).exists()]
+        if climbing:
+            found.append(f"{where}: {climbing[0]!r} names a path outside the repository")
+            continue
+        unknown = [m for m in MARKDOWN_NAME.findall(line) if m not in markdown_names]
+        if unknown:
+            found.append(f"{where}: {unknown[0]!r} names a document that is not in the repository")
+            continue
+        section = SECTION.search(line)
+        if section and not DOC_MENTION.search(line):
+            found.append(f"{where}: {section.group(0)!r} cites a numbered section without naming its page of docs/")
     return found
 
 
@@ -188,11 +203,13 @@ def _report(problems: list[str]) -> str:
 
 
 def test_no_file_refers_outside_the_repository():
+    files = repository_files()
+    markdown_names = {Path(f).name for f in files if f.endswith(".md")}
     problems = []
-    for name in repository_files():
+    for name in files:
         text = text_of(name) if name != THIS else None
         if text is not None:
-            problems += forbidden_mentions(name, text)
+            problems += forbidden_mentions(name, text, markdown_names=markdown_names)
     assert not problems, _report(problems)
 
 
@@ -227,11 +244,16 @@ def test_the_readme_lists_every_doc():
 # --- the checks catch what they are for ---------------------------------------------------------------
 
 
-def test_the_checks_catch_offenders():
+def test_the_checks_catch_offenders(tmp_path):
     files = repository_files()
     top = top_folders(files)
     packages = {folder for folder in top if (ROOT / folder / "__init__.py").is_file()}
-    outside = "see ../shared/samples\nas SPEC.md says\nSTYLE.md habit 3\nper SPEC section 6\nSPEC_COLUMNS = []\n"
+    (tmp_path / "beside" / "samples").mkdir(parents=True)  # a folder next to a file that is not in the checkout
+    (tmp_path / "docs").mkdir()
+    elsewhere = str(tmp_path / "docs" / "x.md")
+    outside = ("see ../beside/samples\nas OUTSIDE-CONTRACT.md says\nhabit 3 of GUIDE.md\n"
+               "per the contract, section 6\n"
+               "fine: docs/contracts.md §4, ../deploy/dev.sh, README.md, docs/keeping.md, ../../../../nowhere\n")
     doc = "\n".join([
         "`archiver/storage/sftp.py` and sites/access.py",  # 1: moved away; exists
         "[format](archive-format.md) and [gone](gone.md), [web](https://toml.io)",  # 2: gone.md
@@ -239,14 +261,16 @@ def test_the_checks_catch_offenders():
         "`audit/0002_append_only_trigger`, `audit/0009_nothing`",  # 4: migrations
         "`pdas.admin.InstitutionScopedAdmin`, `sites.access.scope`, `pdas.hospital.example`",  # 5
         "`tests/archiver/test_services_*.py`, `Institution_<I>/Mount_0`, `/etc/pdas/site.toml`",  # 6: fine
-        "`curation.add/change/delete_namingrule`, `shared/old/x.py`",  # 7: a source file anywhere
+        "`curation.add/change/delete_namingrule`, `gone/old/x.py`",  # 7: a source file anywhere
         "`archiver.add/change/delete_storagetarget`, `sites.view_storagetarget`, `inventory.Archive`",  # 8
         "`archiver.QuarantinedPatient`, `Scans -> ../../outside`, `../deploy/postgresql-app-role.sql`",  # 9
     ])
     mentions = "docs/contracts.md §4.1 and docs/contracts.md §9, docs/nothing.md\n"
 
-    assert [p.split(": ", 1)[0] for p in forbidden_mentions("x.py", outside)] == ["x.py:1", "x.py:2", "x.py:3",
-                                                                                   "x.py:4"]
+    assert [p.split(": ", 1)[0] for p in forbidden_mentions("docs/x.md", outside)] == [
+        "docs/x.md:2", "docs/x.md:3", "docs/x.md:4"]  # from inside the checkout ../beside names nothing
+    assert [p.split(": ", 1)[0] for p in forbidden_mentions(elsewhere, outside)] == [
+        f"{elsewhere}:1", f"{elsewhere}:2", f"{elsewhere}:3", f"{elsewhere}:4"]
     found = missing_paths("docs/x.md", doc, top=top, packages=packages)
     assert found == [
         "docs/x.md:1: 'archiver/storage/sftp.py' does not exist",
@@ -255,7 +279,7 @@ def test_the_checks_catch_offenders():
         "docs/x.md:3: 'pdas/exports.py' does not exist",
         "docs/x.md:4: 'audit/0009_nothing' does not exist",
         "docs/x.md:5: 'pdas.admin.InstitutionScopedAdmin': pdas/admin.py has no 'InstitutionScopedAdmin'",
-        "docs/x.md:7: 'shared/old/x.py' does not exist",
+        "docs/x.md:7: 'gone/old/x.py' does not exist",
         "docs/x.md:8: archiver.add/change/delete_storagetarget: archiver has no model 'storagetarget'",
         "docs/x.md:9: archiver.QuarantinedPatient: archiver has no model 'QuarantinedPatient'",
     ], found
