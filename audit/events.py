@@ -38,6 +38,7 @@ class Event(StrEnum):
     QUARANTINE_PURGE = "quarantine.purge"
     QUARANTINE_KEEP = "quarantine.keep"
     # Keeping archives whole
+    ARCHIVE_CHECK = "archive.check"
     COPY_STATE = "copy.state"
     COPY_REPAIR = "copy.repair"
     ARCHIVE_UNSAFE = "archive.unsafe"

@@ -202,36 +202,38 @@ def due_copies(*, institution: Institution, target: StorageTarget | None = None,
 # --- repair ----------------------------------------------------------------------------------------
 
 
-def repair_copy(*, copy: ArchiveCopy, actor) -> bool:
-    """Re-make a missing or corrupt copy from a verified copy on another enabled target; True when the new
-    copy was checked and is verified. ``store_copy`` removes the bad file and its sidecars first (the
-    source was hashed just before; the new copy is measured before it counts)."""
+def repair_copy(*, copy: ArchiveCopy, actor) -> FixityCheck | None:
+    """Re-make a missing or corrupt copy from a verified copy on another enabled target; the check of the
+    new copy (``pass`` when it is verified), or None when there was no source to try.
+
+    ``store_copy`` removes the bad file and its sidecars first and streams the source's bytes; the new
+    copy is then measured on its target like any upload, which is what proves the source whole too (a
+    source that fails it is checked and recorded, and the next source is tried)."""
     archive = copy.archive
     sources = (archive.copies.filter(status=State.VERIFIED, target__enabled=True).exclude(pk=copy.pk)
-               .select_related("target").order_by("target__priority", "target__name"))
+               .select_related("target", "archive__institution").order_by("target__priority", "target__name"))
+    check = None
     for source in sources:
         try:
             with open_target(source.target) as source_backend, open_target(copy.target) as backend:
-                if source_backend.digest(archive.name).sha256 != archive.checksum:
-                    check_copy(copy=source, backend=source_backend, actor=actor)
-                    continue  # the source went bad too: try the next one
                 store_copy(archive=archive, target=copy.target, backend=backend,
                            chunks_factory=lambda: source_backend.read_chunks(archive.name))
                 check = check_copy(copy=copy, backend=backend, actor=actor)
+                if check.outcome != FixityCheck.Outcome.PASS:
+                    check_copy(copy=source, backend=source_backend, actor=actor)  # did the source go bad?
         except StorageError as exc:
             record_event(actor=actor, event=Event.COPY_REPAIR, institution=archive.institution.code, obj=copy,
                          mrns=[archive.mrn], outcome="failed",
                          detail={"archive": archive.name, "target": copy.target.name, "from": source.target.name,
                                  "reason": str(exc)[:500]})
             continue
-        copy.refresh_from_db()
         record_event(actor=actor, event=Event.COPY_REPAIR, institution=archive.institution.code, obj=copy,
                      mrns=[archive.mrn], outcome="ok" if copy.status == State.VERIFIED else "failed",
                      detail={"archive": archive.name, "target": copy.target.name, "from": source.target.name,
                              "method": check.method, "reason": check.reason[:500]})
         if copy.status == State.VERIFIED:
-            return True
-    return False
+            break
+    return check
 
 
 # --- one run ---------------------------------------------------------------------------------------
@@ -272,18 +274,26 @@ def check_archives(*, institution: Institution, actor, target: StorageTarget | N
                 last[copy.pk] = check_copy(copy=copy, backend=backend, actor=actor)
     repaired: set[int] = set()
     if repair:
-        for copy in copies:
-            copy.refresh_from_db()
-            if copy.status in (State.MISSING, State.CORRUPT) and repair_copy(copy=copy, actor=actor):
-                repaired.add(copy.pk)
+        for copy in copies:  # their states are the ones just recorded: no second read
+            if copy.status in (State.MISSING, State.CORRUPT):
+                check = repair_copy(copy=copy, actor=actor)
+                if check is not None:
+                    last[copy.pk] = check
+                    if check.outcome == FixityCheck.Outcome.PASS:
+                        repaired.add(copy.pk)
     report = CheckReport()
     for copy in copies:
-        copy.refresh_from_db()
-        check = copy.fixity_checks.order_by("-checked_at", "-pk").first() or last.get(copy.pk)
+        check = last.get(copy.pk)
         report.copies.append(CopyResult(
             archive=copy.archive.name, target=copy.target.name, status=copy.status,
             method=check.method if check else "", checked_at=check.checked_at if check else None,
             repaired=copy.pk in repaired, reason=check.reason if check else ""))
+    # The run reads where every patient's archive stands: audited, naming the patients it found at fault.
+    record_event(actor=actor, event=Event.ARCHIVE_CHECK, institution=institution.code,
+                 mrns=[c.archive.mrn for c in copies if c.status != State.VERIFIED],
+                 outcome="ok" if report.all_verified else "failed",
+                 detail={"target": target.name if target else "", "all": check_all, "repair": repair,
+                         **report.summary()})
     alert_archives_without_verified_copy(institution=institution, actor=actor)
     return report
 
