@@ -207,6 +207,14 @@ class Archive(models.Model):
                  and copy.last_checked_at is not None and copy.last_checked_at >= fresh_after]
         return len(fresh) >= self.institution.min_copies
 
+    @staticmethod
+    def retention_end(start: dt.datetime, years: int) -> dt.datetime:
+        """``start`` plus ``years`` calendar years (29 February becomes the 28th)."""
+        try:
+            return start.replace(year=start.year + years)
+        except ValueError:
+            return start.replace(year=start.year + years, day=28)
+
     def may_be_deleted(self, *, now: dt.datetime | None = None) -> tuple[bool, str]:
         """Whether any deletion path may remove this archive now, and why not. PDAS itself never deletes
         an archive; a future path must ask this first."""

@@ -121,6 +121,13 @@ def test_safely_stored_needs_min_copies_verified_within_the_cycle(tmp_path):
     assert set(Archive.objects.safely_stored().values_list("mrn", flat=True)) == set()
 
 
+def test_a_new_archive_is_retained_for_the_institutions_years(tmp_path):
+    inst, folders = _archive_site(tmp_path, patients=(1,), retention_years=30)
+    archive = Archive.objects.get()
+    assert archive.retain_until == Archive.retention_end(archive.packed_at, 30)
+    assert archive.retain_until.year == archive.packed_at.year + 30
+
+
 def test_an_archive_with_no_verified_copy_left_is_alerted_once(tmp_path):
     inst, folders = _archive_site(tmp_path, targets=("array-1",), patients=(1,))
     archive = Archive.objects.get()

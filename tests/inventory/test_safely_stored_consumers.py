@@ -67,3 +67,15 @@ def test_the_home_page_alerts_for_an_archive_with_no_verified_copy(site, client)
     assert (cards["KEEP"].unsafe_archives, cards["CALM"].unsafe_archives) == (1, 0)
     body = response.content.decode()
     assert body.count("pdas-unsafe-archives") == 1 and "1 archive has no verified copy left" in body
+
+
+def test_no_archive_may_be_deleted_before_its_retention_or_under_legal_hold(site):
+    archive = Archive.objects.filter(institution=site).first()
+    now = timezone.now()
+    archive.retain_until = now + dt.timedelta(days=1)
+    assert archive.may_be_deleted(now=now) == (False, f"retained until {archive.retain_until:%Y-%m-%d}")
+    assert archive.may_be_deleted(now=now + dt.timedelta(days=2)) == (True, "")
+    archive.legal_hold = True
+    assert archive.may_be_deleted(now=now + dt.timedelta(days=2)) == (False, "under legal hold")
+    archive.legal_hold, archive.retain_until = False, None
+    assert archive.may_be_deleted(now=now) == (False, "no retention date")

@@ -56,6 +56,8 @@ def packed_archive(ctx: PatientContext, tps, info, read_institution_headers):
         Archive.objects.filter(pk=archive.pk).update(
             size=packed.size, raw_bytes=packed.raw_bytes, checksum=packed.sha256, manifest=packed.manifest,
             packed_at=packed_at, status=Archive.Status.PACKED,
+            # Until the loss scan knows the patient's deliveries: the archive date + retention (docs/keeping.md).
+            retain_until=Archive.retention_end(packed_at, institution.retention_years),
         )
         ArchivedPlan.objects.bulk_create([
             ArchivedPlan(archive=archive, plan_id=p.plan_id, name=p.name, trial_names=list(p.trial_names),
