@@ -7,6 +7,7 @@ error, which is also logged in full for the administrator).
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 
 from django.core.management.base import BaseCommand, CommandError
@@ -21,6 +22,12 @@ def cli_actor() -> str:
         return f"{getpass.getuser()} (command line)"
     except (KeyError, OSError):  # no login name in a bare container
         return "command line"
+
+
+def dumps_json(data) -> str:
+    """The ``--json`` output of a command: UTF-8 names as they are (Chinese stays readable), indented,
+    dates and other values as text."""
+    return json.dumps(data, ensure_ascii=False, indent=1, default=str)
 
 
 class Findings(Exception):

@@ -6,17 +6,16 @@ same tasks are queued and the command waits for the workers to decide every pati
 """
 from __future__ import annotations
 
-import json
 import time
 
 from django.core.management.base import CommandError
 
 from archiver.models import ArchiveRun, PatientArchiveTask
-from sites.models import Institution
+from sites.commands import institution_option
 from archiver.services import archiving
 from archiver.tasks import start_archive_run
 from connectors.tps.base import TpsError
-from core.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor, dumps_json
 from core.dispatch import has_broker, wait_for_embedded_work
 
 
@@ -30,10 +29,7 @@ class Command(PdasCommand):
                             help="Seconds to wait for every patient to be decided (default a day)")
 
     def handle(self, *args, institution: str, json: bool, timeout: float, **options):
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         try:
             run = archiving.prepare_archive_run(institution=inst, actor=cli_actor())
         except TpsError as exc:
@@ -51,7 +47,7 @@ class Command(PdasCommand):
             for t in run.tasks.select_related("patient", "archive").order_by("id")
         ]
         if json:
-            self.stdout.write(_dumps({"run": run.pk, "results": results}))
+            self.stdout.write(dumps_json({"run": run.pk, "results": results}))
         else:
             marks = {"pass": "✓", "error": "×", "warning": "!"}
             for r in results:
@@ -67,7 +63,3 @@ class Command(PdasCommand):
                 break
             time.sleep(1)
         return archiving.finish_run(run=run)
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1)

@@ -9,13 +9,13 @@ status printed is the one after repair. Exit 0 when every copy checked is ``veri
 """
 from __future__ import annotations
 
-import json
 
 from django.core.management.base import CommandError
 
 from archiver.services.fixity import check_archives
-from core.commands import Findings, PdasCommand, cli_actor
-from sites.models import Institution, StorageTarget
+from core.commands import Findings, PdasCommand, cli_actor, dumps_json
+from sites.commands import institution_option
+from sites.models import StorageTarget
 
 
 class Command(PdasCommand):
@@ -30,10 +30,7 @@ class Command(PdasCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON")
 
     def handle(self, *args, institution: str, target: str | None, all: bool, repair: bool, json: bool, **options):
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         storage_target = None
         if target is not None:
             try:
@@ -46,7 +43,7 @@ class Command(PdasCommand):
         report = check_archives(institution=inst, actor=cli_actor(), target=storage_target, check_all=all,
                                 repair=repair)
         if json:
-            self.stdout.write(_dumps(report.as_dict()))
+            self.stdout.write(dumps_json(report.as_dict()))
         else:
             summary = report.summary()
             self.stdout.write(", ".join(f"{key} {value}" for key, value in summary.items()))
@@ -55,7 +52,3 @@ class Command(PdasCommand):
                     self.stdout.write(f"{copy.status}: {copy.archive} on {copy.target}: {copy.reason}")
         if not report.all_verified:
             raise Findings
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1)

@@ -6,15 +6,14 @@ time was kept; 2 on bad input or an unreachable TPS.
 """
 from __future__ import annotations
 
-import json
 
 from django.core.management.base import CommandError
 
 from archiver.services.purge import purge_quarantine
 from connectors.tps.base import TpsError
-from core.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor, dumps_json
 from sites.connections import open_institution_tps
-from sites.models import Institution
+from sites.commands import institution_option
 
 
 class Command(PdasCommand):
@@ -25,24 +24,17 @@ class Command(PdasCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON")
 
     def handle(self, *args, institution: str, json: bool, **options):
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         try:
             with open_institution_tps(inst) as source:
                 report = purge_quarantine(institution=inst, source=source, actor=cli_actor())
         except TpsError as exc:
             raise CommandError(f"TPS of {inst.code}: {exc}", returncode=2) from None
         if json:
-            self.stdout.write(_dumps(report.as_dict()))
+            self.stdout.write(dumps_json(report.as_dict()))
         else:
             self.stdout.write(f"purged {len(report.purged)}, kept {len(report.kept)}")
             for kept in report.kept:
                 self.stdout.write(f"kept {kept['tps_path']} ({kept['mrn']}): {kept['reason']}")
         if report.kept:
             raise Findings
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1)

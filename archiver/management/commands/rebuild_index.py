@@ -8,13 +8,11 @@ needs a person (a target that cannot be listed, sidecars missing or damaged, a f
 """
 from __future__ import annotations
 
-import json
 
-from django.core.management.base import CommandError
 
-from sites.models import Institution
+from sites.commands import institution_option
 from archiver.services.archive_index import rebuild_index
-from core.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor, dumps_json
 
 
 class Command(PdasCommand):
@@ -27,13 +25,10 @@ class Command(PdasCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON")
 
     def handle(self, *args, institution: str, verify: bool, json: bool, **options):
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         report = rebuild_index(institution=inst, actor=cli_actor(), verify=verify)
         if json:
-            self.stdout.write(_dumps({"institution": inst.code, "counts": report.counts(), "created": report.created,
+            self.stdout.write(dumps_json({"institution": inst.code, "counts": report.counts(), "created": report.created,
                                       "targets": report.targets, "problems": report.problems}))
         else:
             counts = report.counts()
@@ -44,7 +39,3 @@ class Command(PdasCommand):
                 self.stderr.write(f"problem: {problem}")
         if report.problems:
             raise Findings
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1)

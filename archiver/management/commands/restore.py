@@ -8,18 +8,17 @@ targets cannot be used. See docs/restore.md.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from inventory.models import Archive
-from sites.models import Institution
+from sites.commands import institution_option
 from archiver.naming import parse_archive_name
 from archiver.services.restore import (
     RestoreError, choose_candidate, ensure_indexed, find_candidates, run_restore,
 )
-from core.commands import PdasCommand, cli_actor
+from core.commands import PdasCommand, cli_actor, dumps_json
 
 
 class Command(PdasCommand):
@@ -35,10 +34,7 @@ class Command(PdasCommand):
 
     def handle(self, *args, institution: str, mrn: str, archive: str | None, to_dir: str | None, json: bool,
                **options):
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         mrn = mrn.strip()
         if not mrn:
             raise CommandError("--mrn is empty", returncode=2)
@@ -57,17 +53,13 @@ class Command(PdasCommand):
                                      to_dir=Path(to_dir) if to_dir else None)
         except RestoreError as exc:
             if json:
-                self.stdout.write(_dumps({"restored": [], "error": str(exc)}))
+                self.stdout.write(dumps_json({"restored": [], "error": str(exc)}))
             raise CommandError(str(exc), returncode=exc.exit_code) from None
         for problem in candidates.unreachable:
             self.stderr.write(f"warning: not searched (its archives are unknown): {problem}")
         restored = {"archive": row.name, "tps_path": record.tps_path, "files": record.files, "bytes": record.bytes,
                     "destination": record.destination, "restore": record.pk}
         if json:
-            self.stdout.write(_dumps({"restored": [restored]}))
+            self.stdout.write(dumps_json({"restored": [restored]}))
         else:
             self.stdout.write(f"{row.name} ({record.files} files): {record.reason}")
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1)

@@ -5,15 +5,14 @@ Exit 0 when every patient is ready (or its findings are acknowledged for its cur
 """
 from __future__ import annotations
 
-import json
 
 from django.core.management.base import CommandError
 
-from sites.models import Institution
+from sites.commands import institution_option
 from connectors.tps.base import TpsError
 from curation.selectors import run_findings
 from curation.services.curate import run_curation
-from core.commands import Findings, PdasCommand, cli_actor
+from core.commands import Findings, PdasCommand, cli_actor, dumps_json
 
 
 class Command(PdasCommand):
@@ -25,10 +24,7 @@ class Command(PdasCommand):
         parser.add_argument("--json", action="store_true", help="Print the patients as JSON")
 
     def handle(self, *args, institution: str, json: bool, **options):
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         try:
             run = run_curation(institution=inst, actor=cli_actor())
         except TpsError as exc:
@@ -43,7 +39,7 @@ class Command(PdasCommand):
         for warning in run.warnings:
             self.stderr.write(f"warning: {warning}")
         if json:
-            self.stdout.write(_dumps({"run": run.pk, "institution": inst.code, "patients": patients,
+            self.stdout.write(dumps_json({"run": run.pk, "institution": inst.code, "patients": patients,
                                       "counts": run.counts, "warnings": run.warnings}))
         else:
             for p in patients:
@@ -56,7 +52,3 @@ class Command(PdasCommand):
                               f"{waiting} need a decision")
         if any(p["needs_person"] for p in patients):
             raise Findings
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1, default=str)

@@ -6,15 +6,14 @@ Exit 0: the scan ran and nothing is lost. 1: a lost plan, or R&V rows that had t
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sites.models import Institution
+from sites.commands import institution_option
 from lossdetect.models import LossScan
 from lossdetect.services.scan import run_loss_scan
-from core.commands import cli_actor
+from core.commands import cli_actor, dumps_json
 
 
 def _date(option: str, text: str) -> dt.date:
@@ -54,15 +53,12 @@ class Command(BaseCommand):
         start, end = _date("--from", window_from), _date("--to", window_to)
         if start > end:
             raise CommandError(f"--from {start} is after --to {end}", returncode=2)
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         scan = run_loss_scan(institution=inst, window_from=start, window_to=end, trigger=LossScan.Trigger.MANUAL,
                              actor=cli_actor(), refresh_tps=not no_refresh)
         data = scan_json(scan)
         if json:
-            self.stdout.write(_dumps(data))
+            self.stdout.write(dumps_json(data))
         else:
             self._print(data)
         if scan.status != LossScan.Status.DONE:
@@ -83,7 +79,3 @@ class Command(BaseCommand):
             s = data["summary"]
             self.stdout.write(f"{s['total']} plans, {s['pending']} pending archive, {s['first_course_lost']} "
                               f"first-course lost, {s['recourse_lost']} re-course lost (scan {data['scan']})")
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=1)

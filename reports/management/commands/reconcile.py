@@ -13,7 +13,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from sites.models import Institution, StorageTarget
+from sites.commands import institution_option
+from sites.models import StorageTarget
 from core.commands import Findings, PdasCommand, cli_actor
 from reports.models import ReconciliationImport
 from reports.services.reconcile import import_listing, reconcile_target
@@ -45,10 +46,7 @@ class Command(PdasCommand):
     def handle(self, *args, institution: str, listing: str | None, target: str | None, json: bool, **options):
         if not listing and not target:
             raise CommandError("give --listing FILE, --target NAME, or both", returncode=2)
-        try:
-            inst = Institution.objects.get(code=institution)
-        except Institution.DoesNotExist:
-            raise CommandError(f"--institution: no institution with code {institution!r}", returncode=2) from None
+        inst = institution_option(institution)
         storage = None
         if target:
             storage = StorageTarget.objects.filter(institution=inst, name=target).first()
