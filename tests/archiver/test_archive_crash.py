@@ -82,14 +82,21 @@ def _run_to_the_end(site, worker) -> ArchiveRun:
     return archiving.finish_run(run=run)
 
 
-@pytest.mark.parametrize("step", ["upload", "removal"])
-def test_sigkill_then_rerun_loses_nothing_and_finishes(celery_worker, site, tmp_path, step):
+def park_and_kill(celery_worker, site, tmp_path, step: str):
+    """Start a run with the worker told to stop at ``step`` (archiver/faults.py), wait until it is parked
+    there, and SIGKILL it; returns the run."""
     marker = tmp_path / "parked"
     celery_worker.restart(extra_env=_worker_env(site, PDAS_FAULT_PAUSE=step, PDAS_FAULT_MARKER=str(marker)))
     first = archiving.prepare_archive_run(institution=site["inst"], actor="test")
     start_archive_run(first)
     _wait(marker.exists, 120, f"the worker to reach {step}", celery_worker)
     celery_worker.kill()
+    return first
+
+
+@pytest.mark.parametrize("step", ["upload", "removal"])
+def test_sigkill_then_rerun_loses_nothing_and_finishes(celery_worker, site, tmp_path, step):
+    first = park_and_kill(celery_worker, site, tmp_path, step)
 
     _assert_nothing_lost(site)
     if step == "removal":  # the folder sits in the quarantine, its move not yet recorded

@@ -10,29 +10,19 @@ import time
 import pytest
 
 from archiver.models import PatientArchiveTask
-from archiver.services import archiving
-from archiver.tasks import start_archive_run
 from curation.models import CurationFinding
 from inventory.models import Archive, ArchiveCopy, QuarantinedPatient
-from tests.archiver.test_archive_crash import _assert_nothing_lost, _run_to_the_end, _wait, _worker_env, site  # noqa: F401
+from tests.archiver.test_archive_crash import (  # noqa: F401 - site is a fixture
+    _assert_nothing_lost, _run_to_the_end, _worker_env, park_and_kill, site,
+)
 
 pytestmark = pytest.mark.servers
-
-
-def _park_and_kill(celery_worker, site, tmp_path, step):  # noqa: F811
-    marker = tmp_path / "parked"
-    celery_worker.restart(extra_env=_worker_env(site, PDAS_FAULT_PAUSE=step, PDAS_FAULT_MARKER=str(marker)))
-    first = archiving.prepare_archive_run(institution=site["inst"], actor="test")
-    start_archive_run(first)
-    _wait(marker.exists, 120, f"the worker to reach {step}", celery_worker)
-    celery_worker.kill()
-    return first
 
 
 @pytest.mark.parametrize("damage", ["bit flip", "truncated", "deleted"])
 def test_a_copy_damaged_after_the_crash_is_measured_again_before_the_originals_move(celery_worker, site, tmp_path,
                                                                                    damage):  # noqa: F811
-    _park_and_kill(celery_worker, site, tmp_path, "before_removal")
+    park_and_kill(celery_worker, site, tmp_path, "before_removal")
     parked = Archive.objects.filter(status=Archive.Status.VERIFIED).first()  # a patient the worker had verified
     stored = site["array"] / parked.name
     assert (site["root"] / parked.tps_path).is_dir(), "killed before removal: the originals are in place"
@@ -70,7 +60,7 @@ def test_a_copy_damaged_after_the_crash_is_measured_again_before_the_originals_m
 def test_a_kill_after_packing_reuses_the_name_and_leaves_no_packed_litter(celery_worker, site, tmp_path):  # noqa: F811
     """Killed after the patient was packed but before its digest was recorded: the rerun packs again under
     the same name (no ``_2``: nothing of it reached a target) and the work folder ends empty."""
-    _park_and_kill(celery_worker, site, tmp_path, "packed")
+    park_and_kill(celery_worker, site, tmp_path, "packed")
     assert Archive.objects.filter(checksum="").count() >= 1
 
     celery_worker.restart(extra_env=_worker_env(site))
@@ -89,7 +79,7 @@ def test_a_half_upload_under_a_name_the_patient_no_longer_has_is_swept(celery_wo
     the old name's temporary from the target, and the old name's packed file from the work folder."""
     from demo_site import edit_file
 
-    _park_and_kill(celery_worker, site, tmp_path, "upload")
+    park_and_kill(celery_worker, site, tmp_path, "upload")
     assert [p.name for p in site["array"].iterdir() if p.name.endswith(".part")], "a half-upload is left"
     for path in site["paths"]:  # a later plan edit: a new time stamp in the name
         edit_file(site["root"] / path / "Patient", append=b"\n")

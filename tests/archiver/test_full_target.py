@@ -6,7 +6,6 @@ keeps the originals, and leaves no temporary file behind."""
 from __future__ import annotations
 
 import json
-import subprocess
 from io import StringIO
 
 import pytest
@@ -15,21 +14,15 @@ from django.core.management import call_command
 from connectors.storage import StorageError
 from connectors.storage.local import FileStorage
 from demo_site import GroupSpec, ImageSetSpec, PlanSpec, write_institution_file, write_patient
+from tests.tmpfs import mounted_tmpfs
 from tests.factories import InstitutionFactory, StorageTargetFactory
 
 
 @pytest.fixture
 def full_disk(tmp_path):
     """A 256 KiB tmpfs (root only); skipped, with the reason, where mounting is not allowed."""
-    mount = tmp_path / "tiny-array"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): needs root")
-    try:
+    with mounted_tmpfs(tmp_path / "tiny-array", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(folder, *, leave: int = 0) -> None:

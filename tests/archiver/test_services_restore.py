@@ -6,7 +6,6 @@ with nothing of it (no staging folder either), and an existing patient folder is
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from archiver.services.restore import (
 from inventory.services.tps_sync import sync_institution
 from connectors.tps.local import LocalTpsSource
 from audit.models import AuditEvent
+from tests.tmpfs import mounted_tmpfs
 from tests.archiver.restore_site import (
     archive_patients, build_site, everything, handmade_archive, mtimes, replace_archive, tree,
 )
@@ -297,16 +297,9 @@ def test_an_institution_file_that_cannot_be_written_undoes_the_restore(site, mon
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 1 MB tmpfs (root only); skipped without the right to mount."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); "
-                    "test_a_full_disk_by_enospc covers the same path by simulation")
-    try:
+    with mounted_tmpfs(tmp_path / "tiny", "1m",
+                       why_skipped="; test_a_full_disk_by_enospc covers the same path by simulation") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_fails_cleanly(tmp_path, tiny_disk, settings):
@@ -511,19 +504,8 @@ def test_restore_onto_a_tps_over_ssh_is_byte_for_byte(remote_site, sshd):
 @pytest.fixture
 def tiny_disk_for_ssh(sshd):
     """A 1 MB tmpfs in the SSH account's folder, owned by the account."""
-    import pwd
-
-    mount = sshd.root / f"tiny-{uuid.uuid4().hex[:8]}"
-    mount.mkdir()
-    account = pwd.getpwnam(sshd.user)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,uid={account.pw_uid},gid={account.pw_gid}",
-                           "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
-    try:
+    with mounted_tmpfs(sshd.root / f"tiny-{uuid.uuid4().hex[:8]}", "1m", owner=sshd.user) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.servers
