@@ -6,6 +6,7 @@ restore writes anything. Nothing is extracted: members are streamed and hashed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 import tarfile
@@ -100,6 +101,39 @@ def inspect_archive(raw: BinaryIO, codec: str) -> ArchiveListing:
         listing.problems.append(f"archive cannot be read: {exc}")
     if not listing.manifest and not any(p.startswith("PDAS-MANIFEST") for p in listing.problems):
         listing.problems.append("archive has no PDAS-MANIFEST.json")
+    return listing
+
+
+class _HashingReader(io.RawIOBase):
+    """Counts and hashes every byte read through it."""
+
+    def __init__(self, raw: BinaryIO):
+        super().__init__()
+        self._raw, self.hasher, self.size = raw, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.hasher.update(data)
+        self.size += n
+        return n
+
+
+def inspect_packed(raw: BinaryIO, codec: str, *, sha256: str, size: int) -> ArchiveListing:
+    """``inspect_archive`` of a packed file before it is uploaded, also proving that the bytes read are
+    the ones packing measured (the same SHA-256 and size): a listing of other bytes proves nothing."""
+    reader = _HashingReader(raw)
+    listing = inspect_archive(io.BufferedReader(reader, buffer_size=CHUNK), codec)
+    while reader.read(CHUNK):  # the tar reader may stop before the compressed stream's last bytes
+        pass
+    if reader.size != size or reader.hasher.hexdigest() != sha256:
+        listing.problems.append(f"the packed file is {reader.size} bytes with SHA-256 {reader.hasher.hexdigest()}, "
+                                f"packing measured {size} bytes with {sha256}")
+    listing.problems += compare_with_manifest(listing)
     return listing
 
 

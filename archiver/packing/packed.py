@@ -108,7 +108,16 @@ def _run_script(tps: TpsSource, script: str, args: list[str]) -> str:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise PackError(f"pack script {args[0]} failed (exit {result.exit_status}): "
                         f"{message[-1] if message else 'no message'}")
-    return result.stdout.decode("utf-8", "replace")
+    # Names are the host's bytes: undecodable ones (a GB18030 name) keep them as surrogate escapes,
+    # as the TPS source lists them, so the two listings compare name for name.
+    return result.stdout.decode("utf-8", "surrogateescape")
+
+
+def _hash_line(line: str) -> tuple[str, str, str]:
+    parts = line.split(" ", 2)
+    if len(parts) != 3 or len(parts[0]) != 64 or not parts[1].isdigit():
+        raise PackError(f"pack script printed {line[:200]!r}, expected '<sha256> <size> <path>'")
+    return parts[0], parts[1], parts[2]
 
 
 def _pack_with_script(*, tps: TpsSource, work_dir: str, info, name: str, institution, header: bytes, packed_at,
@@ -122,8 +131,12 @@ def _pack_with_script(*, tps: TpsSource, work_dir: str, info, name: str, institu
     root = tps.host_path("")
     listed = {f.path: f.size for f in info.files}
     entries = []
-    for line in _run_script(tps, script, ["hash", root, info.tps_path]).splitlines():
-        digest, size, path = line.split(" ", 2)
+    # One line per file, split on "\n" only: a name may hold any other character (the script refuses
+    # names with a line break), and the path is everything after the second space.
+    for line in _run_script(tps, script, ["hash", root, info.tps_path]).split("\n"):
+        if not line:
+            continue
+        digest, size, path = _hash_line(line)
         if listed.get(path) != int(size):
             raise PackError(f"{path} changed while it was being packed", changed=True)
         entries.append({"path": path, "size": int(size), "sha256": digest})

@@ -5,6 +5,8 @@
 #   pdas-pack.sh hash TPS_ROOT PATIENT_REL
 #       prints "<sha256> <size> <path>" for every regular file of the patient that is archived
 #       (symbolic links and Pinnacle autosave/junk files are left out), paths relative to TPS_ROOT.
+#       A patient with a line break in any file or folder name is refused (exit 4): one name per line
+#       is the output format, and PDAS never guesses where a name ends.
 #   pdas-pack.sh pack TPS_ROOT PATIENT_REL STAGE_DIR OUT_FILE gzip|zstd [LEVEL]
 #       writes OUT_FILE: a tar of STAGE_DIR/Institution, STAGE_DIR/PDAS-MANIFEST.json, then the
 #       patient's files, compressed; prints "<sha256> <size>" of OUT_FILE. Writes OUT_FILE.partial
@@ -12,6 +14,10 @@
 #
 # A site may replace this script with its own (Institution.pack_script) as long as it keeps
 # these two commands and their output. Exit status: 0 ok, 2 bad arguments, 3 tool missing, 4 failure.
+#
+# File names in a patient folder are hostile data (docs/security.md): they reach tar only through a
+# list file that tar reads one name per line, never as words of a command line, so a name can be
+# neither an option ("--checkpoint-action=exec=...") nor several names ("a /etc/shadow").
 set -u
 umask 077
 
@@ -31,11 +37,51 @@ patient_files() {
 }
 
 digest_of() {
-    # Tools print the digest first (digest -a prints only the digest).
-    $SHA "$1" | { read -r sum _rest; echo "$sum"; }
+    # The file goes in on standard input, so no tool prints (or escapes) its name; tools print the
+    # digest first (digest -a prints only the digest).
+    $SHA < "$1" | { read -r sum _rest; printf '%s\n' "$sum"; }
 }
 
 size_of() { wc -c < "$1" | tr -d ' '; }
+
+NL='
+'
+
+# PATIENT_REL is relative, inside TPS_ROOT, and no option: every listed name starts with it.
+check_patient_rel() {
+    case "$1" in
+        ''|-*|/*|*"$NL"*) die 2 "bad patient path: it must be relative and must not start with '-'" ;;
+    esac
+    case "/$1/" in
+        */../*|*/./*) die 2 "bad patient path: no '.' or '..' components" ;;
+    esac
+}
+
+# Refuse a patient whose tree holds a name with a line break (the name itself is not printed: it
+# may hold anything; its folder is).
+refuse_line_breaks() {
+    odd=$(find "$1" -name "*$NL*" -print 2>/dev/null | head -n 1)
+    [ -z "$odd" ] || die 4 "a file or folder name under $1 contains a line break; rename it on the TPS and archive again"
+}
+
+# tar reading the patient's files from LIST (cwd = TPS root), after the stage folder's two files.
+tar_from_list() {
+    from_stage=$1 from_list=$2 here=$(pwd)
+    if tar --version 2>/dev/null | grep 'GNU tar' >/dev/null; then
+        # --no-unquote: a backslash in a name is a backslash; --verbatim-files-from (tar 1.29+): a
+        # line is never an option (every line starts with PATIENT_REL anyway).
+        verbatim=
+        tar --help 2>/dev/null | grep -- '--verbatim-files-from' >/dev/null && verbatim=--verbatim-files-from
+        tar -cf - -C "$from_stage" Institution PDAS-MANIFEST.json -C "$here" --no-recursion --no-unquote \
+            $verbatim -T "$from_list"
+    elif tar --version 2>/dev/null | grep 'bsdtar' >/dev/null; then
+        tar -cf - -C "$from_stage" Institution PDAS-MANIFEST.json -C "$here" -n -T "$from_list"
+    else
+        # Solaris and other SVR4 tar: -I reads the include file one name per line; -C applies to
+        # the single name after it.
+        tar -cf - -C "$from_stage" Institution -C "$from_stage" PDAS-MANIFEST.json -I "$from_list"
+    fi
+}
 
 cmd=${1:-}
 [ -n "$cmd" ] || die 2 "usage: pdas-pack.sh hash|pack ..."
@@ -44,11 +90,13 @@ shift
 case "$cmd" in
 hash)
     [ $# -eq 2 ] || die 2 "usage: pdas-pack.sh hash TPS_ROOT PATIENT_REL"
+    check_patient_rel "$2"
     cd "$1" || die 4 "cannot enter $1"
     [ -d "$2" ] || die 4 "no patient directory $2 under $1"
+    refuse_line_breaks "$2"
     SHA=$(sha256_tool)
     patient_files "$2" | while IFS= read -r f; do
-        echo "$(digest_of "$f") $(size_of "$f") $f"
+        printf '%s %s %s\n' "$(digest_of "$f")" "$(size_of "$f")" "$f"
     done
     ;;
 pack)
@@ -61,22 +109,24 @@ pack)
         *) die 2 "unknown codec $codec (gzip or zstd)" ;;
     esac
     [ -f "$stage/Institution" ] && [ -f "$stage/PDAS-MANIFEST.json" ] || die 4 "$stage lacks Institution or PDAS-MANIFEST.json"
+    check_patient_rel "$patient"
     cd "$root" || die 4 "cannot enter $root"
     [ -d "$patient" ] || die 4 "no patient directory $patient under $root"
+    refuse_line_breaks "$patient"
     SHA=$(sha256_tool)
     list="$out.files"
     patient_files "$patient" > "$list" || die 4 "cannot list $patient"
     rm -f "$out.partial"
     # Header and manifest first (from the stage folder), then the patient's files (from the TPS root).
     # POSIX sh has no pipefail: tar's own status goes through a file.
-    { tar -cf - -C "$stage" Institution PDAS-MANIFEST.json -C "$root" $(cat "$list"); echo $? > "$out.tar-status"; } \
+    { tar_from_list "$stage" "$list"; echo $? > "$out.tar-status"; } \
         | $compress > "$out.partial" || { rm -f "$out.partial" "$list" "$out.tar-status"; die 4 "compression failed"; }
     tar_status=$(cat "$out.tar-status" 2>/dev/null || echo 1)
     rm -f "$list" "$out.tar-status"
     [ "$tar_status" = 0 ] || { rm -f "$out.partial"; die 4 "tar failed (status $tar_status)"; }
     [ -s "$out.partial" ] || die 4 "empty archive"
     mv "$out.partial" "$out" || die 4 "cannot rename $out.partial"
-    echo "$(digest_of "$out") $(size_of "$out")"
+    printf '%s %s\n' "$(digest_of "$out")" "$(size_of "$out")"
     ;;
 *)
     die 2 "unknown command $cmd (hash or pack)"

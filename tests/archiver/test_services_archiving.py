@@ -321,3 +321,37 @@ def test_a_packing_failure_ends_the_patient_with_its_originals_kept_and_the_run_
     assert {t.result for t in run.tasks.all()} == {"error"}
     assert all("changed while it was being packed; originals kept" in t.reason for t in run.tasks.all())
     assert run.status == "done" and (site["root"] / site["ready"]).is_dir()
+
+
+def test_a_packed_archive_holding_more_than_its_manifest_is_never_uploaded(site, tmp_path):
+    """A site's own pack script with the word-splitting bug pulls a host file into the archive: the
+    packed file is read against its manifest before upload, so no byte reaches an array."""
+    host_file = tmp_path / "host-secret"
+    host_file.write_bytes(b"not the patient's\n")
+    planted = site["root"] / site["ready"] / "y "
+    for part in host_file.parent.relative_to("/").parts:
+        planted /= part
+    planted.mkdir(parents=True)
+    (planted / host_file.name).write_bytes(b"planted\n")
+    (site["root"] / site["ready"] / "y").write_bytes(b"")
+    sync_institution(institution=site["inst"], actor="test")
+    run_curation(institution=site["inst"], actor="test", refresh_tps=False)
+    original = Path(__file__).resolve().parents[2] / "deploy" / "pinnacle" / "pdas-pack.sh"
+    buggy = tmp_path / "site-pack.sh"
+    buggy.write_text(original.read_text().replace(
+        'tar_from_list "$stage" "$list";',
+        'tar -cf - -C "$stage" Institution PDAS-MANIFEST.json -C "$root" $(cat "$list");'))
+    assert buggy.read_text() != original.read_text()
+    site["inst"].pack_script = str(buggy)
+    site["inst"].save()
+    before = _tree(site["root"] / site["ready"])
+
+    run = _run(site["inst"])
+    task = run.tasks.get(patient__tps_path=site["ready"])
+    assert task.result == "error"
+    assert "is in the archive but not in the manifest" in task.reason and "not uploaded" in task.reason
+    assert task.archive.status == Archive.Status.FAILED
+    for array in site["arrays"]:
+        assert not any(p.name.startswith("ZHANG-SAN") for p in array.rglob("*")), "the archive reached an array"
+    assert _tree(site["root"] / site["ready"]) == before
+    assert any("000123" in e.mrns for e in AuditEvent.objects.filter(event="archive.verify", outcome="failed"))

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from archiver.faults import checkpoint
 from archiver.naming import mrn_part, parse_archive_name
-from archiver.packing.inspect import compare_with_manifest, inspect_archive
+from archiver.packing.inspect import ArchiveListing, compare_with_manifest, inspect_archive, inspect_packed
 from archiver.services.archiving.task_rows import PatientContext, ProgressCounter
 from archiver.services.transfer import measure_copy, record_measurement, store_copy
 from audit.events import Event
@@ -70,20 +70,28 @@ def copy_to_target(ctx: PatientContext, archive: Archive, packed, target: Storag
             count.flush()
 
 
-def verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list[str]:
+def inspect_before_upload(archive: Archive, packed) -> ArchiveListing:
+    """Read the packed file once, before any byte of it leaves for a target: it opens, lists, holds
+    exactly its manifest's files and is the file packing measured. Nothing the manifest does not name
+    (a file a hostile name smuggled in, a host file) ever reaches an array."""
+    with packed.open() as stream:
+        return inspect_packed(stream, archive.codec, sha256=archive.checksum, size=archive.size)
+
+
+def verify_archive(archive: Archive, listing: ArchiveListing | None, info, patient: TpsPatient) -> list[str]:
     """The archive opens and lists, matches its manifest file for file, and its plans are the
-    patient's plans one to one; its name follows the rules."""
+    patient's plans one to one; its name follows the rules. ``listing`` is the packed file's, read
+    before upload (the copies' digests on the targets prove they hold those bytes); without it (an
+    earlier attempt's packed file is gone) the archive is read back from a verified copy."""
     problems: list[str] = []
     parts = parse_archive_name(archive.name)
     if parts is None or parts["mrn"] != mrn_part(info.mrn):
         problems.append(f"archive name {archive.name} does not follow the naming rules")
-    if packed is not None:
-        with packed.open() as stream:
-            listing = inspect_archive(stream, archive.codec)
-    else:
-        # An earlier attempt's packed file is gone: read the archive back from a verified copy.
+    if listing is None:
         listing = inspect_stored_copy(archive)
-    problems += listing.problems + compare_with_manifest(listing)
+        problems += listing.problems + compare_with_manifest(listing)
+    else:
+        problems += listing.problems
     manifest = listing.manifest or archive.manifest
     packed_plans = sorted((p["plan_id"], p["name"]) for p in manifest.get("plans", []))
     tps_plans = sorted((p.plan_id, p.name) for p in info.plans)
@@ -98,8 +106,6 @@ def verify_archive(archive: Archive, packed, info, patient: TpsPatient) -> list[
 
 def inspect_stored_copy(archive: Archive):
     """List and hash the archive as stored on the first target holding a verified copy."""
-    from archiver.packing.inspect import ArchiveListing
-
     for copy in archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).select_related("target"):
         with open_target(copy.target) as backend:
             stream = io.BufferedReader(_ChunkStream(backend.read_chunks(archive.name)), buffer_size=1 << 20)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from archiver.faults import checkpoint
 from archiver.models import PatientArchiveTask
 from archiver.packing.stream_packer import PackError
-from archiver.services.archiving.copies import copy_to_target, verify_archive
+from archiver.services.archiving.copies import copy_to_target, inspect_before_upload, verify_archive
 from archiver.services.archiving.pack import packed_archive
 from archiver.services.archiving.task_rows import (
     Result,
@@ -84,24 +84,26 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
         targets = list(institution.storage_targets.filter(enabled=True))
         if not targets:
             return finish_task(task, Result.ERROR, "no enabled storage target; originals kept")
+        listing = None
+        if packed is not None:
+            set_task(task, step=Step.VERIFYING)
+            listing = inspect_before_upload(archive, packed)
+            if listing.problems:
+                return _refuse(ctx, archive, listing.problems, "the packed archive was not uploaded")
         set_task(task, step=Step.UPLOADING, bytes_done=0)
         for target in targets:
             copy_to_target(ctx, archive, packed, target, share=1 / len(targets))
             _renew(ctx)
 
         set_task(task, step=Step.VERIFYING)
-        problems = verify_archive(archive, packed, info, patient)
+        problems = verify_archive(archive, listing, info, patient)
         copies = {c.target_id: c for c in archive.copies.all()}
         for target in targets:
             copy = copies.get(target.pk)
             if copy is None or copy.status != ArchiveCopy.Status.VERIFIED:
                 problems.append(f"copy on {target.name} is not verified")
         if problems:
-            with transaction.atomic():  # the verdict and its audit row commit together
-                Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.FAILED)
-                record_event(actor=ctx.worker, event=Event.ARCHIVE_VERIFY, institution=institution.code,
-                             mrns=[patient.mrn], obj=archive, outcome="failed", detail={"problems": problems[:20]})
-            return finish_task(task, Result.ERROR, "; ".join(problems) + "; originals kept")
+            return _refuse(ctx, archive, problems)
         newly_verified = archive.status != Archive.Status.VERIFIED
         with transaction.atomic():
             if newly_verified:
@@ -127,6 +129,17 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
                            institution_dir=info.institution_dir, actor=ctx.worker)
         _discard_quietly(packed)
     return finish_task(task, Result.PASS)
+
+
+def _refuse(ctx: PatientContext, archive: Archive, problems: list[str], outcome: str = "") -> PatientArchiveTask:
+    """The archive failed verification: recorded failed with its problems (the verdict and its audit
+    row commit together); the originals stay."""
+    with transaction.atomic():
+        Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.FAILED)
+        record_event(actor=ctx.worker, event=Event.ARCHIVE_VERIFY, institution=ctx.institution.code,
+                     mrns=[ctx.patient.mrn], obj=archive, outcome="failed", detail={"problems": problems[:20]})
+    shown = problems[:5] + ([f"and {len(problems) - 5} more"] if len(problems) > 5 else [])
+    return finish_task(ctx.task, Result.ERROR, "; ".join(shown + ([outcome] if outcome else [])) + "; originals kept")
 
 
 def _discard_quietly(packed) -> None:
