@@ -23,7 +23,10 @@ class _RulesForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        for field_name, problem in self.rules(cleaned, check_local=False):
+        # Fields the user may not edit are not in the form: the rules see the row's stored values.
+        values = {f.attname: getattr(self.instance, f.attname) for f in self._meta.model._meta.concrete_fields}
+        values.update(cleaned)
+        for field_name, problem in self.rules(values, check_local=False):
             if field_name in self.errors:
                 continue  # the field's own error says enough
             self.add_error(field_name if field_name in self.fields else None, problem)
@@ -52,7 +55,29 @@ def _audit_config(request, obj: Institution | StorageTarget, *, action: str, fie
                  detail={"action": action, "row": str(obj), "fields": sorted(fields)})
 
 
-class StorageTargetInline(admin.TabularInline):
+class _ConnectionsForSuperusers:
+    """Connection settings (the model's ``CONNECTION_FIELDS``: hosts, secret names, key and CA files,
+    the pack script) are shown read-only to everyone but a superuser, and only a superuser adds or
+    deletes a storage target: an archive admin configures their institution, never where its secrets
+    go. A posted value of a read-only field is ignored by the admin."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return fields + tuple(f for f in self.model.CONNECTION_FIELDS if f not in fields)
+
+
+class _TargetsBySuperusers(_ConnectionsForSuperusers):
+    # A model admin's has_add_permission takes (request), an inline's (request, obj).
+    def has_add_permission(self, request, *args) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_delete_permission(self, request, *args) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, *args)
+
+
+class StorageTargetInline(_TargetsBySuperusers, admin.TabularInline):
     model = StorageTarget
     form = StorageTargetForm
     extra = 0
@@ -61,7 +86,7 @@ class StorageTargetInline(admin.TabularInline):
 
 
 @admin.register(Institution)
-class InstitutionAdmin(InstitutionScopedAdmin):
+class InstitutionAdmin(_ConnectionsForSuperusers, InstitutionScopedAdmin):
     form = InstitutionForm
     inlines = [StorageTargetInline]
     list_display = ("code", "name", "tps_url", "pending_group", "rv_url", "targets", "updated_at")
@@ -105,7 +130,7 @@ class InstitutionAdmin(InstitutionScopedAdmin):
 
 
 @admin.register(StorageTarget)
-class StorageTargetAdmin(InstitutionScopedAdmin):
+class StorageTargetAdmin(_TargetsBySuperusers, InstitutionScopedAdmin):
     form = StorageTargetForm
     list_display = ("__str__", "url", "enabled", "priority", "allow_plain_ftp")
     list_filter = ("institution", "enabled")

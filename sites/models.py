@@ -29,6 +29,12 @@ class Codec(models.TextChoices):
 class Institution(models.Model):
     """One Pinnacle site: its TPS tree, its groups, its R&V source and its rules."""
 
+    # Where PDAS connects, with which secrets, and what it runs there: set by a superuser or the site
+    # file only. An archive admin who could set them could point a secret at their own server or run
+    # a script on the TPS host (docs/security.md).
+    CONNECTION_FIELDS = ("tps_url", "tps_password_env", "tps_key_file", "tps_known_hosts", "rv_url",
+                         "rv_password_env", "pack_script", "worker_queue", "quarantine_dir")
+
     code = models.SlugField(max_length=32, unique=True, help_text=_("Short code used on the command line"))
     name = models.CharField(max_length=200)
     tps_url = models.CharField(
@@ -105,6 +111,10 @@ class Institution(models.Model):
 
 class StorageTarget(models.Model):
     """A place archives are copied to: file://, ftp://, ftps:// or sftp://."""
+
+    # As Institution.CONNECTION_FIELDS: superuser or site file only.
+    CONNECTION_FIELDS = ("url", "password_env", "password_file", "key_file", "known_hosts", "ca_file",
+                         "allow_plain_ftp")
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="storage_targets")
     name = models.SlugField(max_length=64)

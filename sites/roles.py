@@ -3,7 +3,9 @@
 - ``viewer`` reads every page of the institutions the user is a member of (sites.models.Membership);
 - ``physicist`` also curates, acknowledges findings, edits the naming rules, restores and runs loss scans;
 - ``archive admin`` also runs archives, purges the quarantine, reconciles the index and configures
-  institutions' TPS and R&V sources and storage targets (in the admin, so the account needs "staff");
+  its institutions and storage targets in the admin (so the account needs "staff"), all but the
+  connection settings (``CONNECTION_FIELDS``: hosts, secret names, key files, the pack script) and
+  adding or deleting a target, which are a superuser's (sites/admin.py);
 - ``auditor`` reads and exports the audit log, nothing else.
 
 Roles add up: a user may hold several. Adding an institution and managing users are superuser work.
@@ -51,7 +53,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     ),
     ARCHIVE_ADMIN: _READ + (
         "archiver.run_archive", "archiver.purge_quarantine", "sites.change_institution",
-        "sites.add_storagetarget", "sites.change_storagetarget", "sites.delete_storagetarget",
+        "sites.change_storagetarget",
         "reports.add_reconciliationimport",
     ),
     AUDITOR: ("audit.view_auditevent",),
