@@ -36,6 +36,8 @@ class ArchiveListing:
     manifest: dict = field(default_factory=dict)
     members: list[ArchiveMember] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    size: int | None = None  # bytes read and their SHA-256 (inspect_packed only)
+    sha256: str = ""
 
     @property
     def ok(self) -> bool:
@@ -130,8 +132,9 @@ def inspect_packed(raw: BinaryIO, codec: str, *, sha256: str, size: int) -> Arch
     listing = inspect_archive(io.BufferedReader(reader, buffer_size=CHUNK), codec)
     while reader.read(CHUNK):  # the tar reader may stop before the compressed stream's last bytes
         pass
-    if reader.size != size or reader.hasher.hexdigest() != sha256:
-        listing.problems.append(f"the packed file is {reader.size} bytes with SHA-256 {reader.hasher.hexdigest()}, "
+    listing.size, listing.sha256 = reader.size, reader.hasher.hexdigest()
+    if listing.size != size or listing.sha256 != sha256:
+        listing.problems.append(f"the file read is {listing.size} bytes with SHA-256 {listing.sha256}, "
                                 f"packing measured {size} bytes with {sha256}")
     listing.problems += compare_with_manifest(listing)
     return listing

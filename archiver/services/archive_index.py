@@ -209,15 +209,27 @@ def index_target_archive(*, institution: Institution, found: TargetArchive) -> t
 
 
 def verify_indexed_copy(*, archive: Archive, target: StorageTarget, backend: StorageBackend) -> bool:
-    """Run a fixity check on the copy; a pass makes the archive ``verified``. True when it passed."""
-    from archiver.services.transfer import verify_copy
+    """Run a fixity check on the copy; True when it passed.
+
+    An archive the index learnt from a target (not yet ``verified``) has only its own sidecar's word
+    for its digest: the copy is read back whole against its manifest (``measure_content``), and only
+    that makes the archive ``verified``; an archive that fails it is recorded ``failed``. An archive
+    PDAS verified when it packed it has its digest from then: measuring the copy is enough."""
+    from archiver.services.transfer import measure_content, measure_copy, record_measurement
 
     copy = ArchiveCopy.objects.select_related("archive").get(archive=archive, target=target)
-    check = verify_copy(copy=copy, backend=backend)
-    passed = check.outcome == FixityCheck.Outcome.PASS
-    if passed:
-        Archive.objects.filter(pk=archive.pk).exclude(status=Archive.Status.VERIFIED).update(
-            status=Archive.Status.VERIFIED, verified_at=timezone.now())
+    learnt = archive.status != Archive.Status.VERIFIED
+    found = (measure_content if learnt else measure_copy)(copy=copy, backend=backend)
+    with transaction.atomic():
+        check = record_measurement(copy=copy, found=found)
+        passed = check.outcome == FixityCheck.Outcome.PASS
+        if learnt and passed:
+            Archive.objects.filter(pk=archive.pk).exclude(status=Archive.Status.VERIFIED).update(
+                status=Archive.Status.VERIFIED, verified_at=timezone.now())
+        elif learnt and check.outcome == FixityCheck.Outcome.FAIL and found.checksum == archive.checksum:
+            # The bytes are the ones its sidecar names, and they are not the archive its manifest
+            # describes: every copy of that digest is the same bad archive.
+            Archive.objects.filter(pk=archive.pk, status=Archive.Status.PACKED).update(status=Archive.Status.FAILED)
     return passed
 
 
@@ -279,4 +291,6 @@ def _index_one(institution: Institution, target: StorageTarget, backend: Storage
             report.verified += 1
         else:
             report.failed_checks += 1
-            report.problems.append(f"{target.name}: {name}: fixity check failed")
+            check = FixityCheck.objects.filter(copy__archive=archive, copy__target=target).order_by("-pk").first()
+            reason = f" ({check.reason[:300]})" if check and check.reason else ""
+            report.problems.append(f"{target.name}: {name}: fixity check failed{reason}")

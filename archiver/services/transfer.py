@@ -107,21 +107,63 @@ def measure_copy(*, copy: ArchiveCopy, backend: StorageBackend) -> Measurement:
         else:
             digest = backend.digest(archive.name)
             found.method, found.size, found.checksum = digest.method, digest.size, digest.sha256
-            if digest.size != archive.size:
-                found.problems.append(f"size on target {digest.size} != packed {archive.size}")
-            if digest.sha256 != archive.checksum:
-                found.problems.append("SHA-256 on target differs from the packed archive")
-            for sidecar, whole in ((f"{archive.name}.sha256", lambda d: d == sha256_sidecar(archive)),
-                                   (f"{archive.name}.manifest.json", _same_json(archive.manifest))):
-                if backend.stat(sidecar) is None:
-                    found.missing = True
-                    found.problems.append(f"{sidecar} is not on the target")
-                elif not whole(backend.read_bytes(sidecar)):
-                    found.problems.append(f"{sidecar} differs from the archive's")
+            _compare_digest(found, archive)
+            _check_sidecars(found, archive, backend)
     except StorageError as exc:
         found.unreachable = exc.retryable
         found.problems.append(str(exc))
     return found
+
+
+def measure_content(*, copy: ArchiveCopy, backend: StorageBackend) -> Measurement:
+    """``measure_copy`` by reading the copy back whole *and* proving what it holds: it opens, its
+    embedded manifest is the one on record, and its members are that manifest's files one to one,
+    inside the patient's folder. A digest equal to its own sidecar proves nothing about an archive
+    first seen on the array (a planted file with self-made sidecars), so an archive the index learnt
+    from a target is verified this way (docs/keeping.md)."""
+    from archiver.packing.inspect import inspect_packed
+    from archiver.services.archive_index import manifest_patient_path
+    from archiver.services.restore.checks import placement_problems
+
+    archive = copy.archive
+    found = Measurement(checked_at=timezone.now(), method=FixityCheck.Method.READ_BACK)
+    try:
+        if backend.stat(archive.name) is None:
+            found.missing = True
+            found.problems.append(f"{archive.name} is not on the target")
+            return found
+        listing = inspect_packed(backend.open_stream(archive.name), archive.codec, sha256=archive.checksum,
+                                 size=archive.size or 0)
+        found.size, found.checksum = listing.size, listing.sha256
+        _compare_digest(found, archive)
+        found.problems += [p for p in listing.problems if not p.startswith("the file read is")]
+        if listing.manifest and listing.manifest != archive.manifest:
+            found.problems.append("PDAS-MANIFEST.json in the archive differs from its .manifest.json")
+        patient_path = manifest_patient_path(archive.manifest)
+        found.problems += placement_problems(listing, archive.manifest, patient_path) if patient_path else [
+            "the manifest names no patient folder"]
+        _check_sidecars(found, archive, backend)
+    except StorageError as exc:
+        found.unreachable = exc.retryable
+        found.problems.append(str(exc))
+    return found
+
+
+def _compare_digest(found: Measurement, archive: Archive) -> None:
+    if found.size != archive.size:
+        found.problems.append(f"size on target {found.size} != packed {archive.size}")
+    if found.checksum != archive.checksum:
+        found.problems.append("SHA-256 on target differs from the packed archive")
+
+
+def _check_sidecars(found: Measurement, archive: Archive, backend: StorageBackend) -> None:
+    for sidecar, whole in ((f"{archive.name}.sha256", lambda d: d == sha256_sidecar(archive)),
+                           (f"{archive.name}.manifest.json", _same_json(archive.manifest))):
+        if backend.stat(sidecar) is None:
+            found.missing = True
+            found.problems.append(f"{sidecar} is not on the target")
+        elif not whole(backend.read_bytes(sidecar)):
+            found.problems.append(f"{sidecar} differs from the archive's")
 
 
 def record_measurement(*, copy: ArchiveCopy, found: Measurement) -> FixityCheck:

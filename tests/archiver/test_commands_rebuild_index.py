@@ -95,7 +95,8 @@ def test_a_damaged_copy_fails_its_check_and_is_reported(lost_database):
     damaged.write_bytes(damaged.read_bytes()[:-1] + b"!")
     code, report = _rebuild("--verify")
     assert code == 1 and report["counts"]["failed_checks"] == 1
-    assert report["problems"] == [f"array-2: {name}: fixity check failed"]
+    assert report["problems"] == [f"array-2: {name}: fixity check failed (SHA-256 on target differs from the "
+                                  "packed archive)"]
     assert ArchiveCopy.objects.get(archive__name=name, target__name="array-2").status == ArchiveCopy.Status.CORRUPT
     assert Archive.objects.get(name=name).status == Archive.Status.VERIFIED  # array-1's copy is whole
 
@@ -137,3 +138,35 @@ def test_unknown_institution_is_exit_2():
     with pytest.raises(CommandError) as err:
         call_command("rebuild_index", "--institution", "NOPE")
     assert err.value.returncode == 2
+
+
+def _plant(array, name: str, content: bytes, manifest: dict) -> None:
+    """An archive file and self-made sidecars that agree with each other, as anyone who can write to
+    the array could leave there."""
+    import hashlib
+
+    (array / name).write_bytes(content)
+    (array / f"{name}.sha256").write_text(f"{hashlib.sha256(content).hexdigest()} *{name}\n")
+    (array / f"{name}.manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("content", ["junk", "other patient"])
+def test_a_planted_archive_whose_digest_matches_its_own_sidecar_is_not_verified(lost_database, content):
+    """Circular verification: a file is not an archive because its digest equals the sidecar planted with it."""
+    real = sorted(lost_database["before"])[0]
+    array = lost_database["arrays"][0]
+    manifest = json.loads((array / f"{real}.manifest.json").read_text())
+    manifest["patient"] = {**manifest["patient"], "mrn": "999999"}
+    fake = "WANG-WU_999999_20240101120000.tar.gz"
+    # "junk": random bytes; "other patient": a genuine archive whose members are not this manifest's files.
+    _plant(array, fake, b"\x1f\x8b not an archive" * 100 if content == "junk" else (array / real).read_bytes(),
+           manifest)
+    code, report = _rebuild("--verify")
+    assert code == 1
+    problem = next(p for p in report["problems"] if fake in p)
+    assert "fixity check failed" in problem
+    archive = Archive.objects.get(name=fake)
+    assert archive.status == Archive.Status.FAILED and not archive.is_safely_stored()
+    assert ArchiveCopy.objects.get(archive=archive).status == ArchiveCopy.Status.CORRUPT
+    assert not Archive.objects.filter(name=fake).safely_stored().exists()
+    assert Archive.objects.exclude(name=fake).filter(status=Archive.Status.VERIFIED).count() == 3

@@ -254,6 +254,11 @@ def test_a_tampered_archive_is_refused_before_anything_is_written(site, tmp_path
     assert everything(site["root"]) == before and (site["root"] / "Institution").read_bytes() == header
     assert list(outside.iterdir()) == []
     assert RestoreRecord.objects.get().status == RestoreRecord.Status.REFUSED
+    # A refused archive is no longer counted as an archive: every copy of those bytes is corrupt.
+    archive = Archive.objects.get(pk=site["archives"][site["smith"]].pk)
+    assert archive.status == Archive.Status.FAILED and not archive.is_safely_stored()
+    assert set(archive.copies.values_list("status", flat=True)) == {ArchiveCopy.Status.CORRUPT}
+    assert AuditEvent.objects.filter(event="archive.verify", outcome="failed", object_id=str(archive.pk)).exists()
 
 
 def test_the_untampered_handmade_archive_restores(site, tmp_path):
@@ -400,6 +405,23 @@ def test_archives_the_database_does_not_know_are_found_on_the_targets(site):
     assert tree(site["root"] / site["smith"]) == site["originals"][site["smith"]]
     indexed.refresh_from_db()
     assert indexed.status == Archive.Status.VERIFIED  # verified by the restore's full read
+
+
+def test_a_planted_archive_indexed_from_its_sidecars_is_not_verified_by_a_refused_restore(site, tmp_path):
+    """The digest of a hand-made archive equals its own sidecar; its content is refused, so it is
+    recorded failed, never verified (circular verification)."""
+    _tampered(site, "member not in the manifest", tmp_path)
+    archive = site["archives"][site["smith"]]
+    name = archive.name
+    archive.quarantined.all().delete()
+    archive.delete()
+    indexed = ensure_indexed(institution=site["inst"], name=name, actor="physicist")
+    assert indexed.status == Archive.Status.PACKED
+    with pytest.raises(ArchiveIntegrityError):
+        run_restore(archive=indexed, institution=site["inst"], actor="physicist")
+    indexed.refresh_from_db()
+    assert indexed.status == Archive.Status.FAILED
+    assert not Archive.objects.filter(pk=indexed.pk).safely_stored().exists()
 
 
 def test_an_unreachable_target_is_unknown_not_empty(site):

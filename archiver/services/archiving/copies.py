@@ -1,8 +1,6 @@
 """Copies: upload to a target, measure the digest there, and read the archive back against its manifest."""
 from __future__ import annotations
 
-import io
-
 from django.db import transaction
 
 from archiver.faults import checkpoint
@@ -108,27 +106,5 @@ def inspect_stored_copy(archive: Archive):
     """List and hash the archive as stored on the first target holding a verified copy."""
     for copy in archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).select_related("target"):
         with open_target(copy.target) as backend:
-            stream = io.BufferedReader(_ChunkStream(backend.read_chunks(archive.name)), buffer_size=1 << 20)
-            return inspect_archive(stream, archive.codec)
+            return inspect_archive(backend.open_stream(archive.name), archive.codec)
     return ArchiveListing(problems=["no verified copy to read the archive back from"])
-
-
-class _ChunkStream(io.RawIOBase):
-    """A raw readable stream over an iterator of chunks (a target's read_chunks)."""
-
-    def __init__(self, chunks):
-        super().__init__()
-        self._chunks, self._buffer = iter(chunks), b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n], self._buffer = self._buffer[:n], self._buffer[n:]
-        return n

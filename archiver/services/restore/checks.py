@@ -110,7 +110,23 @@ def record_read_back(copy: ArchiveCopy, *, size: int, digest: str, problems: lis
     if not problems:
         copy.stored_at = copy.stored_at or now
     copy.save(update_fields=["last_checked_at", "size", "checksum", "status", "stored_at"])
+
+
+def record_content_verdict(archive: Archive, problems: list[str]) -> None:
+    """What reading the downloaded archive against its manifest proved. An archive indexed from its
+    sidecars becomes ``verified`` only here, never by its digest matching its own sidecar. Refused
+    content is the archive itself, not one copy: the archive is ``failed`` and every copy holding
+    those bytes ``corrupt``, so nothing counts it as safely stored (docs/keeping.md)."""
+    now = timezone.now()
     if not problems:
-        # An archive indexed from its sidecars is verified by its first whole read; a failed one stays failed.
-        Archive.objects.filter(pk=copy.archive_id, status=Archive.Status.PACKED).update(
+        Archive.objects.filter(pk=archive.pk, status=Archive.Status.PACKED).update(
             status=Archive.Status.VERIFIED, verified_at=now)
+        return
+    reason = "content does not match its manifest: " + "; ".join(problems[:5])
+    Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.FAILED)
+    # A copy counted whole holds the archive's digest, so the same refused bytes.
+    for copy in archive.copies.exclude(status__in=(ArchiveCopy.Status.MISSING, ArchiveCopy.Status.CORRUPT)):
+        FixityCheck.objects.create(copy=copy, checked_at=now, method=FixityCheck.Method.READ_BACK, size=copy.size,
+                                   checksum=copy.checksum, outcome=FixityCheck.Outcome.FAIL, reason=reason[:4000])
+        copy.status, copy.last_checked_at = ArchiveCopy.Status.CORRUPT, now
+        copy.save(update_fields=["status", "last_checked_at"])

@@ -25,7 +25,8 @@ from pinnacle.syntax import ParseError
 from archiver.services.archive_index import SHA256_SUFFIX, SidecarError, manifest_patient_path, parse_sha256_sidecar
 from archiver.services.restore.candidates import RESTORABLE, copy_order
 from archiver.services.restore.checks import (
-    CHUNK, make_dirs_once, placement_problems, record_read_back, rewrite_patient_path, staged_problems,
+    CHUNK, make_dirs_once, placement_problems, record_content_verdict, record_read_back, rewrite_patient_path,
+    staged_problems,
 )
 from archiver.services.restore.errors import ArchiveIntegrityError, RestoreError, RestoreRefused
 from connectors.storage import StorageError
@@ -289,6 +290,12 @@ class _Restore:
             problems.append("PDAS-MANIFEST.json in the archive differs from the manifest on record")
         problems += compare_with_manifest(listing)
         problems += placement_problems(listing, archive.manifest, patient_path)
+        with transaction.atomic():
+            record_content_verdict(archive, problems)
+            if problems:
+                record_event(actor=self.record.requested_by, event=Event.ARCHIVE_VERIFY,
+                             institution=self.record.institution.code, mrns=[archive.mrn], obj=archive,
+                             outcome="failed", detail={"problems": problems[:20], "during": "restore"})
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ArchiveIntegrityError(f"{archive.name} refused, nothing was written: {problems[0]}{more}")
