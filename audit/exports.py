@@ -1,10 +1,12 @@
-"""CSV/XLSX export of a filtered table, recorded in the audit log with the patients it held."""
+"""CSV/XLSX export of a filtered table, recorded in the audit log with the patients it held; the files
+are written by ``core.exports.SafeTableExport``, so no cell can run as a formula in a spreadsheet."""
 from __future__ import annotations
 
 from collections import defaultdict
 
 from django_tables2.export.views import ExportMixin
 
+from core.exports import SafeTableExport
 from audit.events import Event
 from audit.services import record_event_per_institution
 
@@ -26,6 +28,7 @@ class AuditedExportMixin(ExportMixin):
     patients, so each institution's auditor sees it.
     """
 
+    export_class = SafeTableExport  # every page's export: formula-like text made inert (core.exports)
     export_formats = ("csv", "xlsx")
     export_mrn_field = "mrn"
     export_institution_field: str | None = None

@@ -64,6 +64,13 @@ class CurationFindingTable(tables.Table):
     def render_patient_name(self, value, record):
         return format_html('<a href="{}">{}</a>', self._patient_url(record), value)
 
+    # Exports carry the values themselves, not the links around them.
+    def value_mrn(self, value):
+        return value
+
+    def value_patient_name(self, value):
+        return value
+
     def render_category(self, value, record):
         return format_html('<span class="badge text-bg-{}">{}</span>', colour(record.category), value)
 
