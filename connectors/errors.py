@@ -13,3 +13,12 @@ class ConnectorError(Exception):
 
 class SecretError(ConnectorError):
     """A secret the configuration names is not there (or its file cannot be read)."""
+
+
+def unforeseen(exc: BaseException, *, secret: str | None = None) -> str:
+    """An exception no branch expected, as one line for a message: its type and text, with ``secret`` taken
+    out should a library have put it there."""
+    text = " ".join(str(exc).split())
+    if secret:
+        text = text.replace(secret, "***")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -3,6 +3,10 @@
 ``NAME`` holds the secret, or ``NAME_FILE`` names a file holding it (systemd credentials, Docker
 secrets). Every opener and the site-configuration checks use this, so what connects is exactly what
 the loader accepts. Values are never logged or put into messages.
+
+Django's error reports would show the value held in a variable here; ``connectors`` is a plain library
+without Django, so the callers mark themselves ``sensitive_variables()`` (``sites.connections``,
+``core.env``, the site rules), which hides the variables of every frame they call, these included.
 """
 from __future__ import annotations
 

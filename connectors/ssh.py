@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 import paramiko
 
+from connectors.urls import redact_url
+
 
 class SshConnectError(Exception):
     def __init__(self, message: str, *, retryable: bool):
@@ -25,15 +27,16 @@ class SshAddress:
     @classmethod
     def from_url(cls, url: str, *, schemes: tuple[str, ...]) -> "SshAddress":
         parts = urlsplit(url)
+        shown = redact_url(url)
         if parts.scheme not in schemes or not parts.hostname or not parts.username:
-            raise ValueError(f"{url}: expected {schemes[0]}://user@host[:port]/absolute/path")
+            raise ValueError(f"{shown}: expected {schemes[0]}://user@host[:port]/absolute/path")
         try:
             port = parts.port or 22
         except ValueError:
-            raise ValueError(f"{url}: bad port") from None
+            raise ValueError(f"{shown}: bad port") from None
         path = unquote(parts.path) or "/"
         if not path.startswith("/"):
-            raise ValueError(f"{url}: the path must be absolute")
+            raise ValueError(f"{shown}: the path must be absolute")
         return cls(user=unquote(parts.username), host=parts.hostname, port=port, path=path.rstrip("/") or "/")
 
     def __str__(self) -> str:

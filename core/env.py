@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 from connectors.errors import SecretError
 from connectors.secrets import lookup_secret
@@ -51,6 +52,7 @@ def string_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+@sensitive_variables()  # no error report shows the value, here or in the lookup below
 def secret(name: str) -> str | None:
     """Return the secret from ``NAME`` or from the file named by ``NAME_FILE``; None if neither."""
     try:
@@ -59,6 +61,7 @@ def secret(name: str) -> str | None:
         raise ImproperlyConfigured(str(exc)) from None
 
 
+@sensitive_variables()
 def required_secret(name: str) -> str:
     value = secret(name)
     if not value:

@@ -264,7 +264,8 @@ user.save()
     if [ "${PDAS_DEMO_NO_SERVE:-}" = "1" ]; then
         return 0
     fi
-    exec "$VENV/bin/python" "$REPO/manage.py" runserver 127.0.0.1:8000 --noreload
+    # Debug pages stay off (DJANGO_DEBUG unset): --insecure lets runserver serve the static files anyway.
+    exec "$VENV/bin/python" "$REPO/manage.py" runserver 127.0.0.1:8000 --noreload --insecure
 }
 
 usage() {

@@ -2,7 +2,8 @@
 
 ``PDAS_ENV=production`` turns on the production rules: no debug, a secret key and allowed hosts
 are required, cookies are secure. The default, ``development``, is the embedded mode: SQLite under
-``var/``, tasks run in-process unless ``CELERY_BROKER_URL`` is set.
+``var/``, tasks run in-process unless ``CELERY_BROKER_URL`` is set. Debug pages are off in both unless
+``DJANGO_DEBUG=1`` (development only).
 """
 from __future__ import annotations
 
@@ -51,7 +52,10 @@ if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must be set in production (comma-separated)")
 else:
     SECRET_KEY = env.secret("DJANGO_SECRET_KEY") or _development_secret_key()
-    DEBUG = env.boolean("DJANGO_DEBUG", True)
+    # Off unless asked for (DJANGO_DEBUG=1), in development too: a debug page shows every variable of
+    # every frame (Django's filter of sensitive variables is off while DEBUG is on), storage passwords
+    # included, to whoever reached the failing page.
+    DEBUG = env.boolean("DJANGO_DEBUG", False)
     ALLOWED_HOSTS = env.string_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
@@ -129,14 +133,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Login lockout (django-axes, docs/access.md): after PDAS_LOGIN_FAILURE_LIMIT failed attempts on one user
-# name (from anywhere), or from one address (whatever the names), logging in that way is refused for
-# PDAS_LOGIN_LOCKOUT_MINUTES; a success resets the count. The login page and the admin's are both covered;
-# each lockout is an ``auth.lockout`` audit event. Unlock early: manage.py axes_reset_username NAME.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Login lockout (django-axes, docs/access.md, pdas/lockout.py): after PDAS_LOGIN_FAILURE_LIMIT failed attempts
+# on one user name from one address, that name is refused from that address for PDAS_LOGIN_LOCKOUT_MINUTES
+# (the person still logs in from elsewhere); after PDAS_LOGIN_ADDRESS_FAILURE_LIMIT failures from one address,
+# whatever the names, every name is refused from there. A success resets its own pair's count. The login
+# page and the admin's are both covered; each lockout is an ``auth.lockout`` audit event. Unlock early:
+# manage.py axes_reset_ip_username ADDRESS NAME (or axes_reset_username NAME, axes_reset_ip ADDRESS).
+AUTHENTICATION_BACKENDS = ["pdas.backends.LockoutBackend", "pdas.backends.PasswordBackend"]  # error reports hide their variables
+AXES_HANDLER = "pdas.lockout.PairLockoutHandler"
 AXES_FAILURE_LIMIT = env.integer("PDAS_LOGIN_FAILURE_LIMIT", 5)
+PDAS_LOGIN_ADDRESS_FAILURE_LIMIT = env.integer("PDAS_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.integer("PDAS_LOGIN_LOCKOUT_MINUTES", 30))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"

@@ -30,7 +30,7 @@ from django.http import Http404
 
 from sites.models import Institution
 from audit.models import AuditEvent
-from audit.events import Event
+from audit.events import LOGIN_EVENTS, Event
 from audit.services import record_event
 
 
@@ -90,12 +90,15 @@ def scope(queryset: QuerySet, user) -> QuerySet:
 
 def scope_audit_events(queryset: QuerySet[AuditEvent], user) -> QuerySet[AuditEvent]:
     """Audit events of the user's institutions, plus the events that name no institution and no patient
-    (log-ins, refusals without a row). An event naming patients but no institution is shown to
-    superusers only: it cannot be told which institution's patients they are."""
+    (refusals without a row, user changes). An event naming patients but no institution is shown to
+    superusers only: it cannot be told which institution's patients they are. So are log-ins, log-outs,
+    failed log-ins and lockouts (``LOGIN_EVENTS``): they concern every institution's users at once, and
+    the name tried at a failed log-in may be a password typed into the wrong box."""
     if sees_everything(user):
         return queryset
     codes = institutions_for(user).values("code")
-    return queryset.filter(Q(institution__in=codes) | Q(institution="", mrns=[]))
+    return (queryset.filter(Q(institution__in=codes) | Q(institution="", mrns=[]))
+            .exclude(event__in=sorted(LOGIN_EVENTS)))
 
 
 def _audit_denied(request, *, reason: str, institution: str = "", **detail) -> None:

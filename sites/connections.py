@@ -3,10 +3,17 @@
 The protocol code lives in ``connectors`` and knows nothing of models; this is the one place where a
 configured row becomes a connection. Secrets come from ``connectors.secrets`` (``NAME`` or
 ``NAME_FILE``), the same lookup ``load_site_config`` and the admin forms check.
+
+Each function here that looks up or passes on a secret is ``sensitive_variables()``: Django's error
+reports (the debug page, the mail to admins) then show no variable of it nor of any frame it called,
+the connectors' included (they are plain libraries without Django, so the marking is made here). The
+openers turn every failure into the family's ``ConnectorError`` with the URL redacted.
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+from django.views.decorators.debug import sensitive_variables
 
 from connectors.errors import SecretError
 from connectors.rv import RvError, RvSource, open_rv_source
@@ -16,6 +23,7 @@ from connectors.tps import TpsError, TpsSource, open_tps_source
 from sites.models import Institution, StorageTarget
 
 
+@sensitive_variables()
 def institution_tps_password(institution: Institution) -> str | None:
     """The TPS password from the variable (or its ``_FILE`` twin) the institution names; None if it names none."""
     if not institution.tps_password_env:
@@ -26,6 +34,7 @@ def institution_tps_password(institution: Institution) -> str | None:
         raise TpsError(str(exc)) from None
 
 
+@sensitive_variables()
 def open_institution_tps(institution: Institution, *, connect_timeout: float = 15) -> TpsSource:
     """Open the institution's TPS with the secrets its configuration names."""
     return open_tps_source(institution.tps_url, password=institution_tps_password(institution),
@@ -33,6 +42,7 @@ def open_institution_tps(institution: Institution, *, connect_timeout: float = 1
                            known_hosts=institution.tps_known_hosts or None, connect_timeout=connect_timeout)
 
 
+@sensitive_variables()
 def target_password(target: StorageTarget) -> str | None:
     """The target's secret from ``password_env`` (or its ``_FILE`` twin) or ``password_file``; None if none."""
     try:
@@ -49,6 +59,7 @@ def target_password(target: StorageTarget) -> str | None:
     return None
 
 
+@sensitive_variables()
 def open_target(target: StorageTarget, *, timeout: float = 30) -> StorageBackend:
     """Connect to a configured storage target."""
     return open_storage(target.url, password=target_password(target), key_file=target.key_file or None,
@@ -56,6 +67,7 @@ def open_target(target: StorageTarget, *, timeout: float = 30) -> StorageBackend
                         allow_plain_ftp=target.allow_plain_ftp, timeout=timeout)
 
 
+@sensitive_variables()
 def open_institution_rv(institution: Institution) -> RvSource:
     """The institution's R&V source, with its password from ``rv_password_env`` and its site time."""
     if not institution.rv_url.strip():

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from connectors.urls import inline_password_problem
+from connectors.urls import inline_password_problem, redact_url
 from connectors.rv.base import FirstDelivery, RowProblem, RvError, RvReadResult, RvSource
 
 # The scheme registry: what the opener accepts is what the site configuration accepts.
@@ -24,7 +24,7 @@ def _local_path(url: str, scheme: str) -> Path:
     rest = url[len(scheme) + 1:]
     path = unquote(urlsplit(url).path) if rest.startswith("//") else rest
     if not path:
-        raise RvError(f"{url}: no path")
+        raise RvError(f"{redact_url(url)}: no path")
     return Path(path)
 
 
@@ -36,21 +36,22 @@ def url_problem(url: str) -> str | None:
 
 def url_shape_problem(url: str) -> str | None:
     """The protocol's own rules for the URL (no inline-password rule), or None: what the opener checks."""
+    shown = redact_url(url)
     for prefix in ("csv:", "dicom-dir:"):
         if url.startswith(prefix):
             path = url[len(prefix):]
             if not path.startswith("/"):
-                return f"{url}: {prefix} needs an absolute path, as in {prefix}/data/rv"
+                return f"{shown}: {prefix} needs an absolute path, as in {prefix}/data/rv"
             return None
     if url.startswith("mosaiq+"):
         database_url = url[len("mosaiq+"):]
         parts = urlsplit(database_url)
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or "://" not in database_url:
-            return f"{url}: mosaiq+ must be followed by a database URL, as in mosaiq+mssql://user@host/MOSAIQ"
+            return f"{shown}: mosaiq+ must be followed by a database URL, as in mosaiq+mssql://user@host/MOSAIQ"
         if not (parts.netloc or parts.path.strip("/")):
-            return f"{url}: the database URL names no host or database"
+            return f"{shown}: the database URL names no host or database"
         return None
-    return f"{url}: unsupported R&V source: use csv:PATH, dicom-dir:PATH or mosaiq+<database URL>"
+    return f"{shown}: unsupported R&V source: use csv:PATH, dicom-dir:PATH or mosaiq+<database URL>"
 
 
 def open_rv_source(url: str, *, zone: ZoneInfo, password: str | None = None) -> RvSource:
@@ -71,4 +72,4 @@ def open_rv_source(url: str, *, zone: ZoneInfo, password: str | None = None) -> 
         from connectors.rv.mosaiq import MosaiqSource, mosaiq_connector
 
         return MosaiqSource(mosaiq_connector(url, password=password), url=url, zone=zone)
-    raise RvError(f"R&V source {url!r}: unsupported (use csv:<path>, dicom-dir:<path> or mosaiq+<db-url>)")
+    raise RvError(f"R&V source {redact_url(url)!r}: unsupported (use csv:<path>, dicom-dir:<path> or mosaiq+<db-url>)")

@@ -8,6 +8,7 @@ Naive times in a source are site-local and become aware in the institution's tim
 from __future__ import annotations
 
 from connectors.errors import ConnectorError
+from connectors.urls import redact_url
 
 import datetime as dt
 from abc import ABC, abstractmethod
@@ -58,7 +59,7 @@ class RvSource(ABC):
     url: str
 
     def __init__(self, *, url: str, zone: ZoneInfo):
-        self.url = url
+        self.url = redact_url(url)  # for messages only: the source connects with what it was given
         self.zone = zone
 
     def __enter__(self) -> "RvSource":

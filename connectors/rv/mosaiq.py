@@ -23,6 +23,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from connectors.urls import redact_url
 from connectors.rv.base import FirstDelivery, RowProblem, RvError, RvReadResult, RvSource, clean_text, parse_course
 
 FIRST_DELIVERIES_SQL = """
@@ -130,12 +131,13 @@ def mosaiq_connector(url: str, *, password: str | None = None, timeout: float = 
     """A connect() for ``mosaiq+sqlite:///path``, ``mosaiq+postgresql://...`` or ``mosaiq+mssql://...``."""
     db_url = url.removeprefix("mosaiq+")
     parts = urlsplit(db_url)
+    shown = redact_url(url)
     if parts.scheme == "sqlite":
         path = Path(unquote(parts.path))
 
         def connect_sqlite():
             if not path.is_file():
-                raise RvError(f"{url}: no database file {path}")
+                raise RvError(f"{shown}: no database file {path}")
             # Read-only: PDAS never writes to the R&V database.
             return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout)
 
@@ -153,9 +155,9 @@ def mosaiq_connector(url: str, *, password: str | None = None, timeout: float = 
         try:
             import pymssql
         except ImportError:
-            raise RvError(f"{url}: SQL Server needs the pymssql package (pip install 'pdas[mssql]')") from None
+            raise RvError(f"{shown}: SQL Server needs the pymssql package (pip install 'pdas[mssql]')") from None
         if not parts.hostname or not parts.path.strip("/"):
-            raise RvError(f"{url}: needs mosaiq+mssql://user@host[:port]/database")
+            raise RvError(f"{shown}: needs mosaiq+mssql://user@host[:port]/database")
 
         def connect_mssql():
             return pymssql.connect(
@@ -166,4 +168,4 @@ def mosaiq_connector(url: str, *, password: str | None = None, timeout: float = 
             )
 
         return connect_mssql
-    raise RvError(f"{url}: unsupported MOSAIQ database (use mosaiq+mssql://, mosaiq+postgresql:// or mosaiq+sqlite:///)")
+    raise RvError(f"{shown}: unsupported MOSAIQ database (use mosaiq+mssql://, mosaiq+postgresql:// or mosaiq+sqlite:///)")

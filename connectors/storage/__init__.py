@@ -5,7 +5,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from connectors.ssh import SshAddress
-from connectors.urls import file_url_problem, inline_password_problem
+from connectors.errors import ConnectorError, unforeseen
+from connectors.urls import file_url_problem, inline_password_problem, redact_url
 from connectors.storage.base import Digest, RemoteFile, StorageBackend, StorageError
 
 __all__ = ["SCHEMES", "Digest", "RemoteFile", "StorageBackend", "StorageError", "open_storage", "url_problem", "url_shape_problem"]
@@ -24,6 +25,7 @@ def url_problem(url: str) -> str | None:
 def url_shape_problem(url: str) -> str | None:
     """The protocol's own rules for the URL (no inline-password rule), or None: what the opener checks."""
     parts = urlsplit(url)
+    shown = redact_url(url)
     if parts.scheme == "file":
         return file_url_problem(url)
     if parts.scheme in ("ftp", "ftps", "sftp"):
@@ -36,20 +38,36 @@ def url_shape_problem(url: str) -> str | None:
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
-            return f"{url}: bad port"
+            return f"{shown}: bad port"
         if not parts.hostname:
-            return f"{url}: names no host; write {parts.scheme}://user@host[:port]/folder"
+            return f"{shown}: names no host; write {parts.scheme}://user@host[:port]/folder"
         return None
-    return (f"{url}: unsupported target {parts.scheme or '(none)'!r}: use file:///absolute/path, ftps://, ftp:// or "
+    return (f"{shown}: unsupported target {parts.scheme or '(none)'!r}: use file:///absolute/path, ftps://, ftp:// or "
             "sftp://user@host[:port]/folder")
 
 
 def open_storage(url: str, *, password: str | None = None, key_file: str | None = None,
                  known_hosts: str | None = None, ca_file: str | None = None, allow_plain_ftp: bool = False,
                  timeout: float = 30) -> StorageBackend:
+    """Connect to the target ``url`` names. Every failure is a ``StorageError`` whose message holds the URL
+    redacted; an unforeseen exception of a library becomes one too, with the library's frames (where the
+    password is a variable) dropped. The frames from here up still hold ``password``: the caller that
+    looked it up hides them from error reports (``sites.connections``, Django's ``sensitive_variables``)."""
+    try:
+        return _open(url, password=password, key_file=key_file, known_hosts=known_hosts, ca_file=ca_file,
+                     allow_plain_ftp=allow_plain_ftp, timeout=timeout)
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"{redact_url(url)}: cannot connect: {unforeseen(exc, secret=password)}") from None
+
+
+def _open(url: str, *, password: str | None, key_file: str | None, known_hosts: str | None, ca_file: str | None,
+          allow_plain_ftp: bool, timeout: float) -> StorageBackend:
     if problem := url_shape_problem(url):
         raise StorageError(problem)
     parts = urlsplit(url)
+    shown = redact_url(url)
     if parts.scheme == "file":
         from connectors.storage.local import FileStorage
 
@@ -58,10 +76,10 @@ def open_storage(url: str, *, password: str | None = None, key_file: str | None 
         from connectors.storage.ftp import FtpStorage
 
         if parts.scheme == "ftp" and not allow_plain_ftp:
-            raise StorageError(f"{url}: plain FTP sends passwords and data in clear; use ftps:// "
+            raise StorageError(f"{shown}: plain FTP sends passwords and data in clear; use ftps:// "
                                "or set allow_plain_ftp for a private storage network")
         if not parts.hostname:
-            raise StorageError(f"{url}: no host")
+            raise StorageError(f"{shown}: no host")
         return FtpStorage(host=parts.hostname, port=parts.port or 21, user=unquote(parts.username or "anonymous"),
                           password=password or "", root=unquote(parts.path) or "/", tls=parts.scheme == "ftps",
                           ca_file=ca_file, timeout=timeout, url=url)
@@ -69,4 +87,4 @@ def open_storage(url: str, *, password: str | None = None, key_file: str | None 
         from connectors.storage.sftp import SftpStorage
 
         return SftpStorage(url, password=password, key_file=key_file, known_hosts=known_hosts, timeout=timeout)
-    raise StorageError(f"{url}: unsupported target (use file://, ftp://, ftps:// or sftp://)")
+    raise StorageError(f"{shown}: unsupported target (use file://, ftp://, ftps:// or sftp://)")

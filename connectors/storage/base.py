@@ -10,6 +10,7 @@ from __future__ import annotations
 from connectors.errors import ConnectorError
 
 import hashlib
+import io
 import posixpath
 import uuid
 from abc import ABC, abstractmethod
@@ -129,6 +130,10 @@ class StorageBackend(ABC):
     def read_bytes(self, name: str) -> bytes:
         return b"".join(self.read_chunks(name))
 
+    def open_stream(self, name: str) -> io.BufferedReader:
+        """A readable file-like stream of a stored file (over ``read_chunks``)."""
+        return io.BufferedReader(_ChunkStream(self.read_chunks(name)), buffer_size=CHUNK)
+
     def digest(self, name: str) -> Digest:
         """SHA-256 of a stored file: hashed on the target where possible, else read back and hashed."""
         remote = self.remote_sha256(name)
@@ -140,6 +145,27 @@ class StorageBackend(ABC):
             hasher.update(data)
             size += len(data)
         return Digest(sha256=hasher.hexdigest(), size=size, method="read_back")
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw readable stream over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        super().__init__()
+        self._chunks, self._buffer = iter(chunks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n], self._buffer = self._buffer[:n], self._buffer[n:]
+        return n
 
 
 def join(root: str, name: str) -> str:

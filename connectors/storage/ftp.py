@@ -6,6 +6,8 @@ import socket
 import ssl
 from typing import Iterable, Iterator
 
+from connectors.errors import unforeseen
+from connectors.urls import redact_url
 from connectors.storage.base import (
     CHUNK, ProgressFn, RemoteFile, StorageBackend, StorageError, is_temporary, join, check_name,
 )
@@ -46,32 +48,17 @@ class _ChunkReader:
 class FtpStorage(StorageBackend):
     def __init__(self, *, host: str, port: int, user: str, password: str, root: str, tls: bool,
                  ca_file: str | None = None, timeout: float = 30, url: str = ""):
-        self.url = url or f"{'ftps' if tls else 'ftp'}://{user}@{host}:{port}{root}"
+        self.url = redact_url(url) if url else f"{'ftps' if tls else 'ftp'}://{user}@{host}:{port}{root}"
         self.root = root
         self._login = (host, port, user, password, tls, ca_file, timeout)
         self.ftp: ftplib.FTP | None = None
         self._connect()
 
     def _connect(self) -> None:
-        host, port, user, password, tls, ca_file, timeout = self._login
+        """Connect and log in. Every failure becomes a ``StorageError`` raised here, in a frame that holds no
+        password (``_log_in``'s frames, which do, are dropped), also on a reconnect long after opening."""
         try:
-            if tls:
-                context = ssl.create_default_context(cafile=ca_file or None)
-                self.ftp = ftplib.FTP_TLS(context=context, timeout=timeout, encoding="utf-8")
-            else:
-                self.ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
-            ftp = self.ftp
-            ftp.connect(host, port)
-            if isinstance(ftp, ftplib.FTP_TLS):
-                ftp.auth()
-            ftp.login(user, password)
-            if isinstance(ftp, ftplib.FTP_TLS):
-                ftp.prot_p()  # encrypt the data channel too, not only the commands
-            try:
-                ftp.sendcmd("OPTS UTF8 ON")
-            except ftplib.Error:
-                pass  # servers that always speak UTF-8 reject the option; names still go as UTF-8
-            ftp.voidcmd("TYPE I")
+            self._log_in()
         except ftplib.error_perm as exc:
             self._close_quietly()
             raise StorageError(f"{self.url}: login refused: {exc}") from None
@@ -81,6 +68,29 @@ class FtpStorage(StorageBackend):
         except _TRANSIENT as exc:
             self._close_quietly()
             raise StorageError(f"{self.url}: cannot connect: {exc}", retryable=True) from None
+        except Exception as exc:  # a malformed reply (ftplib.error_reply, error_proto) or anything unforeseen
+            self._close_quietly()
+            raise StorageError(f"{self.url}: cannot log in: {unforeseen(exc, secret=self._login[3])}") from None
+
+    def _log_in(self) -> None:
+        host, port, user, password, tls, ca_file, timeout = self._login
+        if tls:
+            context = ssl.create_default_context(cafile=ca_file or None)
+            self.ftp = ftplib.FTP_TLS(context=context, timeout=timeout, encoding="utf-8")
+        else:
+            self.ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
+        ftp = self.ftp
+        ftp.connect(host, port)
+        if isinstance(ftp, ftplib.FTP_TLS):
+            ftp.auth()
+        ftp.login(user, password)
+        if isinstance(ftp, ftplib.FTP_TLS):
+            ftp.prot_p()  # encrypt the data channel too, not only the commands
+        try:
+            ftp.sendcmd("OPTS UTF8 ON")
+        except ftplib.Error:
+            pass  # servers that always speak UTF-8 reject the option; names still go as UTF-8
+        ftp.voidcmd("TYPE I")
 
     @property
     def _open(self) -> ftplib.FTP:

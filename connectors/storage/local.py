@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from connectors.urls import redact_url
 from connectors.storage.base import (
     CHUNK, Digest, ProgressFn, RemoteFile, StorageBackend, StorageError, check_name, is_temporary,
 )
@@ -15,7 +16,7 @@ from connectors.storage.base import (
 class FileStorage(StorageBackend):
     def __init__(self, root: Path, *, url: str = ""):
         self.root = Path(root)
-        self.url = url or f"file://{self.root}"
+        self.url = redact_url(url) if url else f"file://{self.root}"
         if not self.root.is_dir():
             raise StorageError(f"{self.url}: folder does not exist or is not reachable", retryable=True)
 

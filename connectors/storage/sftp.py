@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 import paramiko
 
 from connectors.ssh import SshAddress, SshConnectError, connect
+from connectors.urls import redact_url
 from connectors.storage.base import (
     CHUNK, Digest, ProgressFn, RemoteFile, StorageBackend, StorageError, check_name, is_temporary, join,
 )
@@ -19,7 +20,7 @@ _TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, paramiko.
 class SftpStorage(StorageBackend):
     def __init__(self, url: str, *, password: str | None = None, key_file: str | None = None,
                  known_hosts: str | None = None, timeout: float = 30, remote_hash: bool = True):
-        self.url = url
+        self.url = redact_url(url)
         try:
             self.address = SshAddress.from_url(url, schemes=("sftp",))
         except ValueError as exc:

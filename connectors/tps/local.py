@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from connectors.tps.base import CommandResult, Entry, TpsError, TpsSource, clean_relpath, entry_kind
+from connectors.urls import redact_url
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -49,7 +50,7 @@ def _join(parent: str, name: str) -> str:
 class LocalTpsSource(TpsSource):
     def __init__(self, root: Path, *, url: str = ""):
         self.root = Path(root)
-        self.url = url or f"file://{self.root}"
+        self.url = redact_url(url) if url else f"file://{self.root}"
         if not self.root.is_dir():
             raise TpsError(f"{self.url}: TPS root is not a reachable folder (share not mounted?)", retryable=True)
 

@@ -35,6 +35,7 @@ from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READ
 from connectors.ssh import SshAddress, SshConnectError, connect
 from connectors.tps.base import CommandResult, Entry, EntryKind, TpsError, TpsSource, clean_relpath, entry_kind
 from connectors.tps.local import TEMP_PREFIX
+from connectors.urls import redact_url
 
 CHUNK = 256 * 1024
 # A broken link or a busy server, where trying again later may help.
@@ -103,7 +104,7 @@ class SshTpsSource(TpsSource):
 
     def __init__(self, url: str, *, password: str | None = None, key_file: str | None = None,
                  known_hosts: str | None = None, connect_timeout: float = 15, io_timeout: float = 300):
-        self.url = url
+        self.url = redact_url(url)
         try:
             self.address = SshAddress.from_url(url, schemes=("ssh",))
         except ValueError as exc:

@@ -26,6 +26,7 @@ def delivered_plans(*, institution: Institution, mrns: set[str]) -> Deliveries:
         return Deliveries(known=False)
     # Loaded here: pandas and the R&V drivers cost nothing to sites without an R&V source.
     from connectors.rv import RvError
+    from connectors.urls import redact_url
     from sites.connections import open_institution_rv
     from lossdetect.selectors import archived_plan_frame, tps_plan_frame
     from lossdetect.services.classify import candidates_frame, deliveries_frame, match_deliveries
@@ -37,7 +38,7 @@ def delivered_plans(*, institution: Institution, mrns: set[str]) -> Deliveries:
     except RvError as exc:
         return Deliveries(known=False, warning=f"R&V source cannot be read ({exc}); undelivered plans not checked")
     if not read.records:
-        return Deliveries(known=False, warning=f"R&V source {institution.rv_url} returned no first-delivery "
+        return Deliveries(known=False, warning=f"R&V source {redact_url(institution.rv_url)} returned no first-delivery "
                                                "records; undelivered plans not checked")
     records = [r for r in read.records if r.mrn.strip() in mrns]
     warning = f"{len(read.problems)} R&V row(s) skipped (first: {read.problems[0]})" if read.problems else ""

@@ -28,6 +28,7 @@ from audit.events import Event
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
 from connectors.rv import RowProblem, RvError, RvReadResult
+from connectors.urls import redact_url
 from sites.connections import open_institution_rv
 from lossdetect.selectors import archived_plan_frame, tps_plan_frame, unsafe_archived_plan_frame
 from lossdetect.services import notify
@@ -126,7 +127,7 @@ def _read_source(institution: Institution) -> RvReadResult:
     read.records = usable
     if not read.records:
         detail = f" ({len(read.problems)} rows skipped, first: {read.problems[0]})" if read.problems else ""
-        raise ScanFailed(f"R&V source {institution.rv_url} returned no first-delivery records{detail}")
+        raise ScanFailed(f"R&V source {redact_url(institution.rv_url)} returned no first-delivery records{detail}")
     return read
 
 

@@ -29,6 +29,7 @@ from archiver.naming import mrn_part, parse_archive_name
 from connectors.storage import StorageError
 from sites.connections import open_target
 from connectors.storage.base import is_temporary
+from connectors.urls import redact_url
 from audit.actors import actor_name
 from audit.models import AuditEvent
 from audit.events import Event
@@ -152,7 +153,7 @@ def list_target(target: StorageTarget) -> list[ListedFile]:
     except StorageError as exc:
         raise ReconcileError(f"storage {target.name}: {exc}") from None
     if not remote:
-        raise ReconcileError(f"storage {target.name}: the listing is empty ({target.url}); "
+        raise ReconcileError(f"storage {target.name}: the listing is empty ({redact_url(target.url)}); "
                              "an empty listing is not taken as 'every archive is missing'")
     files = []
     for item in sorted(remote, key=lambda f: f.name):

@@ -81,7 +81,7 @@ def test_behind_a_proxy_each_client_address_is_locked_on_its_own(client, setting
     settings.PDAS_PROXY_COUNT = 1
     make_user("physicist", password=PASSWORD)
     url = reverse("login")
-    for n in range(settings.AXES_FAILURE_LIMIT):  # a password sprayed over names from one workstation
+    for n in range(settings.PDAS_LOGIN_ADDRESS_FAILURE_LIMIT):  # a password sprayed over names from one workstation
         client.post(url, {"username": f"guess{n}", "password": "x"}, HTTP_X_FORWARDED_FOR="forged, 10.0.0.7")
 
     from_there = client.post(url, {"username": "physicist", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="10.0.0.7")

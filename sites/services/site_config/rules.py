@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.views.decorators.debug import sensitive_variables
 
 from sites.models import Codec
 from connectors.rv import url_problem as rv_url_problem
@@ -25,6 +26,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 Problems = list[tuple[str, str]]  # (model field, problem), in the order found
 
 
+@sensitive_variables()  # the lookup below reads the secret: no error report shows it
 def _env_problem(name: str, *, check_local: bool) -> str | None:
     if not _ENV_NAME.match(name):
         return f"{name!r} is not an environment variable name"
