@@ -63,6 +63,11 @@ class Event(StrEnum):
     AUDIT_VERIFY = "audit.verify"
 
 
+# Log-ins, log-outs, failed log-ins and lockouts: shown to superusers only (sites.access.scope_audit_events).
+# They belong to no institution, and a failed log-in's user name may be someone's mistyped password.
+LOGIN_EVENTS = frozenset({Event.AUTH_LOGIN, Event.AUTH_LOGOUT, Event.AUTH_LOGIN_FAILED, Event.AUTH_LOCKOUT})
+
+
 class UnknownEvent(ValueError):
     """A keyword that is not an ``Event``: a typo, or a new kind not yet added to the enum and the docs."""
 
