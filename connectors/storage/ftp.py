@@ -115,13 +115,21 @@ class FtpStorage(StorageBackend):
     def list_files(self) -> list[RemoteFile]:
         def listing():
             try:
-                return [RemoteFile(name, int(facts.get("size", 0)))
-                        for name, facts in self._open.mlsd(self.root, facts=["type", "size"])
-                        if facts.get("type") == "file"]
+                found = [RemoteFile(name, int(facts.get("size", 0)))
+                         for name, facts in self._open.mlsd(self.root, facts=["type", "size"])
+                         if facts.get("type") == "file"]
+                self._binary()
+                return found
             except ftplib.error_perm:  # no MLSD: fall back to NLST + SIZE
                 names = [n.rsplit("/", 1)[-1] for n in self._open.nlst(self.root)]
+                self._binary()
                 return [f for f in (self.stat(n) for n in names if n not in (".", "..")) if f]
         return sorted(self._call("cannot list", listing), key=lambda f: f.name)
+
+    def _binary(self) -> None:
+        """Back to TYPE I after a listing: ftplib lists in ASCII mode, and many servers (pyftpdlib, ProFTPD)
+        refuse SIZE there with a 550, which ``stat`` would take for "no such file"."""
+        self._open.voidcmd("TYPE I")
 
     def stat(self, name: str) -> RemoteFile | None:
         try:

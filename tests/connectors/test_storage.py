@@ -81,6 +81,19 @@ def test_failed_upload_removes_temporary(backend):
     assert backend.stat("b.tar.gz") is None
 
 
+def test_a_file_listed_is_still_found_by_stat_and_its_digest(backend):
+    """After a listing (FTP sends it in ASCII mode, where many servers refuse SIZE) a stored file is still
+    there for ``stat``, ``digest`` and ``upload``'s no-overwrite rule, never taken for missing."""
+    backend.upload("listed.bin", [b"x" * 1000])
+    assert [f.name for f in backend.list_files()] == ["listed.bin"]
+    assert backend.stat("listed.bin").size == 1000
+    backend.list_files()
+    assert backend.digest("listed.bin").size == 1000
+    backend.list_files()
+    with pytest.raises(StorageError, match="already exists"):
+        backend.upload("listed.bin", [b"y"])
+
+
 def test_stat_of_missing_file_is_none(backend):
     assert backend.stat("missing.tar.gz") is None
 
