@@ -144,8 +144,13 @@ def parse(text: str) -> Node:
     looks for, whatever nested block the cut happened in.
     """
     tokens = list(_tokens(text))
-    node, index = _parse_block(tokens, 0, top=True, outer=None, name="")
+    node, index = _parse_block(tokens, 0, top=True, outer=None, name="", depth=0)
     return node
+
+
+# Real files nest a handful of blocks (Plan > Trial > BeamList > Beam > ...); a hostile or broken file could
+# nest thousands and exhaust the recursion of the parser: refused with a ParseError naming the line.
+MAX_DEPTH = 64
 
 
 def _truncated(outer: tuple[str, int] | None, line: int, what: str) -> ParseError:
@@ -155,7 +160,7 @@ def _truncated(outer: tuple[str, int] | None, line: int, what: str) -> ParseErro
 
 
 def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, outer: tuple[str, int] | None,
-                 name: str):
+                 name: str, depth: int):
     items: list[tuple[str, Value]] = []
     array: list[str] | None = None
     n = len(tokens)
@@ -183,8 +188,11 @@ def _parse_block(tokens: list[tuple[str, str, int]], i: int, *, top: bool, outer
         if words and tokens[j][0] in ("equals", "open"):
             key = "".join(words)
             if tokens[j][0] == "open":
+                if depth >= MAX_DEPTH:
+                    raise ParseError(f"blocks nested more than {MAX_DEPTH} deep (at {key!r}): not a Pinnacle file",
+                                     tokens[j][2])
                 child_outer = outer or (key, tokens[j][2])
-                child, i = _parse_block(tokens, j + 1, top=False, outer=child_outer, name=key)
+                child, i = _parse_block(tokens, j + 1, top=False, outer=child_outer, name=key, depth=depth + 1)
                 items.append((key.removesuffix("[]") if isinstance(child, list) else key, child))
                 continue
             j += 1

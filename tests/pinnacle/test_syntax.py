@@ -177,3 +177,14 @@ def test_decode_never_fails_on_any_bytes():
     for _ in range(200):
         text, encoding = decode(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))))
         assert isinstance(text, str) and encoding in {"utf-8", "gb18030", "latin-1"}
+
+
+def test_blocks_nested_beyond_any_real_file_are_a_parse_error_not_a_crash():
+    deep = "".join(f"B{n} ={{\n" for n in range(5000)) + "".join("};\n" for _ in range(5000))
+    with pytest.raises(ParseError, match=r"line 65: blocks nested more than 64 deep \(at 'B64'\)"):
+        parse(deep)
+    fine = "".join(f"B{n} ={{\n" for n in range(64)) + "X = 1;\n" + "".join("};\n" for _ in range(64))
+    node = parse(fine)
+    for n in range(64):
+        node = node.get_node(f"B{n}")
+    assert node.get_int("X") == 1
