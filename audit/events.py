@@ -52,6 +52,9 @@ class Event(StrEnum):
     LOSSSCAN_VIEW = "lossscan.view"
     LOSSSCAN_NOTIFY = "lossscan.notify"
     PENDINGPLAN_VIEW = "pendingplan.view"
+    MRNALIAS_CHANGE = "mrnalias.change"
+    MRNALIAS_IMPORT = "mrnalias.import"
+    MRNALIAS_VIEW = "mrnalias.view"
     # Reports and reconciliation
     REPORT_VIEW = "report.view"
     RECONCILE_IMPORT = "reconcile.import"

@@ -1,10 +1,13 @@
 """Benchmark of the loss scan: 150,000 first deliveries against 100,000 TPS plans and 500,000 archived plans.
 
-    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR]
+    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR] [--no-mix]
 
 Builds a throw-away SQLite database (bulk inserts), then for 10 %, 30 % and 100 % of the size
-(one institution each) times the scan's matching: the R&V records to a DataFrame, the two index
-queries (TPS plans, verified archived plans) and the vectorised classification. Beside it, the
+(one institution each) times the scan's matching: the R&V records to a DataFrame (with the MRN
+aliases read and records of other planning systems set apart, as the scan does), the two index
+queries (TPS plans, verified archived plans) and the vectorised classification. As in a real
+department, 5 % of the records name another planning system and 1 % carry a patient's new MRN while
+the TPS and the archives know the old one (an MRN alias); ``--no-mix`` leaves both out. Beside it, the
 baseline a naive implementation would be: two ORM lookups per record, timed on a sample and
 extrapolated. At full size it also times a whole ``run_loss_scan`` from a CSV file, including
 writing every finding and the pending-archive rows. Prints numbers and ratios; asserts nothing.
@@ -30,15 +33,17 @@ NAMES = ["LT BREAST", "RT BREAST", "PROSTATE IMRT", "WHOLE BRAIN", "LUNG SBRT", 
          "CERVIX", "ESOPHAGUS", "LIVER SBRT", "BONE MET", "PELVIS", "左乳 IMRT", "鼻咽癌 TOMO", "肺癌 SBRT",
          "Left Breast Boost Phase 2", "Prostate Bed 66Gy/33F"]
 BATCH = 10_000
+OTHER_TPS_SHARE, ALIASED_SHARE = 0.05, 0.01
 
 
 
 
-def build_site(code: str, fraction: float, rng: random.Random):
+def build_site(code: str, fraction: float, rng: random.Random, *, mix: bool = True):
     """An institution with its TPS and archive index rows; returns (institution, deliveries)."""
     from django.db import transaction
 
     from inventory.models import Archive, ArchiveCopy, ArchivedPlan, TpsPatient, TpsPlan
+    from lossdetect.models import MrnAlias
     from sites.models import Institution, StorageTarget
     from connectors.rv.base import FirstDelivery
 
@@ -75,7 +80,9 @@ def build_site(code: str, fraction: float, rng: random.Random):
         ArchivedPlan.objects.bulk_create(archived, batch_size=BATCH)
 
     # A third of the deliveries are of TPS plans, a third of archived plans, a third of nothing known.
-    deliveries = []
+    # Mixed in (``mix``): 5 % name another planning system, 1 % carry a new MRN the TPS or archive does not know
+    # (an alias old -> new is recorded, as after a renumbering).
+    deliveries, aliases = [], {}
     for i in range(n_deliveries):
         kind = i % 3
         if kind == 0:
@@ -86,30 +93,42 @@ def build_site(code: str, fraction: float, rng: random.Random):
             mrn, label, created = plan.archive.mrn, plan.name, plan.created
         else:
             mrn, label, created = f"L{i:07d}", rng.choice(NAMES), created_at(i)
+        planning_system = "Pinnacle3"
+        draw = rng.random() if mix else 1.0
+        if draw < OTHER_TPS_SHARE:
+            planning_system = rng.choice(["Elekta Monaco", "Varian Eclipse"])
+        elif draw < OTHER_TPS_SHARE + ALIASED_SHARE and kind != 2:
+            mrn = aliases.setdefault(mrn, f"N{mrn}")
         deliveries.append(FirstDelivery(mrn=mrn, patient_name="BENCH", plan_label=label[:16], plan_uid=f"1.2.{code}.{i}",
-                                        course=None, first_delivery=created + dt.timedelta(days=rng.randint(0, 20))))
+                                        course=None, first_delivery=created + dt.timedelta(days=rng.randint(0, 20)),
+                                        planning_system=planning_system))
+    MrnAlias.objects.bulk_create([MrnAlias(institution=institution, old_mrn=old, mrn=new, reason="bench")
+                                  for old, new in aliases.items()], batch_size=BATCH)
     return institution, deliveries
 
 
-def time_matching(institution, deliveries) -> tuple[float, dict[str, float], int]:
-    from lossdetect.selectors import archived_plan_frame, tps_plan_frame
-    from lossdetect.services.classify import candidates_frame, classify, deliveries_frame
+def time_matching(institution, deliveries) -> tuple[float, dict[str, float], int, int]:
+    """(seconds, seconds per step, records matched, records of other planning systems)."""
+    from lossdetect.selectors import alias_graph, archived_plan_frame, tps_plan_frame
+    from lossdetect.services.classify import candidates_frame, classify, deliveries_frame, split_other_tps
     from lossdetect.services.scan import rules_of
 
     steps = {}
     start = time.perf_counter()
-    frame = deliveries_frame(deliveries)
+    aliases = alias_graph(institution=institution)
+    frame, other = split_other_tps(deliveries_frame(deliveries, patients=aliases.patients),
+                                   is_other=institution.is_other_planning_system)
     steps["records"] = time.perf_counter() - start
     mark = time.perf_counter()
-    mrns = set(frame["mrn"])
+    mrns = aliases.expand(set(frame["mrn"]))
     tps = tps_plan_frame(institution=institution, mrns=mrns)
     archived = archived_plan_frame(institution=institution, mrns=mrns)
     steps["index queries"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    candidates = candidates_frame(tps, archived, active_groups=["ToArchive", "Clinical"])
+    candidates = candidates_frame(tps, archived, active_groups=["ToArchive", "Clinical"], patients=aliases.patients)
     result = classify(frame, candidates, rules=rules_of(institution))
     steps["classify"] = time.perf_counter() - mark
-    return time.perf_counter() - start, steps, int((result["status"] != "lost").sum())
+    return time.perf_counter() - start, steps, int((result["status"] != "lost").sum()), len(other)
 
 
 def time_per_record_baseline(institution, deliveries, sample: int, rng: random.Random) -> float:
@@ -151,7 +170,7 @@ def time_full_scan(institution, deliveries, work: Path) -> float:
     # institution's zone), no course, one fraction each.
     plans = [RvPlan(mrn=d.mrn, last_name=d.patient_name, first_name="", label=d.plan_label, uid=d.plan_uid,
                     course=None, site_name=d.plan_label, machine="", created=d.first_delivery.replace(tzinfo=None),
-                    fractions=[d.first_delivery.replace(tzinfo=None)]) for d in deliveries]
+                    fractions=[d.first_delivery.replace(tzinfo=None)], tps=d.planning_system) for d in deliveries]
     path = write_csv(work / f"{institution.code}.csv", plans, encoding="utf-8")
     institution.rv_url = f"csv:{path}"
     institution.save()
@@ -161,7 +180,8 @@ def time_full_scan(institution, deliveries, work: Path) -> float:
     elapsed = time.perf_counter() - start
     if scan.status != "done":
         raise SystemExit(f"full scan failed: {scan.error}")
-    print(f"  full run_loss_scan from CSV (read, match, write {scan.summary['total']:,} findings and "
+    print(f"  full run_loss_scan from CSV (read, match, write {scan.summary['total']:,} findings, "
+          f"{scan.summary['other_tps']:,} records of other planning systems and "
           f"{scan.summary['pending']:,} pending rows): {elapsed:.2f} s")
     return elapsed
 
@@ -172,6 +192,8 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=300, help="records timed for the per-record baseline")
     parser.add_argument("--keep", help="build the database in this folder and keep it")
     parser.add_argument("--no-full-scan", action="store_true", help="skip the whole-scan timing")
+    parser.add_argument("--no-mix", action="store_true",
+                        help="no records of other planning systems and no MRN aliases (5 %% and 1 %% by default)")
     args = parser.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pdas-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -182,18 +204,18 @@ def main() -> int:
         for fraction in (0.1, 0.3, 1.0):
             size = fraction * args.scale
             mark = time.perf_counter()
-            institution, deliveries = build_site(f"B{int(fraction * 100)}", size, rng)
+            institution, deliveries = build_site(f"B{int(fraction * 100)}", size, rng, mix=not args.no_mix)
             print(f"built {fraction:>4.0%}: {len(deliveries):,} deliveries, {int(FULL['tps_plans'] * size):,} TPS plans, "
                   f"{int(FULL['archived_plans'] * size):,} archived plans in {time.perf_counter() - mark:.1f} s",
                   flush=True)
-            elapsed, steps, matched = time_matching(institution, deliveries)
-            rows.append((fraction, len(deliveries), elapsed, steps, matched, institution, deliveries))
+            elapsed, steps, matched, other = time_matching(institution, deliveries)
+            rows.append((fraction, len(deliveries), elapsed, steps, (matched, other), institution, deliveries))
         print()
         print(f"{'size':>5} {'deliveries':>11} {'scan s':>7} {'µs/record':>10}  steps")
-        for fraction, n, elapsed, steps, matched, _inst, _d in rows:
+        for fraction, n, elapsed, steps, (matched, other), _inst, _d in rows:
             detail = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
             print(f"{fraction:>5.0%} {n:>11,} {elapsed:>7.2f} {elapsed / n * 1e6:>10.1f}  {detail} "
-                  f"({matched:,} matched)")
+                  f"({matched:,} matched, {other:,} of other planning systems)")
         fraction, n, elapsed, _steps, _m, institution, deliveries = rows[-1]
         small = rows[0]
         print(f"growth 10 % -> 100 %: x{elapsed / small[2]:.1f} time for x{n / small[1]:.0f} size")

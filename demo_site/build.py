@@ -29,6 +29,7 @@ from demo_site.scenario import (
     CLINICAL,
     GROUP_IDS,
     NON_CLINICAL,
+    OTHER_TPS,
     PENDING,
     RECOURSE_GAP_DAYS,
     CastPatient,
@@ -184,7 +185,10 @@ def build_demo_site(
     institution_file = write_institution_file(tps_root, groups, "blocks", when=scenario.today)
 
     csv_path = rv_files.write_csv(rv_dir / "first_deliveries.csv", scenario.rv_plans, encoding=rv_encoding)
-    mosaiq_path = rv_files.write_mosaiq(rv_dir / "mosaiq.sqlite", scenario.rv_plans)
+    # MOSAIQ's tables (docs/contracts.md §2.2) cannot say which planning system made a plan: the plans of
+    # other planning systems are left out of the database, so that all three sources give the same answers.
+    mosaiq_path = rv_files.write_mosaiq(rv_dir / "mosaiq.sqlite",
+                                        [p for p in scenario.rv_plans if p.tps == rv_files.PINNACLE])
     dicom_dir = rv_dir / "dicom"
     dicom_files = rv_files.write_dicom(dicom_dir, scenario.rv_plans)
     config = SiteConfig(
@@ -301,15 +305,20 @@ def _delivery_entry(delivery: ExpectedDelivery, window: tuple[dt.date, dt.date])
         "recourse": recourse, "course_kind": "re" if recourse else "first",
         "category": delivery.category, "found_in": delivery.found_in, "tps_path": delivery.tps_path,
         "plan_id": delivery.plan_id, "case": delivery.case, "in_window": _in_window(plan.first_delivery, window),
+        "tps": plan.tps, "in_mosaiq": plan.tps == rv_files.PINNACLE,
     }
 
 
 def _summary(entries: list[dict]) -> dict:
     counts = {category: 0 for category in CATEGORIES}
+    other_tps = 0
     for entry in entries:
-        counts[entry["category"]] += 1
+        if entry["category"] == OTHER_TPS:
+            other_tps += 1  # never a finding: not in the total
+        else:
+            counts[entry["category"]] += 1
     pending = counts["first_course_unarchived"] + counts["recourse_unarchived"]
-    return {"total": len(entries), "pending": pending, **counts}
+    return {"total": sum(counts.values()), "pending": pending, **counts, "other_tps": other_tps}
 
 
 def expected_dict(scenario: Scenario, records: dict[int, PatientRecord], *, config: SiteConfig, root: Path,

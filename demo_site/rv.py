@@ -8,7 +8,10 @@
 - ``dicom/``: an RT Plan per plan and an RT Beams Treatment Record per fraction.
 
 Each source, read by the rules of docs/contracts.md §2, yields exactly the same records (mrn, label, plan UID,
-first delivery; the course where the source has one).
+first delivery; the course where the source has one). Every plan names the planning system it was made in
+(``RvPlan.tps``, Pinnacle3 unless said otherwise): the CSV in its ``tps`` column, an RT Plan in its
+``Manufacturer``/``ManufacturerModelName`` (a treatment record names the R&V system instead, the trap
+docs/contracts.md §2.6 warns of). The MOSAIQ tables have no place for it.
 
 The test suite writes its R&V data with the same functions. ``rv_plan`` describes one plan with
 short defaults; ``write_mosaiq_tables`` fills any DB-API connection (SQLite, PostgreSQL), and
@@ -42,7 +45,13 @@ from pydicom.uid import (
     RTPlanStorage,
 )
 
-CSV_COLUMNS = ("mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid", "machine")
+CSV_COLUMNS = ("mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid", "machine", "tps")
+PINNACLE = "Pinnacle3"
+# (Manufacturer, ManufacturerModelName) an RT Plan of each planning system carries.
+TPS_MANUFACTURERS = {PINNACLE: ("Philips", "Pinnacle3"), "Monaco": ("Elekta", "Monaco"),
+                     "Eclipse": ("Varian Medical Systems", "Eclipse"), "RayStation": ("RaySearch Laboratories", "RayStation")}
+# What the treatment records carry: the R&V system that wrote them, never the planning system.
+RV_MANUFACTURER = ("Elekta", "MOSAIQ")
 OLD_SITE_VERSION = 32000  # MOSAIQ keeps the pre-edit Site row under this Version; the current row has 0
 UID_PADDING = 64  # MOSAIQ stores OriginalPlanUID in a fixed-width column
 IMPLEMENTATION_UID = UID("1.2.826.0.1.3680043.10.1138.0.1")
@@ -68,6 +77,7 @@ class RvPlan:
     beams: int = 2
     label_in_rtplan: bool = True  # False: no RtPlan row, the label is the current Site_Name
     old_site_course: int | None = None  # edited prescription: the first fractions sit on an old Site row
+    tps: str = PINNACLE  # the planning system the plan was made in (a key of TPS_MANUFACTURERS)
 
     @property
     def first_delivery(self) -> dt.datetime | None:
@@ -87,7 +97,7 @@ def rv_plan(mrn: str, label: str, first_delivery: dt.datetime | None, *, course:
     ``first_delivery=None`` is a plan never delivered (give ``qa_runs=[...]`` for one only run in
     QA mode). ``uid`` defaults to a UID derived from the other values (same values, same UID);
     ``site_name`` to the label; ``created`` to a week before the first delivery or QA run. ``extra`` are
-    further ``RvPlan`` fields (``qa_runs``, ``beams``, ``label_in_rtplan``, ``old_site_course``).
+    further ``RvPlan`` fields (``qa_runs``, ``beams``, ``label_in_rtplan``, ``old_site_course``, ``tps``).
     """
     days = [first_delivery + dt.timedelta(days=k) for k in range(fractions)] if first_delivery else []
     if uid is None:
@@ -116,13 +126,13 @@ def delivered(plans: list[RvPlan]) -> list[RvPlan]:
 
 
 def write_csv(path: Path, plans: list[RvPlan], *, encoding: str = "utf-8-sig") -> Path:
-    """``mrn,patient_name,plan_label,course,first_delivery,plan_uid,machine`` (docs/contracts.md §2.4)."""
+    """``mrn,patient_name,plan_label,course,first_delivery,plan_uid,machine,tps`` (docs/contracts.md §2.4)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for plan in delivered(plans):
         writer.writerow([plan.mrn, plan.patient_name, plan.label, "" if plan.course is None else plan.course,
-                         iso(plan.first_delivery), plan.uid, plan.machine])
+                         iso(plan.first_delivery), plan.uid, plan.machine, plan.tps])
     path.write_bytes(buffer.getvalue().encode(encoding))
     return path
 
@@ -271,11 +281,11 @@ def _patient_module(ds: Dataset, plan: RvPlan) -> None:
     ds.PatientSex = ""
 
 
-def _series(ds: Dataset, plan: RvPlan, modality: str, suffix: str) -> None:
+def _series(ds: Dataset, plan: RvPlan, modality: str, suffix: str, *, made_by: tuple[str, str]) -> None:
     ds.Modality = modality
     ds.StudyInstanceUID = f"{plan.uid}.1"
     ds.SeriesInstanceUID = f"{plan.uid}.{suffix}"
-    ds.Manufacturer = "PDAS demo"
+    ds.Manufacturer, ds.ManufacturerModelName = made_by
     ds.StationName = plan.machine
 
 
@@ -293,7 +303,7 @@ def rt_plan_dataset(plan: RvPlan) -> Dataset:
     ds.SOPClassUID = RTPlanStorage
     ds.SOPInstanceUID = plan.uid
     _patient_module(ds, plan)
-    _series(ds, plan, "RTPLAN", "2")
+    _series(ds, plan, "RTPLAN", "2", made_by=TPS_MANUFACTURERS.get(plan.tps, ("", plan.tps)))
     ds.RTPlanLabel = plan.label
     ds.RTPlanName = plan.label
     ds.RTPlanDate = plan.created.strftime("%Y%m%d")
@@ -322,7 +332,7 @@ def rt_record_dataset(plan: RvPlan, number: int, start: dt.datetime) -> Dataset:
     ds.SOPClassUID = RTBeamsTreatmentRecordStorage
     ds.SOPInstanceUID = uid
     _patient_module(ds, plan)
-    _series(ds, plan, "RTRECORD", "3")
+    _series(ds, plan, "RTRECORD", "3", made_by=RV_MANUFACTURER)
     ds.TreatmentDate = start.strftime("%Y%m%d")
     ds.TreatmentTime = start.strftime("%H%M%S")
     referenced = Dataset()

@@ -8,7 +8,9 @@ assuming nothing has been archived yet:
   categories it should land in (``ready``, ``naming``, ``transitional``, ``image_only``,
   ``unreadable``; ``duplicate`` needs an archive, so none before the first run) with a reason keyword;
 - ``deliveries``: every first-delivery record with the category ``scan_losses`` should give it,
-  whether it lies inside the suggested scan window, and where its plan sits.
+  whether it lies inside the suggested scan window, and where its plan sits. A few patients were
+  planned in another planning system (Monaco, Eclipse): their records are ``other_tps``, never a
+  finding (docs/contracts.md §2.6).
 
 Courses are chosen so that the 90-day gap rule (docs/contracts.md §2.8) gives the same first/re-course answer as the
 explicit course numbers: the DICOM source, which has no course, must agree with the other two.
@@ -26,6 +28,7 @@ PENDING, CLINICAL, RESEARCH, PRACTICE, TRAINING = "ToArchive", "Clinical", "Rese
 # Institution_<I> number of each group. The pending group is deliberately not Institution_1.
 GROUP_IDS = {CLINICAL: 1, PENDING: 2, RESEARCH: 3, PRACTICE: 4, TRAINING: 5}
 NON_CLINICAL = (RESEARCH, PRACTICE, TRAINING)
+OTHER_TPS = "other_tps"  # the category of a record of another planning system (not one of the six)
 WINDOW_DAYS = 180  # the suggested scan window ends the day before "today" and spans this many days
 RECOURSE_GAP_DAYS = 90
 
@@ -242,6 +245,7 @@ def make_scenario(*, seed: int, patients: int) -> Scenario:
     for _ in range(max(0, patients - cast_size)):
         _ready_patient(c)
     _other_groups(c)
+    _other_planning_systems(c)
     window = ((c.today - dt.timedelta(days=WINDOW_DAYS)).date(), (c.today - dt.timedelta(days=1)).date())
     return Scenario(seed=seed, today=c.today, window=window, patients=c.patients, deliveries=c.deliveries,
                     rv_plans=c.rv_plans)
@@ -421,3 +425,15 @@ def _other_groups(c: _Cast) -> None:
     last, given, _ = c.name()
     c.deliver(None, None, first, label="RT PAROTID", category="first_course_lost", case="patient_deleted",
               mrn=c.mrn(), name=(last, given), site_name="Parotid R")
+
+
+def _other_planning_systems(c: _Cast) -> None:
+    """Patients planned in another planning system and treated through the same R&V system: never in the
+    Pinnacle tree, so without the ``planning_systems`` rule they would look lost. Drawn last, so that the
+    rest of the cast (and every count of it) is the same with or without them."""
+    for tps, region in (("Monaco", "head"), ("Monaco", "pelvis"), ("Eclipse", "chest")):
+        first = c.days_ago(20, 150)
+        _, label, site_name = c.site(region)
+        last, given, _ = c.name()
+        c.deliver(None, None, first, label=label, category=OTHER_TPS, case=f"planned_in_{tps.lower()}",
+                  mrn=c.mrn(), name=(last, given), site_name=site_name, tps=tps)

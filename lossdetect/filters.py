@@ -7,7 +7,9 @@ import django_filters
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from lossdetect.models import LossFinding, LossScan, PendingPlan
+from django.db.models import Q
+
+from lossdetect.models import LossFinding, LossScan, MrnAlias, OtherTpsRecord, PendingPlan
 
 
 class LossScanFilter(django_filters.FilterSet):
@@ -27,6 +29,29 @@ class LossFindingFilter(django_filters.FilterSet):
     class Meta:
         model = LossFinding
         fields = ["mrn", "patient_name", "plan_label", "is_recourse"]
+
+
+class OtherTpsRecordFilter(django_filters.FilterSet):
+    mrn = django_filters.CharFilter(lookup_expr="icontains", label=_("MRN"))
+    patient_name = django_filters.CharFilter(lookup_expr="icontains", label=_("Name"))
+    plan_label = django_filters.CharFilter(lookup_expr="icontains", label=_("Plan"))
+    planning_system = django_filters.CharFilter(lookup_expr="icontains", label=_("Planning system"))
+
+    class Meta:
+        model = OtherTpsRecord
+        fields = ["mrn", "patient_name", "plan_label", "planning_system"]
+
+
+class MrnAliasFilter(django_filters.FilterSet):
+    mrn = django_filters.CharFilter(method="filter_mrn", label=_("MRN (old or current)"))
+    reason = django_filters.CharFilter(lookup_expr="icontains", label=_("Reason"))
+
+    class Meta:
+        model = MrnAlias
+        fields = ["institution", "mrn", "reason", "source"]
+
+    def filter_mrn(self, queryset, name, value):
+        return queryset.filter(Q(old_mrn__icontains=value) | Q(mrn__icontains=value))
 
 
 class PendingPlanFilter(django_filters.FilterSet):

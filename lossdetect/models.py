@@ -1,4 +1,5 @@
-"""Loss scans over R&V first deliveries, their findings, and the pending-archive table (待归档表)."""
+"""Loss scans over R&V first deliveries, their findings, the pending-archive table (待归档表), the R&V
+records of other planning systems, and the MRN aliases that make one patient of several MRNs."""
 from __future__ import annotations
 
 from django.db import models
@@ -67,11 +68,33 @@ class LossFinding(models.Model):
     category = models.CharField(max_length=32, choices=Category.choices, db_index=True)
     match = models.CharField(max_length=1000, blank=True, help_text=_("TPS path or archive name matched"))
     found_in = models.CharField(max_length=1000, blank=True, help_text=_("Non-clinical group a lost plan sits in"))
+    also_known_as = models.JSONField(default=list, blank=True,
+                                     help_text=_("The patient's other MRNs (MRN aliases), when the scan ran"))
     tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL)
     archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["scan", "category", "mrn"]
+
+
+class OtherTpsRecord(models.Model):
+    """A first delivery of the scan's window whose plan was made in another planning system
+    (``Institution.planning_systems``): listed apart, never lost, unarchived or archived."""
+
+    scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="other_tps_records")
+    mrn = models.CharField(max_length=64, db_index=True)
+    patient_name = models.CharField(max_length=200, blank=True)
+    plan_label = models.CharField(max_length=200)
+    plan_uid = models.CharField(max_length=128, blank=True)
+    course = models.IntegerField(null=True, blank=True)
+    first_delivery = models.DateTimeField()
+    planning_system = models.CharField(max_length=200)
+    machine = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["scan", "first_delivery", "mrn"]
+        verbose_name = _("record of another planning system")
+        verbose_name_plural = _("records of other planning systems")
 
 
 class PendingPlan(models.Model):
@@ -110,3 +133,47 @@ class PendingPlan(models.Model):
     def age_days(self, now=None) -> int:
         now = now or timezone.now()
         return (now - self.first_delivery).days
+
+
+class MrnAlias(models.Model):
+    """One MRN of an institution's patient that now goes by another: ``old_mrn`` -> ``mrn`` (renumbered, or
+    merged into ``mrn``), with who recorded it, when and why.
+
+    Aliases chain (A -> B, then B -> C): every MRN reached through them, in either direction, is one
+    patient (``lossdetect.services.alias_graph``). An MRN points to one MRN at most, never to itself,
+    and no chain comes back to where it started; the services check it before any write.
+    """
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", _("Admin")
+        IMPORT = "import", _("Imported file")
+        HL7 = "hl7", _("HL7 message")
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="mrn_aliases")
+    old_mrn = models.CharField(_("old MRN"), max_length=64)
+    mrn = models.CharField(_("MRN"), max_length=64, help_text=_("The MRN the old one now goes by"))
+    reason = models.CharField(max_length=500, blank=True, help_text=_("Why: renumbered, duplicate merged, ..."))
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.ADMIN)
+    recorded_by = models.CharField(max_length=150, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["institution", "old_mrn"]
+        verbose_name = _("MRN alias")
+        verbose_name_plural = _("MRN aliases")
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "old_mrn"], name="uniq_mrn_alias_old_mrn"),
+            models.CheckConstraint(condition=~models.Q(old_mrn=models.F("mrn")), name="mrn_alias_not_itself"),
+        ]
+        indexes = [models.Index(fields=["institution", "mrn"], name="mrn_alias_new_mrn")]
+
+    def __str__(self) -> str:
+        return f"{self.old_mrn} -> {self.mrn}"
+
+    @property
+    def mrns(self) -> list[str]:
+        """Both MRNs: the patient data a page showing this row names (audit)."""
+        return [self.old_mrn, self.mrn]
+
+    def clean(self) -> None:
+        self.old_mrn, self.mrn = self.old_mrn.strip(), self.mrn.strip()

@@ -21,7 +21,8 @@ from django.db.models.functions import Cast
 
 from inventory.models import Archive, ArchiveCopy, ArchivedPlan, TpsPlan
 from sites.models import Institution
-from lossdetect.models import LossFinding, LossScan, PendingPlan
+from lossdetect.models import LossFinding, LossScan, MrnAlias, OtherTpsRecord, PendingPlan
+from lossdetect.services.alias_graph import MrnAliasGraph
 from lossdetect.services.classify import ARCHIVED_PLAN_COLUMNS, TPS_PLAN_COLUMNS
 
 # Up to this many MRNs the query names them (answered from the MRN indexes); beyond, it reads the
@@ -127,6 +128,15 @@ def unsafe_archived_plan_frame(*, institution: Institution, mrns: Collection[str
     return frame
 
 
+def alias_graph(*, institution: Institution) -> MrnAliasGraph:
+    """The institution's MRN aliases as one graph (one query): which MRNs are one patient."""
+    return MrnAliasGraph(MrnAlias.objects.filter(institution=institution).order_by().values_list("old_mrn", "mrn"))
+
+
+def mrn_aliases() -> QuerySet[MrnAlias]:
+    return MrnAlias.objects.select_related("institution").order_by("institution__code", "mrn", "old_mrn")
+
+
 def scan_list() -> QuerySet[LossScan]:
     return LossScan.objects.select_related("institution").order_by("-created_at")
 
@@ -136,6 +146,10 @@ def scan_findings(*, scan: LossScan, category: str | None = None) -> QuerySet[Lo
     if category:
         findings = findings.filter(category=category)
     return findings.order_by("first_delivery", "mrn")
+
+
+def scan_other_tps_records(*, scan: LossScan) -> QuerySet[OtherTpsRecord]:
+    return scan.other_tps_records.order_by("first_delivery", "mrn")
 
 
 def pending_plans() -> QuerySet[PendingPlan]:

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
+from lossdetect.models import Category, LossFinding, LossScan, MrnAlias, OtherTpsRecord, PendingPlan
 
 # Colour of each category (Bootstrap contextual names): lost red, unarchived amber, archived green;
 # the re-course tab of each pair is the stronger shade.
@@ -67,15 +67,26 @@ class LossScanTable(tables.Table):
     value_first_course_lost = value_recourse_lost = _count
 
 
+def _mrn_list(value) -> str:
+    return ", ".join(value or [])
+
+
 class LossFindingTable(tables.Table):
     mrn = tables.Column(verbose_name=_("MRN"))
     first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
+    also_known_as = tables.Column(verbose_name=_("Also known as"), orderable=False, default="")
 
     class Meta:
         model = LossFinding
         fields = ("mrn", "patient_name", "plan_label", "first_delivery", "course", "is_recourse", "category",
-                  "match", "found_in", "plan_uid")
+                  "match", "found_in", "also_known_as", "plan_uid")
         attrs = {"class": "table table-sm table-hover align-middle"}
+
+    def render_also_known_as(self, value):
+        return _mrn_list(value)
+
+    def value_also_known_as(self, value):
+        return _mrn_list(value)
 
     def render_category(self, value, record):
         return _badge(CATEGORY_COLOURS.get(record.category, "secondary"), value)
@@ -84,6 +95,41 @@ class LossFindingTable(tables.Table):
         return record.category
 
     def value_first_delivery(self, value):
+        return timezone.localtime(value).isoformat() if value else ""
+
+
+class OtherTpsRecordTable(tables.Table):
+    """The scan's records of other planning systems: the same columns as a finding's where they apply."""
+
+    mrn = tables.Column(verbose_name=_("MRN"))
+    planning_system = tables.Column(verbose_name=_("Planning system"))
+    first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
+
+    class Meta:
+        model = OtherTpsRecord
+        fields = ("mrn", "patient_name", "plan_label", "first_delivery", "course", "planning_system", "machine",
+                  "plan_uid")
+        attrs = {"class": "table table-sm table-hover align-middle"}
+
+    def value_first_delivery(self, value):
+        return timezone.localtime(value).isoformat() if value else ""
+
+
+class MrnAliasTable(tables.Table):
+    institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
+    old_mrn = tables.Column(verbose_name=_("Old MRN"))
+    mrn = tables.Column(verbose_name=_("Goes by MRN"))
+    recorded_at = tables.DateTimeColumn(verbose_name=_("Recorded"), format="Y-m-d H:i")
+
+    class Meta:
+        model = MrnAlias
+        fields = ("institution", "old_mrn", "mrn", "reason", "source", "recorded_by", "recorded_at")
+        attrs = {"class": "table table-sm table-hover align-middle"}
+
+    def value_source(self, record):
+        return record.source
+
+    def value_recorded_at(self, value):
         return timezone.localtime(value).isoformat() if value else ""
 
 

@@ -10,4 +10,5 @@ urlpatterns = [
     path("scan/<int:pk>/", views.ScanDetailView.as_view(), name="scan-detail"),
     path("scan/<int:pk>/status.json", views.scan_status, name="scan-status"),
     path("pending/", views.PendingPlanListView.as_view(), name="pending-list"),
+    path("aliases/", views.MrnAliasListView.as_view(), name="alias-list"),
 ]

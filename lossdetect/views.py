@@ -1,8 +1,9 @@
-"""Loss detection pages: the scans, a scan's six category tabs, the pending-archive table.
+"""Loss detection pages: the scans, a scan's six category tabs and its tab of other planning systems, the
+pending-archive table, the MRN aliases.
 
 Every page that shows MRNs writes an audit event naming the MRNs shown (``lossscan.view``,
-``pendingplan.view``, one per institution shown); every CSV/XLSX export writes an ``export`` event naming
-the MRNs exported. Access (sites.access): reading needs the view permissions, a manual scan
+``pendingplan.view``, ``mrnalias.view``, one per institution shown); every CSV/XLSX export writes an
+``export`` event naming the MRNs exported. Access (sites.access): reading needs the view permissions, a manual scan
 ``lossdetect.run_scan``; scans and plans of other institutions than the user's are absent (404).
 """
 from __future__ import annotations
@@ -21,11 +22,15 @@ from django_tables2 import SingleTableMixin
 from audit.events import Event
 from audit.services import record_event, record_event_per_institution
 from lossdetect import selectors
-from lossdetect.filters import LossFindingFilter, LossScanFilter, PendingPlanFilter
+from lossdetect.filters import (
+    LossFindingFilter, LossScanFilter, MrnAliasFilter, OtherTpsRecordFilter, PendingPlanFilter,
+)
 from lossdetect.forms import ManualScanForm
 from lossdetect.models import Category, LossScan, PendingPlan
 from lossdetect.services.scan import create_loss_scan
-from lossdetect.tables import CATEGORY_COLOURS, LossFindingTable, LossScanTable, PendingPlanTable
+from lossdetect.tables import (
+    CATEGORY_COLOURS, LossFindingTable, LossScanTable, MrnAliasTable, OtherTpsRecordTable, PendingPlanTable,
+)
 from lossdetect.tasks import run_loss_scan_task
 from core.dispatch import dispatch
 from sites.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
@@ -76,20 +81,32 @@ def scan_status(request, pk: int):
     return JsonResponse(scan.status_json())
 
 
+OTHER_TPS_TAB = "other_tps"
+
+
 class ScanDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
-    """One scan: six colour-coded tabs (``?tab=<category>``), each a filtered, exportable table."""
+    """One scan: six colour-coded tabs (``?tab=<category>``), each a filtered, exportable table, and a
+    seventh (``?tab=other_tps``) of the window's records of other planning systems."""
 
     permission_required = ("lossdetect.view_lossscan", "lossdetect.view_lossfinding")
-    table_class = LossFindingTable
-    filterset_class = LossFindingFilter
     template_name = "lossdetect/scan_detail.html"
     paginate_by = 100
 
+    @property
+    def tab(self) -> str:
+        tab = self.request.GET.get("tab")
+        return tab if tab in (*Category.values, OTHER_TPS_TAB) else Category.FIRST_COURSE_LOST.value
+
+    def get_table_class(self):
+        return OtherTpsRecordTable if self.tab == OTHER_TPS_TAB else LossFindingTable
+
+    def get_filterset_class(self):
+        return OtherTpsRecordFilter if self.tab == OTHER_TPS_TAB else LossFindingFilter
+
     def get_queryset(self):
         self.scan = self.get_scoped_object_or_404(LossScan.objects.select_related("institution"), pk=self.kwargs["pk"])
-        self.tab = self.request.GET.get("tab")
-        if self.tab not in Category.values:
-            self.tab = Category.FIRST_COURSE_LOST.value
+        if self.tab == OTHER_TPS_TAB:
+            return selectors.scan_other_tps_records(scan=self.scan)
         return selectors.scan_findings(scan=self.scan, category=self.tab)
 
     def audit_institution(self) -> str:
@@ -101,15 +118,17 @@ class ScanDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixi
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         counts = dict(self.scan.findings.values_list("category").annotate(n=Count("id")))
-        context.update(scan=self.scan, tab=self.tab, keep=[("tab", self.tab)], tabs=[
-            {"value": c.value, "label": c.label, "count": counts.get(c.value, 0), "colour": CATEGORY_COLOURS[c],
-             "active": c.value == self.tab}
-            for c in Category
-        ])
+        tabs = [{"value": c.value, "label": c.label, "count": counts.get(c.value, 0), "colour": CATEGORY_COLOURS[c],
+                 "active": c.value == self.tab} for c in Category]
+        tabs.append({"value": OTHER_TPS_TAB, "label": _("Other planning systems"), "colour": "secondary",
+                     "count": self.scan.other_tps_records.count(), "active": self.tab == OTHER_TPS_TAB})
+        context.update(scan=self.scan, tab=self.tab, keep=[("tab", self.tab)], tabs=tabs,
+                       other_tps_tab=self.tab == OTHER_TPS_TAB)
         if not self.is_export():
-            shown = [row.record.mrn for row in context["table"].paginated_rows]
+            rows = [row.record for row in context["table"].paginated_rows]
+            shown = {mrn for record in rows for mrn in [record.mrn, *getattr(record, "also_known_as", [])]}
             record_event(actor=self.request.user, event=Event.LOSSSCAN_VIEW, institution=self.scan.institution.code,
-                         mrns=shown, obj=self.scan, detail={"tab": self.tab, "rows": len(shown)})
+                         mrns=shown, obj=self.scan, detail={"tab": self.tab, "rows": len(rows)})
         return context
 
 
@@ -142,6 +161,41 @@ class PendingPlanListView(InstitutionScopedMixin, AuditedExportMixin, SingleTabl
             for row in rows:
                 shown[row.record.institution.code].add(row.record.mrn)
             record_event_per_institution(actor=self.request.user, event=Event.PENDINGPLAN_VIEW,
+                                         mrns_by_institution=shown,
+                                         detail={"query": self.request.GET.urlencode(), "rows": len(rows)})
+        return context
+
+
+class MrnAliasListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+    """The MRN aliases of the user's institutions (edited in the admin, imported with ``import_mrn_aliases``)."""
+
+    permission_required = "lossdetect.view_mrnalias"
+    export_institution_field = "institution__code"
+    table_class = MrnAliasTable
+    filterset_class = MrnAliasFilter
+    template_name = "lossdetect/alias_list.html"
+    export_name = "mrn-aliases"
+    paginate_by = 100
+
+    def get_queryset(self):
+        return self.scoped(selectors.mrn_aliases())
+
+    def _exported_mrns(self, rows) -> dict[str, set[str]]:
+        # A row names two MRNs of one patient: both are exported.
+        by_institution: dict[str, set[str]] = defaultdict(set)
+        for code, old_mrn, mrn in rows.values_list("institution__code", "old_mrn", "mrn"):
+            by_institution[code].update((old_mrn, mrn))
+        return by_institution
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["can_edit"] = self.request.user.is_staff and self.request.user.has_perm("lossdetect.change_mrnalias")
+        if not self.is_export():
+            shown: dict[str, set[str]] = defaultdict(set)
+            rows = context["table"].paginated_rows
+            for row in rows:
+                shown[row.record.institution.code].update(row.record.mrns)
+            record_event_per_institution(actor=self.request.user, event=Event.MRNALIAS_VIEW,
                                          mrns_by_institution=shown,
                                          detail={"query": self.request.GET.urlencode(), "rows": len(rows)})
         return context

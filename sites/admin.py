@@ -96,7 +96,8 @@ class InstitutionAdmin(_ConnectionsForSuperusers, InstitutionScopedAdmin):
         (None, {"fields": ("code", "name")}),
         (_("Planning system (TPS)"), {"fields": ("tps_url", "tps_password_env", "tps_key_file", "tps_known_hosts", "pending_group",
                             "clinical_groups", "non_clinical_groups", "restore_group", "time_zone")}),
-        (_("Record and verify (R&V)"), {"fields": ("rv_url", "rv_password_env", "recourse_gap_days", "lookback_days", "skew_days")}),
+        (_("Record and verify (R&V)"), {"fields": ("rv_url", "rv_password_env", "recourse_gap_days", "lookback_days", "skew_days",
+                                                 "planning_systems")}),
         (_("Archiving"), {"fields": ("codec", "codec_level", "pack_script", "quarantine_dir", "quarantine_days",
                            "mrn_pattern", "notify_emails", "created_at", "updated_at")}),
     )

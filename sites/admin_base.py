@@ -83,8 +83,8 @@ def _follow(obj, path: str):
     return obj
 
 
-class PatientDataAdmin(ViewOnlyAdmin):
-    """A view-only model holding patient data: reading its pages is audited.
+class AuditedReadsMixin:
+    """Reading the pages of a model holding patient data writes ``admin.view`` (put it before the admin class).
 
     ``mrn_path`` leads from a row to its MRN (``"mrn"``, ``"patient__mrn"``) or MRN list
     (``"mrns"``); keep the relations it crosses in ``list_select_related`` so a page costs no
@@ -123,6 +123,10 @@ class PatientDataAdmin(ViewOnlyAdmin):
         if original is not None:
             self._audit_view(request, [original], object_id=str(original.pk))
         return response
+
+
+class PatientDataAdmin(AuditedReadsMixin, ViewOnlyAdmin):
+    """A view-only model holding patient data: reading its pages is audited."""
 
 
 # --- users: their institutions and roles, every change audited ------------------------------------------

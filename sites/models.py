@@ -21,6 +21,15 @@ def _validate_timezone(value: str) -> None:
         raise ValidationError(_("%(value)s is not a time zone name"), params={"value": value}) from None
 
 
+# The planning systems whose plans PDAS archives (docs/contracts.md §2.6): matched as parts of the name
+# an R&V source gives, in any case ("Philips Pinnacle3", "ADAC Pinnacle 3", "Pinnacle3 9.10").
+DEFAULT_PLANNING_SYSTEMS = ("Pinnacle", "ADAC", "Philips")
+
+
+def default_planning_systems() -> list[str]:
+    return list(DEFAULT_PLANNING_SYSTEMS)
+
+
 class Codec(models.TextChoices):
     GZIP = "gzip", "gzip (.tar.gz)"
     ZSTD = "zstd", "zstd (.tar.zst)"
@@ -52,6 +61,11 @@ class Institution(models.Model):
     rv_url = models.CharField(max_length=500, blank=True, help_text=_("csv:, dicom-dir: or mosaiq+<db-url>"))
     rv_password_env = models.CharField(max_length=100, blank=True)
     recourse_gap_days = models.PositiveIntegerField(default=90)
+    planning_systems = models.JSONField(
+        default=default_planning_systems,
+        help_text=_("R&V records of a planning system matching none of these names (in any case, as part of "
+                    "the name) are counted apart as another planning system's"),
+    )
     lookback_days = models.PositiveIntegerField(default=365)
     skew_days = models.PositiveIntegerField(default=1)
     time_zone = models.CharField(
@@ -97,6 +111,14 @@ class Institution(models.Model):
     @property
     def effective_restore_group(self) -> str:
         return self.restore_group or self.pending_group
+
+    def is_other_planning_system(self, planning_system: str) -> bool:
+        """True when an R&V record's planning system is named and matches none of ``planning_systems``
+        (case-insensitive, as a part of the name). A record naming none is one of ours: classified as usual."""
+        name = planning_system.strip().casefold()
+        if not name:
+            return False
+        return not any(own.strip().casefold() in name for own in self.planning_systems or () if own.strip())
 
     def group_role(self, group: str) -> str:
         """'pending', 'clinical', 'non_clinical' or 'other' for a TPS group name."""

@@ -1,9 +1,10 @@
 """The four roles (Django groups) and the custom permissions behind PDAS's actions: defined once, here.
 
 - ``viewer`` reads every page of the institutions the user is a member of (sites.models.Membership);
-- ``physicist`` also curates, acknowledges findings, edits the naming rules, restores and runs loss scans;
-- ``archive admin`` also runs archives, purges the quarantine, reconciles the index and configures
-  its institutions and storage targets in the admin (so the account needs "staff"), all but the
+- ``physicist`` also curates, acknowledges findings, edits the naming rules and the MRN aliases, restores and
+  runs loss scans;
+- ``archive admin`` also runs archives, purges the quarantine, reconciles the index, edits the MRN aliases
+  and configures its institutions and storage targets in the admin (so the account needs "staff"), all but the
   connection settings (``CONNECTION_FIELDS``: hosts, secret names, key files, the pack script) and
   adding or deleting a target, which are a superuser's (sites/admin.py);
 - ``auditor`` reads and exports the audit log, nothing else.
@@ -38,7 +39,7 @@ _READABLE = {
                   "quarantinedpatient"),
     "archiver": ("archiverun", "patientarchivetask", "restorerecord"),
     "curation": ("namingrule", "transitionalpattern", "curationrun", "curationfinding", "acknowledgement"),
-    "lossdetect": ("lossscan", "lossfinding", "pendingplan"),
+    "lossdetect": ("lossscan", "lossfinding", "pendingplan", "othertpsrecord", "mrnalias"),
     "reports": ("reconciliationimport", "reconciliationentry"),
 }
 _READ = tuple(f"{app}.view_{model}" for app, models in _READABLE.items() for model in models)
@@ -50,11 +51,13 @@ ROLES: dict[str, tuple[str, ...]] = {
         *(f"curation.{action}_{model}" for model in ("namingrule", "transitionalpattern")
           for action in ("add", "change", "delete")),
         "archiver.restore_patient", "lossdetect.run_scan",
+        *(f"lossdetect.{action}_mrnalias" for action in ("add", "change", "delete")),
     ),
     ARCHIVE_ADMIN: _READ + (
         "archiver.run_archive", "archiver.purge_quarantine", "sites.change_institution",
         "sites.change_storagetarget",
         "reports.add_reconciliationimport",
+        *(f"lossdetect.{action}_mrnalias" for action in ("add", "change", "delete")),
     ),
     AUDITOR: ("audit.view_auditevent",),
 }

@@ -10,7 +10,7 @@ from inventory.models import FixityCheck
 from audit.events import Event
 from audit.services import record_event
 from curation.models import Acknowledgement, CurationFinding, CurationRun, NamingRule, TransitionalPattern
-from lossdetect.models import LossFinding, LossScan, PendingPlan
+from lossdetect.models import LossFinding, LossScan, MrnAlias, OtherTpsRecord, PendingPlan
 from sites.roles import ARCHIVE_ADMIN, AUDITOR, PHYSICIST, ROLES, VIEWER
 from reports.models import ReconciliationEntry, ReconciliationImport
 from tests.factories import (
@@ -51,6 +51,9 @@ def world(db):
                                                   category="first_course_lost"),
         "pendingplan": PendingPlan.objects.create(institution=alpha, mrn=MRN, plan_label="P",
                                                   first_delivery=now, first_seen_scan=scan, last_checked_scan=scan),
+        "othertpsrecord": OtherTpsRecord.objects.create(scan=scan, mrn=MRN, plan_label="P", first_delivery=now,
+                                                        planning_system="Monaco"),
+        "mrnalias": MrnAlias.objects.create(institution=alpha, old_mrn="A00000", mrn=MRN),
         "namingrule": NamingRule.objects.create(institution=alpha, applies_to="mrn", regex="^A", message="m"),
         "transitionalpattern": TransitionalPattern.objects.create(institution=alpha, regex="copy", message="m"),
         "curationrun": curation_run,

@@ -31,6 +31,9 @@ class FirstDelivery:
     course: int | None
     first_delivery: dt.datetime  # timezone-aware
     machine: str = ""
+    # The planning system the plan was made in, as the source names it ("Pinnacle3", "Philips
+    # Pinnacle3", "Elekta Monaco"); "" when the source does not say (docs/contracts.md §2.6).
+    planning_system: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,26 @@
 """``csv:<path>``: first deliveries exported to a CSV file (docs/contracts.md §2.4).
 
 UTF-8 (with or without BOM) or GB18030; a header row naming at least
-``mrn,patient_name,plan_label,course,first_delivery`` (optional ``plan_uid``, ``machine``), in any
-order; ``first_delivery`` is ISO 8601 (naive times are site-local). A row that cannot be used is
-reported with its line number and skipped.
+``mrn,patient_name,plan_label,course,first_delivery`` (optional ``plan_uid``, ``machine``, ``tps``),
+in any order. ``first_delivery`` is ISO 8601 or what a spreadsheet writes when it saves a date cell
+(year first: ``2024/3/19 8:05``, ``2024/03/19 08:05:00``, ``2024-3-19 8:05``, ``2024/3/19 8:05 PM``);
+a date alone is the start of that day. Naive times are site-local. A day-first or month-first date
+(``19/03/2024``) is ambiguous and refused. ``tps`` names the planning system the plan was made in.
+A row that cannot be used is reported with its file, line number and field, and skipped.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.rv.base import FirstDelivery, RowProblem, RvError, RvReadResult, RvSource, clean_text, parse_course
 
 REQUIRED = ("mrn", "patient_name", "plan_label", "course", "first_delivery")
-OPTIONAL = ("plan_uid", "machine")
+OPTIONAL = ("plan_uid", "machine", "tps")
 
 
 def decode_text(data: bytes, *, name: str) -> str:
@@ -31,20 +35,38 @@ def decode_text(data: bytes, *, name: str) -> str:
         raise RvError(f"{name}: neither UTF-8 nor GB18030 (undecodable byte at offset {exc.start})") from None
 
 
+# What spreadsheets write when they save a date cell as text: year first, the same separator
+# between the date's parts, month, day and hour without leading zeros, seconds and AM/PM optional.
+_SPREADSHEET_TIME = re.compile(
+    r"(?P<year>\d{4})(?P<sep>[-/.])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})"
+    r"(?:(?:\s+|T)(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,6}))?)?"
+    r"\s*(?P<half>[AaPp]\.?[Mm]\.?)?)?\Z")
+_FORMS = "ISO 8601 such as 2024-03-19T08:05:00, or year first as spreadsheets write it: 2024/3/19 8:05"
+
+
 def parse_timestamp(text: str) -> dt.datetime:
-    """An ISO 8601 date and time; ``ValueError`` with a reason when it is not one."""
+    """An ISO 8601 date and time, or a spreadsheet's year-first form; ``ValueError`` with a reason naming
+    the field otherwise. A date alone is the start of that day (naive: the caller adds the site's zone)."""
     if not text:
         raise ValueError("first_delivery is empty")
     try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        pass
-    else:
-        raise ValueError(f"first_delivery {text!r} has no time of day")
-    try:
         return dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"first_delivery {text!r} is not an ISO 8601 date and time") from None
+        pass
+    found = _SPREADSHEET_TIME.match(text)
+    if found is None:
+        raise ValueError(f"first_delivery {text!r} is not a date and time ({_FORMS})")
+    hour = int(found["hour"] or 0)
+    if found["half"]:
+        if not 1 <= hour <= 12:
+            raise ValueError(f"first_delivery {text!r}: hour {hour} with AM/PM")
+        hour = hour % 12 + (12 if found["half"][0] in "Pp" else 0)
+    try:
+        return dt.datetime(int(found["year"]), int(found["month"]), int(found["day"]), hour,
+                           int(found["minute"] or 0), int(found["second"] or 0),
+                           int((found["fraction"] or "0").ljust(6, "0")))
+    except ValueError as exc:  # 2024/2/30, 25:00 ...
+        raise ValueError(f"first_delivery {text!r} is not a date and time ({exc})") from None
 
 
 class CsvSource(RvSource):
@@ -104,4 +126,5 @@ class CsvSource(RvSource):
             course=parse_course(cell("course")),
             first_delivery=self.aware(parse_timestamp(cell("first_delivery"))),
             machine=cell("machine"),
+            planning_system=cell("tps"),
         )

@@ -3,7 +3,9 @@
 A plan is an RT Plan's ``SOPInstanceUID`` with its ``RTPlanLabel``, ``PatientID`` (the MRN) and
 ``PatientName``; its first delivery is the earliest ``TreatmentDate`` + ``TreatmentTime`` of the
 treatment records whose ``ReferencedRTPlanSequence`` names it (site-local unless the record carries
-``TimezoneOffsetFromUTC``). DICOM carries no course number. A plan without records was never
+``TimezoneOffsetFromUTC``). DICOM carries no course number. The planning system is the RT Plan's ``Manufacturer`` and
+``ManufacturerModelName`` (the TPS that wrote it), never those of a treatment record, which name the
+R&V system (docs/contracts.md §2.6). A plan without records was never
 delivered and yields nothing; a record naming a plan that is not in the folder, and any file that
 is neither, is reported. Subfolders are read; links and dot-files are not followed.
 """
@@ -32,6 +34,13 @@ class _Plan:
     patient_name: str
     label: str
     machine: str
+    planning_system: str
+
+
+def planning_system(ds) -> str:
+    """``Manufacturer ManufacturerModelName`` of an RT Plan ("Philips Pinnacle3"), "" when it names neither."""
+    parts = [clean_text(ds.get("Manufacturer")), clean_text(ds.get("ManufacturerModelName"))]
+    return " ".join(part for part in parts if part)
 
 
 def person_name(value) -> str:
@@ -97,6 +106,7 @@ class DicomDirSource(RvSource):
                         where=where, mrn=clean_text(ds.get("PatientID")), patient_name=person_name(ds.get("PatientName")),
                         label=clean_text(ds.get("RTPlanLabel")),
                         machine=clean_text(beams[0].get("TreatmentMachineName")) if beams else "",
+                        planning_system=planning_system(ds),
                     )
                 elif sop_class in RECORD_CLASSES:
                     when = treatment_time(ds, self.zone)
@@ -126,6 +136,6 @@ class DicomDirSource(RvSource):
             else:
                 result.records.append(FirstDelivery(
                     mrn=plan.mrn, patient_name=plan.patient_name, plan_label=plan.label, plan_uid=uid,
-                    course=None, first_delivery=when, machine=plan.machine,
+                    course=None, first_delivery=when, machine=plan.machine, planning_system=plan.planning_system,
                 ))
         return result

@@ -10,7 +10,9 @@ run through a plain DB-API connection, read-only:
   edited after delivery leaves the delivery pointing at an old row (``Version = 32000``), which
   carries no course of its own;
 - the label is ``RtPlan.Label`` of the ``DCMInstance`` whose ``SOPInstanceUID`` is the plan UID,
-  else the current Site's ``Site_Name``; the MRN is ``Ident.IDA``.
+  else the current Site's ``Site_Name``; the MRN is ``Ident.IDA``;
+- no planning system: the tables read here (docs/contracts.md §2.2) keep no ``Manufacturer`` of the
+  plan, so ``planning_system`` stays empty and every record is classified as a Pinnacle one would be.
 
 Naive ``Tx_DtTm`` values are site-local times.
 """

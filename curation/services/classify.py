@@ -9,7 +9,8 @@ Order of the checks for one patient, and why:
 2. ``restored`` alone: an unchanged PDAS restore is exactly an archive's content; nothing else
    about it matters because it is not archived again;
 3. otherwise every check that applies, one finding per category: ``naming`` (rules, the site's
-   MRN pattern, an MRN shared with another patient of the group), ``transitional`` (name patterns,
+   MRN pattern, an MRN shared with another patient of the group, or an MRN that is an alias of
+   another's: docs/contracts.md §2.7), ``transitional`` (name patterns,
    and plans never delivered while a sibling was), ``duplicate`` (already in a verified archive),
    ``image_only`` (no plan);
 4. ``ready`` when none applies.
@@ -26,6 +27,7 @@ from curation.models import Category
 from curation.services.delivered import Deliveries, delivered_plans
 from curation.services.duplicates import DuplicateFinder, manifests, verified_archives_by_mrn
 from curation.services.rules import PlanNames, RuleBook, load_rule_book, naming_reasons, transitional_name_reasons
+from lossdetect.services.alias_graph import MrnAliasGraph
 
 _PATIENT_FIELDS = ("pk", "tps_path", "mrn", "last_name", "first_name", "middle_name", "image_sets", "file_count",
                    "total_bytes", "latest_mtime", "fingerprint", "read_error", "restored_from_id",
@@ -113,19 +115,30 @@ def _image_sets_text(image_sets: list) -> str:
     return ", ".join(parts)
 
 
-def _shared_mrns(patients: list[PatientRow]) -> dict[int, str]:
-    """A naming reason for each patient whose MRN another patient of the group also has."""
-    by_mrn: dict[str, list[PatientRow]] = defaultdict(list)
+def _shared_mrns(patients: list[PatientRow], aliases: MrnAliasGraph | None = None) -> dict[int, str]:
+    """A naming reason for each patient whose MRN another patient of the group also has, or whose MRN is an
+    alias of another's (two MRNs of one patient: the same as one MRN in two folders)."""
+    aliases = aliases or MrnAliasGraph()
+    by_patient: dict[str, list[PatientRow]] = defaultdict(list)
     for patient in patients:
         if patient.mrn:
-            by_mrn[patient.mrn].append(patient)
+            by_patient[aliases.patient_of(patient.mrn)].append(patient)
     reasons = {}
-    for mrn, twins in by_mrn.items():
+    for twins in by_patient.values():
         if len(twins) < 2:
             continue
         for patient in twins:
-            others = "; ".join(f"{o.tps_path} ({o.display_name or 'no name'})" for o in twins if o is not patient)
-            reasons[patient.pk] = f"MRN {mrn!r} is also the MRN of {others} in the pending group"
+            same = [o for o in twins if o is not patient and o.mrn == patient.mrn]
+            aliased = [o for o in twins if o is not patient and o.mrn != patient.mrn]
+            parts = []
+            if same:
+                others = "; ".join(f"{o.tps_path} ({o.display_name or 'no name'})" for o in same)
+                parts.append(f"MRN {patient.mrn!r} is also the MRN of {others} in the pending group")
+            if aliased:
+                others = "; ".join(f"MRN {o.mrn!r} of {o.tps_path} ({o.display_name or 'no name'})" for o in aliased)
+                parts.append(f"MRN {patient.mrn!r} is an alias of {others} in the pending group (MRN aliases: "
+                             "one patient)")
+            reasons[patient.pk] = "; ".join(parts)
     return reasons
 
 
@@ -145,9 +158,10 @@ def _undelivered(patient: PatientRow, deliveries: Deliveries) -> tuple[list[str]
 
 
 def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries: Deliveries,
-                      duplicates: DuplicateFinder) -> list[Verdict]:
-    """Every patient's findings (at least one per patient); pure but for the duplicate content check."""
-    shared = _shared_mrns(patients)
+                      duplicates: DuplicateFinder, aliases: MrnAliasGraph | None = None) -> list[Verdict]:
+    """Every patient's findings (at least one per patient); pure but for the duplicate content check.
+    ``aliases``: the institution's MRN aliases (none: MRNs compared as written)."""
+    shared = _shared_mrns(patients, aliases)
     pending_content: list[tuple[PatientRow, list]] = []
     verdicts: dict[int, list[Verdict]] = {}
     resumed: dict[int, str] = {}
@@ -220,16 +234,18 @@ class Classification:
 
 def classify_pending_group(*, institution: Institution) -> Classification:
     """Load the pending group, the rules, the archive index and the R&V data; classify every patient."""
+    from lossdetect.selectors import alias_graph  # loaded here: it brings pandas, which curation needs only for R&V
     from sites.connections import open_institution_tps
 
     patients = pending_patients(institution=institution)
     book = load_rule_book(institution=institution)
-    deliveries = delivered_plans(institution=institution, mrns={p.mrn for p in patients if p.mrn})
+    aliases = alias_graph(institution=institution)
+    deliveries = delivered_plans(institution=institution, mrns={p.mrn for p in patients if p.mrn}, aliases=aliases)
     pending = TpsPatient.objects.filter(institution=institution, group=institution.pending_group, present=True)
     finder = DuplicateFinder(verified_archives_by_mrn(institution=institution, patients=pending),
                              open_source=lambda: open_institution_tps(institution))
     try:
-        verdicts = classify_patients(patients, book=book, deliveries=deliveries, duplicates=finder)
+        verdicts = classify_patients(patients, book=book, deliveries=deliveries, duplicates=finder, aliases=aliases)
     finally:
         finder.close()
     warnings = [*book.problems, *([deliveries.warning] if deliveries.warning else []), *finder.warnings]

@@ -16,13 +16,19 @@ Choices where docs/contracts.md leaves room (docs/loss-detection.md):
   a matching plan there is reported in ``found_in``.
 - The normalised label is right-trimmed after the cut to 16 characters, because DICOM drops the
   trailing space of a label cut just after a word.
+- One patient, several MRNs (MRN aliases, docs/contracts.md §2.7): deliveries and plans carry a
+  ``patient`` key (``lossdetect.services.alias_graph``: the same for every MRN of a patient, the MRN
+  itself without aliases). Matching, the re-course rule and folding duplicate records use it; a
+  record keeps its own MRN for what is reported.
+- Records of another planning system (docs/contracts.md §2.6) are taken out before anything here
+  (``split_other_tps``): they are neither matched nor part of a patient's course history.
 """
 from __future__ import annotations
 
 import itertools
 import unicodedata
 from dataclasses import dataclass
-from typing import Collection, Iterable
+from typing import Callable, Collection, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -36,7 +42,8 @@ ARCHIVED, UNARCHIVED, LOST = "archived", "unarchived", "lost"
 # Tie-break between candidates created at the same moment: lower wins.
 _TIER_ARCHIVED, _TIER_ACTIVE, _TIER_OTHER = 0, 1, 2
 
-DELIVERY_COLUMNS = ["mrn", "patient_name", "plan_label", "plan_uid", "course", "first_delivery", "ts", "machine"]
+DELIVERY_COLUMNS = ["mrn", "patient_name", "plan_label", "plan_uid", "course", "first_delivery", "ts", "machine",
+                    "planning_system", "patient"]
 TPS_PLAN_COLUMNS = ["plan_pk", "name", "trial_names", "created_ts", "mrn", "group", "tps_path"]
 ARCHIVED_PLAN_COLUMNS = ["plan_pk", "name", "trial_names", "created_ts", "mrn", "archive_pk", "archive_name"]
 UNSAFE_ARCHIVED_PLAN_COLUMNS = [*ARCHIVED_PLAN_COLUMNS, "where", "in_quarantine"]
@@ -71,11 +78,20 @@ def status_of(category_value: str) -> str:
     return category_value.rsplit("_", 1)[1]
 
 
-def deliveries_frame(records: Iterable[FirstDelivery]) -> pd.DataFrame:
+def patient_keys(mrns: pd.Series, patients: Mapping[str, str] | None) -> pd.Series:
+    """The patient key of each (trimmed) MRN: one dictionary lookup per row, the MRN itself when it has no alias."""
+    mrns = mrns.astype(object).str.strip()
+    if not patients:
+        return mrns
+    return mrns.map(patients).fillna(mrns).astype(object)
+
+
+def deliveries_frame(records: Iterable[FirstDelivery], *, patients: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Records as a DataFrame (``ts``: first delivery in epoch seconds), sorted by time, duplicates folded.
 
-    The same plan UID of one patient listed twice keeps its earliest delivery; identical rows
-    without a UID are kept once.
+    ``patients`` maps MRNs with aliases to their patient's key (``MrnAliasGraph.patients``). The
+    same plan UID of one patient listed twice keeps its earliest delivery; identical rows without a
+    UID are kept once.
     """
     records = list(records)
     frame = pd.DataFrame({
@@ -88,16 +104,31 @@ def deliveries_frame(records: Iterable[FirstDelivery]) -> pd.DataFrame:
         "first_delivery": pd.Series([r.first_delivery for r in records], dtype=object),
         "ts": np.array([r.first_delivery.timestamp() for r in records], dtype="float64"),
         "machine": [r.machine for r in records],
-    }, columns=DELIVERY_COLUMNS)
+        "planning_system": [r.planning_system for r in records],
+    }, columns=DELIVERY_COLUMNS[:-1])
+    frame["patient"] = patient_keys(frame["mrn"], patients)
     frame = frame.iloc[np.argsort(frame["ts"].to_numpy(), kind="stable")]  # earliest first: kept
     has_uid = (frame["plan_uid"] != "").to_numpy()
     drop = np.zeros(len(frame), dtype=bool)
     # Duplicates are rare: a one-column check first, the multi-column one only when needed.
     if frame["plan_uid"][has_uid].duplicated().any():
-        drop |= has_uid & frame.duplicated(["mrn", "plan_uid"]).to_numpy()
+        drop |= has_uid & frame.duplicated(["patient", "plan_uid"]).to_numpy()
     if not has_uid.all():
         drop |= ~has_uid & frame.duplicated(["mrn", "plan_label", "course", "ts"]).to_numpy()
     return frame[~drop].reset_index(drop=True)
+
+
+def split_other_tps(frame: pd.DataFrame, *, is_other: Callable[[str], bool]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records of our planning systems or naming none, records of another planning system).
+
+    ``is_other`` (``Institution.is_other_planning_system``) is asked once per distinct name.
+    """
+    names = frame["planning_system"]
+    verdict = {name: bool(is_other(name)) for name in pd.unique(names) if name}
+    if not any(verdict.values()):
+        return frame, frame.iloc[0:0]
+    other = names.map(lambda name: verdict.get(name, False)).to_numpy(dtype=bool)
+    return frame[~other], frame[other]
 
 
 def mark_recourse(frame: pd.DataFrame, *, gap_days: int) -> pd.Series:
@@ -107,7 +138,7 @@ def mark_recourse(frame: pd.DataFrame, *, gap_days: int) -> pd.Series:
     first delivery; a plan opens a new course when it comes more than ``gap_days`` after the
     latest earlier first delivery, and every course after the first is a re-course.
     """
-    patients = pd.factorize(frame["mrn"])[0]
+    patients = pd.factorize(frame["patient"] if "patient" in frame else frame["mrn"])[0]
     ts = frame["ts"].to_numpy(dtype="float64")
     order = np.lexsort((ts, patients))
     patient, when = patients[order], ts[order]
@@ -128,11 +159,13 @@ _CANDIDATE_COLUMNS = ["mrn", "created_ts", "tier", "match", "where", "tps_plan_p
 def candidates_frame(
     tps_plans: pd.DataFrame, archived_plans: pd.DataFrame, *, active_groups: Collection[str],
     mrns: Collection[str] | None = None, unsafe_plans: pd.DataFrame | None = None,
+    patients: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per (plan, normalised plan or trial name ``key``) with its creation time, tier and what to report.
 
     ``active_groups``: the pending-archive group and the clinical groups. ``mrns``: expand only the
-    plans of these patients (None: the frames hold only wanted patients already). ``unsafe_plans``:
+    plans of these MRNs (None: the frames hold only wanted patients already; with aliases, give every
+    MRN of the patients wanted). ``patients``: the MRN aliases, as for ``deliveries_frame``. ``unsafe_plans``:
     plans of archives with no verified copy left (``UNSAFE_ARCHIVED_PLAN_COLUMNS``): such a plan is
     unarchived while its originals wait in the quarantine and lost otherwise, and ``found_in`` says
     where the archive is and the state of each copy.
@@ -171,7 +204,7 @@ def candidates_frame(
         )
         parts.append(unsafe)
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ["key", *_CANDIDATE_COLUMNS]})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ["key", *_CANDIDATE_COLUMNS, "patient"]})
     plans = pd.concat([p[["name", "trial_names", *_CANDIDATE_COLUMNS]] for p in parts], ignore_index=True)
     trials = plans["trial_names"].tolist()
     plan_row = np.concatenate([np.arange(len(plans)), np.repeat(np.arange(len(plans)), [len(t) for t in trials])])
@@ -180,16 +213,18 @@ def candidates_frame(
     named = keys != ""
     keyed = plans[_CANDIDATE_COLUMNS].take(plan_row[named]).reset_index(drop=True)
     keyed.insert(0, "key", keys[named])
+    keyed["patient"] = patient_keys(keyed["mrn"], patients)
     return keyed
 
 
 def match_deliveries(
     deliveries: pd.DataFrame, candidates: pd.DataFrame, *, rules: MatchRules
 ) -> pd.DataFrame:
-    """For each delivery (``mrn``, ``plan_label``, ``ts``): status, match, found_in and the plan matched.
+    """For each delivery (``mrn`` or ``patient``, ``plan_label``, ``ts``): status, match, found_in and the plan matched.
 
     The result has ``deliveries``' index and ``RESULT_COLUMNS``. Pairs are joined on one integer
-    code of (MRN, key) and the latest candidate picked with a numeric sort: no string sorting.
+    code of (patient, key) and the latest candidate picked with a numeric sort: no string sorting.
+    Without a ``patient`` column a frame is matched by its trimmed MRN.
     """
     n = len(deliveries)
     status = np.full(n, LOST, dtype=object)
@@ -197,7 +232,7 @@ def match_deliveries(
     tps_plan_pk, archive_pk = np.full(n, np.nan), np.full(n, np.nan)
     if n and not candidates.empty:
         mrn_codes = pd.factorize(np.concatenate([
-            deliveries["mrn"].astype(object).str.strip().to_numpy(dtype=object), candidates["mrn"].to_numpy(dtype=object)]))[0]
+            _patients_of(deliveries).to_numpy(dtype=object), _patients_of(candidates).to_numpy(dtype=object)]))[0]
         key_codes = pd.factorize(np.concatenate([
             _normalized(deliveries["plan_label"].astype(object)).to_numpy(dtype=object),
             candidates["key"].to_numpy(dtype=object)]))[0]
@@ -231,6 +266,10 @@ def match_deliveries(
         "tps_plan_pk": pd.array(tps_plan_pk, dtype="Float64").astype("Int64"), "tps_path": tps_path,
         "archive_pk": pd.array(archive_pk, dtype="Float64").astype("Int64"),
     }, index=deliveries.index, columns=RESULT_COLUMNS)
+
+
+def _patients_of(frame: pd.DataFrame) -> pd.Series:
+    return frame["patient"] if "patient" in frame else frame["mrn"].astype(object).str.strip()
 
 
 def within(frame: pd.DataFrame, window: tuple[float, float]) -> pd.DataFrame:

@@ -10,6 +10,12 @@ Rows the source had to skip are kept in ``source_warnings``.
 The pending-archive table (待归档表, ``PendingPlan``): every unarchived delivery is kept and
 re-checked by every later scan of the institution, whatever its window, until it is archived
 (``released``) or vanishes from the TPS (``lost``, reported as a lost finding of that scan).
+
+Records of another planning system (docs/contracts.md §2.6) are set apart first: the window's are
+kept as ``OtherTpsRecord`` rows and counted as ``other_tps``, none is matched or takes part in the
+re-course rule. The institution's MRN aliases (docs/contracts.md §2.7) are read once, as a graph:
+matching and the re-course rule see one patient wherever several MRNs are one, and each finding
+names the patient's other MRNs in ``also_known_as``.
 """
 from __future__ import annotations
 
@@ -26,15 +32,16 @@ from audit.actors import actor_name
 from audit.models import AuditEvent
 from audit.events import Event
 from audit.services import record_event
-from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
+from lossdetect.models import Category, LossFinding, LossScan, OtherTpsRecord, PendingPlan
 from connectors.rv import RowProblem, RvError, RvReadResult
 from connectors.urls import redact_url
 from sites.connections import open_institution_rv
-from lossdetect.selectors import archived_plan_frame, tps_plan_frame, unsafe_archived_plan_frame
+from lossdetect.selectors import alias_graph, archived_plan_frame, tps_plan_frame, unsafe_archived_plan_frame
 from lossdetect.services import notify
+from lossdetect.services.alias_graph import MrnAliasGraph
 from lossdetect.services.classify import (
     ARCHIVED, DAY, LOST, UNARCHIVED, MatchRules, candidates_frame, category, classify, deliveries_frame,
-    match_deliveries, status_of, within,
+    match_deliveries, patient_keys, split_other_tps, status_of, within,
 )
 
 logger = logging.getLogger(__name__)
@@ -147,27 +154,34 @@ def _fail(scan: LossScan, reason: str) -> None:
 def _finish_scan(scan: LossScan, read: RvReadResult) -> None:
     institution = scan.institution
     rules = rules_of(institution)
-    deliveries = deliveries_frame(read.records)
+    aliases = alias_graph(institution=institution)
+    deliveries, other_tps = split_other_tps(deliveries_frame(read.records, patients=aliases.patients),
+                                            is_other=institution.is_other_planning_system)
     pending = list(PendingPlan.objects.filter(institution=institution, status=PendingPlan.Status.PENDING))
     bounds = window_bounds(window_from=scan.window_from, window_to=scan.window_to, zone=institution.zone)
     # Only the window's deliveries and the pending plans are matched: ask the indexes for those
-    # patients and for plans created where any of them can match.
+    # patients (all of their MRNs) and for plans created where any of them can match.
     times = [*bounds, *(p.first_delivery.timestamp() for p in pending)]
     created = (_utc(min(times) - rules.lookback_days * DAY), _utc(max(times) + rules.skew_days * DAY))
-    mrns = set(within(deliveries, bounds)["mrn"]) | {p.mrn.strip() for p in pending}
+    mrns = aliases.expand(set(within(deliveries, bounds)["mrn"]) | {p.mrn.strip() for p in pending})
     candidates = candidates_frame(
         tps_plan_frame(institution=institution, mrns=mrns, created=created),
         archived_plan_frame(institution=institution, mrns=mrns, created=created),
         active_groups=[institution.pending_group, *institution.clinical_groups],
         unsafe_plans=unsafe_archived_plan_frame(institution=institution, mrns=mrns, created=created),
+        patients=aliases.patients,
     )
     window = classify(deliveries, candidates, rules=rules, window=bounds)
+    other_window = within(other_tps, bounds)
     now = timezone.now()
     with transaction.atomic():
         scan.findings.all().delete()  # a rerun after a crash starts clean
-        findings = [_finding(scan, row) for row in window.itertuples(index=False)]
-        changes = _update_pending(scan, pending, candidates, rules, now, findings)
+        scan.other_tps_records.all().delete()
+        findings = [_finding(scan, row, aliases) for row in window.itertuples(index=False)]
+        changes = _update_pending(scan, pending, candidates, rules, now, findings, aliases)
         LossFinding.objects.bulk_create(findings, batch_size=2000)
+        OtherTpsRecord.objects.bulk_create([_other_tps_record(scan, row) for row in other_window.itertuples(index=False)],
+                                           batch_size=2000)
         counts = {c: 0 for c in Category.values}
         for finding in findings:
             counts[finding.category] += 1
@@ -177,6 +191,7 @@ def _finish_scan(scan: LossScan, read: RvReadResult) -> None:
             "pending": PendingPlan.objects.filter(institution=institution, status=PendingPlan.Status.PENDING).count(),
             **counts,
             "lost": counts[Category.FIRST_COURSE_LOST] + counts[Category.RECOURSE_LOST],
+            "other_tps": len(other_window),
             "checked": len(window) + changes["rechecked"],
             "in_window": len(window),
             **changes,
@@ -203,12 +218,21 @@ def _nullable(value):
     return None if pd.isna(value) else int(value)
 
 
-def _finding(scan: LossScan, row) -> LossFinding:
+def _finding(scan: LossScan, row, aliases: MrnAliasGraph) -> LossFinding:
     return LossFinding(
         scan=scan, mrn=row.mrn, patient_name=row.patient_name[:200], plan_label=row.plan_label,
         plan_uid=row.plan_uid, course=_nullable(row.course), is_recourse=bool(row.is_recourse),
         first_delivery=row.first_delivery, category=row.category, match=row.match[:1000],
         found_in=row.found_in[:1000], tps_plan_id=_nullable(row.tps_plan_pk), archive_id=_nullable(row.archive_pk),
+        also_known_as=aliases.also_known_as(row.mrn) if aliases else [],
+    )
+
+
+def _other_tps_record(scan: LossScan, row) -> OtherTpsRecord:
+    return OtherTpsRecord(
+        scan=scan, mrn=row.mrn, patient_name=row.patient_name[:200], plan_label=row.plan_label,
+        plan_uid=row.plan_uid, course=_nullable(row.course), first_delivery=row.first_delivery,
+        planning_system=row.planning_system[:200], machine=row.machine[:200],
     )
 
 
@@ -219,7 +243,7 @@ def _key(mrn: str, plan_label: str, plan_uid: str, first_delivery: dt.datetime) 
 
 def _update_pending(
     scan: LossScan, pending: list[PendingPlan], candidates: pd.DataFrame,
-    rules: MatchRules, now: dt.datetime, findings: list[LossFinding],
+    rules: MatchRules, now: dt.datetime, findings: list[LossFinding], aliases: MrnAliasGraph,
 ) -> dict[str, int]:
     """Bring the pending-archive table up to date; append lost findings of vanished pending plans."""
     institution = scan.institution
@@ -255,6 +279,7 @@ def _update_pending(
     if recheck:
         frame = pd.DataFrame({"mrn": [p.mrn for p in recheck], "plan_label": [p.plan_label for p in recheck],
                               "ts": [p.first_delivery.timestamp() for p in recheck]})
+        frame["patient"] = patient_keys(frame["mrn"], aliases.patients)
         result = match_deliveries(frame, candidates, rules=rules)
         for plan, match in zip(recheck, result.itertuples(index=False)):
             if match.status == UNARCHIVED:
@@ -269,6 +294,7 @@ def _update_pending(
                         first_delivery=plan.first_delivery, category=category(is_recourse=plan.is_recourse, status=LOST),
                         found_in=match.found_in[:1000], tps_plan_id=_nullable(match.tps_plan_pk),
                         match=f"pending since scan {plan.first_seen_scan_id}, last seen at {plan.tps_path}"[:1000],
+                        also_known_as=aliases.also_known_as(plan.mrn),
                     ))
             to_update.append(plan)
         changes["rechecked"] = len(recheck)

@@ -123,10 +123,10 @@ def _institution_post(**overrides) -> dict:
         "rv_url": "csv:/data/rv/first.csv", "rv_password_env": "", "recourse_gap_days": "90",
         "lookback_days": "365", "skew_days": "1", "time_zone": "Asia/Shanghai", "codec": "gzip",
         "codec_level": "0", "pack_script": "", "quarantine_dir": "", "quarantine_days": "30", "mrn_pattern": "",
-        "notify_emails": "[]",
+        "notify_emails": "[]", "planning_systems": '["Pinnacle", "ADAC", "Philips"]',
         # What the browser sends back for fields with a callable default (Django's show_hidden_initial).
         "initial-clinical_groups": '["Clinical"]', "initial-non_clinical_groups": '["Research"]',
-        "initial-notify_emails": "[]",
+        "initial-notify_emails": "[]", "initial-planning_systems": '["Pinnacle", "ADAC", "Philips"]',
         "storage_targets-TOTAL_FORMS": "0", "storage_targets-INITIAL_FORMS": "0",
         "storage_targets-MIN_NUM_FORMS": "0", "storage_targets-MAX_NUM_FORMS": "1000",
     }

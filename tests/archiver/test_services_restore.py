@@ -376,6 +376,23 @@ def test_several_archives_of_one_patient_pick_the_newest(site):
     assert choose_candidate(candidates, asked="MRN 000124").name == newer.name
 
 
+def test_find_by_any_of_the_patients_mrns_in_the_index_and_on_the_targets(site):
+    from lossdetect.models import MrnAlias
+
+    archive = site["archives"][site["smith"]]  # archived as 000124; the patient was renumbered, then merged
+    MrnAlias.objects.create(institution=site["inst"], old_mrn="000124", mrn="777124", reason="renumbered")
+    MrnAlias.objects.create(institution=site["inst"], old_mrn="777124", mrn="888124", reason="merged")
+    assert [c.name for c in find_candidates(institution=site["inst"], mrn="888124", search_targets=False)] == [
+        archive.name]
+    assert AuditEvent.objects.filter(event="restore.search").latest("id").mrns == ["000124"]
+    name = archive.name
+    archive.quarantined.all().delete()
+    archive.delete()
+    found = find_candidates(institution=site["inst"], mrn="777124")
+    assert [(c.name, c.status, c.mrn) for c in found] == [(name, "not indexed", "000124")]
+    assert list(find_candidates(institution=site["inst"], mrn="999124")) == []
+
+
 @pytest.mark.parametrize("query", ["张三", "张 三", "zhang san", "ZHANG", "san"])
 def test_find_by_name_in_chinese_or_pinyin(site, query):
     names = [c.name for c in find_candidates(institution=site["inst"], name=query)]

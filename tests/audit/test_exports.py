@@ -17,7 +17,7 @@ from audit.exports import AuditedExportMixin
 from audit.services import record_event
 from core.exports import SafeTableExport
 from curation.models import CurationFinding
-from lossdetect.models import LossFinding, PendingPlan
+from lossdetect.models import LossFinding, MrnAlias, OtherTpsRecord, PendingPlan
 from reports.models import ReconciliationEntry, ReconciliationImport
 from tests.access_world import clients_of, world  # noqa: F401 - the fixture
 from tests.factories import TpsPatientFactory
@@ -46,6 +46,18 @@ def _loss_scan(world) -> tuple[str, dict, set[str]]:
     LossFinding.objects.create(scan=scan, mrn=MRN, patient_name=NAME, plan_label=PLAN, course=NEGATIVE,
                                first_delivery=timezone.now(), category="first_course_lost", found_in=FILE)
     return reverse("lossdetect:scan-detail", args=[scan.pk]), {"tab": "first_course_lost"}, {NAME, MRN, PLAN, FILE}
+
+
+def _other_tps(world) -> tuple[str, dict, set[str]]:
+    scan = world["objects"]["lossscan"]
+    OtherTpsRecord.objects.create(scan=scan, mrn=MRN, patient_name=NAME, plan_label=PLAN, course=NEGATIVE,
+                                  first_delivery=timezone.now(), planning_system=WIDE)
+    return reverse("lossdetect:scan-detail", args=[scan.pk]), {"tab": "other_tps"}, {NAME, MRN, PLAN, WIDE}
+
+
+def _aliases(world) -> tuple[str, dict, set[str]]:
+    MrnAlias.objects.create(institution=world["alpha"], old_mrn=MRN, mrn=WIDE, reason=FILE, recorded_by=NAME)
+    return reverse("lossdetect:alias-list"), {}, {MRN, WIDE, FILE, NAME}
 
 
 def _pending(world) -> tuple[str, dict, set[str]]:
@@ -103,6 +115,8 @@ EXPORT_PAGES = [
     ("curation", "physicist", _curation),
     ("loss scan", "viewer", _loss_scan),
     ("pending archive", "viewer", _pending),
+    ("other planning systems", "viewer", _other_tps),
+    ("mrn aliases", "viewer", _aliases),
     ("archive runs", "viewer", _archive_runs),
     ("archive run", "viewer", _archive_run),
     ("audit log", "auditor", _audit_log),
@@ -111,12 +125,14 @@ EXPORT_PAGES = [
     ("reconciliations", "viewer", _reconciliations),
     ("reconciliation", "viewer", _reconciliation),
 ]
-EXPORTING_VIEWS = {"CurationView", "ScanDetailView", "PendingPlanListView", "ArchiveRunListView",
+EXPORTING_VIEWS = {"CurationView", "ScanDetailView", "PendingPlanListView", "MrnAliasListView",
+                   "ArchiveRunListView",
                    "ArchiveRunDetailView", "AuditLogView", "ReportView", "ReportPrintView", "ReconciliationListView",
-                   "ReconciliationDetailView"}  # the views of EXPORT_PAGES; the printable report shares ReportView's
+                   "ReconciliationDetailView"}
+# (the views of EXPORT_PAGES; the printable report shares ReportView's)
 # Pages whose rows hold a number that may be negative: the planted NEGATIVE must come back as a number.
-NEGATIVE_COLUMNS = {"loss scan": "Course", "pending archive": "Course", "archive run": "Bytes done",
-                    "reconciliation": "Size"}
+NEGATIVE_COLUMNS = {"loss scan": "Course", "pending archive": "Course", "other planning systems": "Course",
+                    "archive run": "Bytes done", "reconciliation": "Size"}
 
 FORMULA_SIGNS = set("=+-@\t\r＝＋－＠")
 NUMBER = re.compile(r"-?\d+(\.\d+)?")

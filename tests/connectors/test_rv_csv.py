@@ -53,8 +53,8 @@ def test_bad_rows_are_reported_with_their_row_number_and_skipped(tmp_path):
         "3,A,,1,2024-03-04T09:00:00,,",       # row 4: no label
         "4,A,P,first,2024-03-04T09:00:00,,",  # row 5: course not a number
         "5,A,P,0,2024-03-04T09:00:00,,",      # row 6: course 0
-        "6,A,P,1,04/03/2024 09:00,,",         # row 7: not ISO 8601
-        "7,A,P,1,2024-03-04,,",               # row 8: no time of day
+        "6,A,P,1,04/03/2024 09:00,,",         # row 7: day or month first: ambiguous
+        "7,A,P,1,2024/2/30 9:00,,",           # row 8: no such day
         "",                                   # row 9: blank, ignored
         "8,A,P",                              # row 10: too few fields
         '9,"Li, Si",P,2,2024-03-05T10:00:00,,',  # row 11: good (quoted comma)
@@ -66,8 +66,9 @@ def test_bad_rows_are_reported_with_their_row_number_and_skipped(tmp_path):
         ("rv.csv row 4", "plan_label is empty"),
         ("rv.csv row 5", "course 'first' is not a whole number"),
         ("rv.csv row 6", "course '0' is not 1 or more"),
-        ("rv.csv row 7", "first_delivery '04/03/2024 09:00' is not an ISO 8601 date and time"),
-        ("rv.csv row 8", "first_delivery '2024-03-04' has no time of day"),
+        ("rv.csv row 7", "first_delivery '04/03/2024 09:00' is not a date and time (ISO 8601 such as "
+                         "2024-03-19T08:05:00, or year first as spreadsheets write it: 2024/3/19 8:05)"),
+        ("rv.csv row 8", "first_delivery '2024/2/30 9:00' is not a date and time (day is out of range for month)"),
         ("rv.csv row 10", "has 3 fields, the header needs 7"),
     ]
     assert all("\n" not in str(p) for p in result.problems)
@@ -114,3 +115,56 @@ def test_url_forms(tmp_path):
             assert len(source.read().records) == 1
     with pytest.raises(RvError, match="unsupported"):
         open_rv_source(f"xls:{path}", zone=ZONE)
+
+
+# --- what spreadsheets write, the planning system, byte-order marks ------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-03-19T08:05:00", dt.datetime(2024, 3, 19, 8, 5)),
+    ("2024-03-19 08:05:00", dt.datetime(2024, 3, 19, 8, 5)),
+    ("2024-03-19 08:05", dt.datetime(2024, 3, 19, 8, 5)),
+    ("2024/3/19 8:05", dt.datetime(2024, 3, 19, 8, 5)),
+    ("2024/03/19 08:05:00", dt.datetime(2024, 3, 19, 8, 5)),
+    ("2024/3/19 8:05:07", dt.datetime(2024, 3, 19, 8, 5, 7)),
+    ("2024-3-9 8:05", dt.datetime(2024, 3, 9, 8, 5)),
+    ("2024.3.19 18:05", dt.datetime(2024, 3, 19, 18, 5)),
+    ("2024/3/19 8:05:07.25", dt.datetime(2024, 3, 19, 8, 5, 7, 250000)),
+    ("2024/3/19 8:05 PM", dt.datetime(2024, 3, 19, 20, 5)),
+    ("2024/3/19 12:05 am", dt.datetime(2024, 3, 19, 0, 5)),
+    ("2024/3/19", dt.datetime(2024, 3, 19)),  # a date cell: the start of that day
+    ("2024-03-19", dt.datetime(2024, 3, 19)),
+])
+def test_spreadsheet_date_forms_are_read_as_site_time(tmp_path, text, expected):
+    path = tmp_path / "rv.csv"
+    path.write_text(HEADER + f"000123,A,P,1,{text},,\n", encoding="utf-8")
+    result = read(path)
+    assert result.problems == []
+    assert [r.first_delivery for r in result.records] == [expected.replace(tzinfo=ZONE)]
+
+
+def test_a_bad_date_skips_its_row_only_and_names_file_row_and_field(tmp_path):
+    path = tmp_path / "deliveries.csv"
+    path.write_text(HEADER + "1,A,P,1,2024/3/19 8:05,,\n2,B,P,1,19/3/2024 8:05,,\n3,C,P,1,2024/3/20 13:05 PM,,\n"
+                             "4,D,P,1,2024/03/21 08:05:00,,\n", encoding="utf-8")
+    result = read(path)
+    assert [r.mrn for r in result.records] == ["1", "4"]
+    assert [str(p) for p in result.problems] == [
+        "deliveries.csv row 3: first_delivery '19/3/2024 8:05' is not a date and time (ISO 8601 such as "
+        "2024-03-19T08:05:00, or year first as spreadsheets write it: 2024/3/19 8:05)",
+        "deliveries.csv row 4: first_delivery '2024/3/20 13:05 PM': hour 13 with AM/PM",
+    ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_bom_files_and_the_tps_column(tmp_path, encoding):
+    path = tmp_path / "rv.csv"
+    data = ("mrn,patient_name,plan_label,course,first_delivery,tps\n"
+            "000123,张三,左乳 IMRT,1,2024/3/19 8:05,Monaco\n000124,李四,PELVIS,,2024/3/19 9:05,\n").encode(encoding)
+    if encoding == "gb18030":
+        data = "\ufeff".encode("gb18030") + data  # GB18030's own byte-order mark
+    path.write_bytes(data)
+    result = read(path)
+    assert result.problems == []
+    assert [(r.mrn, r.patient_name, r.planning_system) for r in result.records] == [
+        ("000123", "张三", "Monaco"), ("000124", "李四", "")]

@@ -74,3 +74,21 @@ def test_unusable_files_are_reported_and_the_rest_read(tmp_path):
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(RvError, match="not a folder"):
         read(tmp_path / "absent")
+
+
+def test_planning_system_is_the_rt_plans_never_the_treatment_records(tmp_path):
+    root = tmp_path / "rv"
+    pinnacle = rv_plan("1", "LT BREAST", dt.datetime(2024, 3, 4, 9))
+    monaco = rv_plan("2", "PROSTATE", dt.datetime(2024, 3, 4, 10), tps="Monaco")
+    unnamed = rv_plan("3", "LUNG", dt.datetime(2024, 3, 4, 11))
+    write_dicom(root, [pinnacle, monaco])
+    plan = rt_plan_dataset(unnamed)
+    del plan.Manufacturer, plan.ManufacturerModelName  # an export that names no planning system
+    save_dicom(plan, root / "3" / "RP.dcm")
+    record = rt_record_dataset(unnamed, 1, unnamed.first_delivery)
+    assert record.Manufacturer == "Elekta" and record.ManufacturerModelName == "MOSAIQ"  # the R&V system's
+    save_dicom(record, root / "3" / "RT.dcm")
+    result = read(root)
+    assert result.problems == []
+    assert {r.mrn: r.planning_system for r in result.records} == {
+        "1": "Philips Pinnacle3", "2": "Elekta Monaco", "3": ""}

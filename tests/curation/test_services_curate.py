@@ -83,6 +83,40 @@ def test_two_patients_with_the_same_mrn_each_name_the_other(site):
     assert found[second]["naming"] == [f"MRN '000555' is also the MRN of {first} (LI, NA) in the pending group"]
 
 
+def test_two_folders_whose_mrns_are_aliases_are_treated_like_one_mrn(site):
+    from lossdetect.models import MrnAlias
+
+    MrnAlias.objects.create(institution=site.inst, old_mrn="000555", mrn="000556", reason="merged")
+    MrnAlias.objects.create(institution=site.inst, old_mrn="000556", mrn="000557", reason="merged again")
+    old = site.add(1, mrn="000555", last_name="LI", first_name="NA")
+    new = site.add(2, mrn="000557", last_name="LI", first_name="NA")
+    unrelated = site.add(3, mrn="000558", last_name="LI", first_name="NA")
+    found = by_path(curate(site))
+    assert found[old]["naming"] == [f"MRN '000555' is an alias of MRN '000557' of {new} (LI, NA) in the pending "
+                                    "group (MRN aliases: one patient)"]
+    assert found[new]["naming"] == [f"MRN '000557' is an alias of MRN '000555' of {old} (LI, NA) in the pending "
+                                    "group (MRN aliases: one patient)"]
+    assert found[unrelated] == {"ready": []}
+
+
+def test_a_delivery_under_a_patients_new_mrn_counts_for_its_plans_under_the_old_one(site, tmp_path):
+    from lossdetect.models import MrnAlias
+
+    created = "2024-03-01 10:00:00"
+    path = site.add(1, mrn="000111", plans=[PlanSpec(0, "LT BREAST", created=created, written=created),
+                                            PlanSpec(1, "LT BREAST 2", created=created, written=created)])
+    rv = write_csv(tmp_path / "rv.csv", [
+        rv_plan("000999", "LT BREAST", dt.datetime(2024, 3, 5, 9)),  # the R&V system knows the new MRN
+        rv_plan("000111", "LT BREAST 2", dt.datetime(2024, 3, 6, 9), tps="Monaco"),  # another TPS's plan
+    ])
+    site.inst.rv_url = f"csv:{rv}"
+    site.inst.save()
+    assert by_path(curate(site))[path] == {"ready": []}  # no alias: nothing of this patient was delivered
+    MrnAlias.objects.create(institution=site.inst, old_mrn="000111", mrn="000999")
+    assert by_path(curate(site))[path]["transitional"] == [
+        "plan Plan_1 'LT BREAST 2' was never delivered, while 'LT BREAST' was (R&V)"]
+
+
 def test_transitional_plans_by_name(site):
     names = ["LUNG", "CopyOf_1_LUNG", "lung test", "QA", "Copy of LUNG", "TESTICLE"]
     path = site.add(1, plans=[PlanSpec(i, name) for i, name in enumerate(names)])

@@ -42,7 +42,7 @@ from demo_site.scenario import make_scenario
 from pinnacle.syntax import ParseError, decode, parse
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC_COLUMNS = ["mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid", "machine"]
+SPEC_COLUMNS = ["mrn", "patient_name", "plan_label", "course", "first_delivery", "plan_uid", "machine", "tps"]
 NOT_PINNACLE_TEXT = re.compile(r"(\.img|\.binary\.\d+|\.ErrorLog|\.Transcript)$")
 STAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ .](\d{2}):(\d{2}):(\d{2})")
 
@@ -327,7 +327,8 @@ def test_mosaiq_answers_the_spec_query_with_exactly_the_expected_first_deliverie
                                        "(SELECT TRIM(SOPInstanceUID) FROM DCMInstance)").fetchone()[0]
     finally:
         connection.close()
-    rows = _rows(expected)
+    rows = {uid: d for uid, d in _rows(expected).items() if d["in_mosaiq"]}  # other planning systems are left out
+    assert len(rows) < len(_rows(expected))
     assert got == {uid: (d["mrn"], d["plan_label"], d["course"], d["first_delivery"]) for uid, d in rows.items()}
     assert padded > 0 and qa_earlier > 0 and site_only > 0
     assert naive and all(got[uid][2] != course for uid, course in naive.items())
@@ -335,13 +336,15 @@ def test_mosaiq_answers_the_spec_query_with_exactly_the_expected_first_deliverie
 
 
 def test_dicom_files_read_back_and_reference_the_plans(site, expected):
-    plans, firsts, syntaxes = {}, {}, set()
+    plans, firsts, syntaxes, made_by = {}, {}, set(), {}
     for path in sorted(site.dicom_dir.rglob("*.dcm")):
         ds = pydicom.dcmread(path)
         syntaxes.add(ds.file_meta.TransferSyntaxUID)
         if ds.Modality == "RTPLAN":
             plans[ds.SOPInstanceUID] = (ds.PatientID, ds.RTPlanLabel, str(ds.PatientName))
+            made_by[ds.SOPInstanceUID] = ds.ManufacturerModelName
         else:
+            assert (ds.Manufacturer, ds.ManufacturerModelName) == ("Elekta", "MOSAIQ")  # the R&V system's
             when = dt.datetime.strptime(ds.TreatmentDate + ds.TreatmentTime, "%Y%m%d%H%M%S")
             (ref,) = ds.ReferencedRTPlanSequence
             assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.481.5"
@@ -355,6 +358,7 @@ def test_dicom_files_read_back_and_reference_the_plans(site, expected):
             rows[uid]["mrn"], rows[uid]["plan_label"], rows[uid]["first_delivery"])
     assert {p["plan_uid"] for p in expected["rv_never_delivered"]} == set(plans) - set(firsts)
     assert any("张" in name for _, _, name in plans.values())
+    assert {uid: made_by[uid] for uid in rows} == {uid: d["tps"] for uid, d in rows.items()}  # the TPS, not the R&V
 
 
 # --- the expected categories follow from the files by the rules of docs/contracts.md §3 ----------
@@ -386,10 +390,17 @@ def _tps_plans(site, expected):
     return plans
 
 
+def _other_tps(record) -> bool:
+    # docs/contracts.md §2.6 with the default planning systems: named, and none of them is a part of the name.
+    name = record["tps"].casefold()
+    return bool(name) and not any(own in name for own in ("pinnacle", "adac", "philips"))
+
+
 def _spec_categories(records, plans, expected, *, use_course: bool):
     by_mrn = defaultdict(list)
     for record in records:
-        by_mrn[record["mrn"]].append(record)
+        if not _other_tps(record):  # left out of the re-course rule
+            by_mrn[record["mrn"]].append(record)
     recourse = {}
     for history in by_mrn.values():
         history.sort(key=lambda r: r["first"])
@@ -403,6 +414,9 @@ def _spec_categories(records, plans, expected, *, use_course: bool):
     active = {expected["pending_group"], *expected["clinical_groups"]}
     result = {}
     for record in records:
+        if _other_tps(record):
+            result[record["uid"]] = ("other_tps", "")
+            continue
         first = record["first"]
         candidates = [p for p in plans if p[0] == record["mrn"] and _normalize(record["label"]) in p[1]
                       and p[2] is not None and first - dt.timedelta(days=365) <= p[2] <= first + dt.timedelta(days=1)]
@@ -421,12 +435,14 @@ def test_expected_categories_follow_from_the_tree_and_each_rv_source(site, expec
     frame = pd.read_csv(site.csv_path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     csv_records = [{"uid": r["plan_uid"], "mrn": r["mrn"], "label": r["plan_label"],
                     "first": dt.datetime.fromisoformat(r["first_delivery"]),
-                    "course": int(r["course"]) if r["course"] else None} for r in frame.to_dict("records")]
+                    "course": int(r["course"]) if r["course"] else None, "tps": r["tps"]}
+                   for r in frame.to_dict("records")]
     assert _spec_categories(csv_records, plans, expected, use_course=True) == want
     # DICOM has no course: the 90-day gap rule must give the same answers.
     assert _spec_categories(csv_records, plans, expected, use_course=False) == want
     categories = {d["category"] for d in expected["deliveries"]}
-    assert categories == {"first_course_unarchived", "first_course_lost", "recourse_unarchived", "recourse_lost"}
+    assert categories == {"first_course_unarchived", "first_course_lost", "recourse_unarchived", "recourse_lost",
+                          "other_tps"}
     cases = {d["case"] for d in expected["deliveries"]}
     assert {"recourse_by_gap", "plan_created_after_delivery", "moved_to_non_clinical", "patient_deleted",
             "plan_deleted", "recourse_deleted", "label_is_trial_name", "clinical"} <= cases
@@ -435,8 +451,10 @@ def test_expected_categories_follow_from_the_tree_and_each_rv_source(site, expec
     assert gap_only and gap_only[0]["course"] is None and gap_only[0]["in_window"]
     earlier = [d for d in expected["deliveries"] if d["mrn"] == gap_only[0]["mrn"] and d is not gap_only[0]]
     assert earlier and not earlier[0]["in_window"], "the first course lies before the scan window"
-    in_window = [d for d in expected["deliveries"] if d["in_window"]]
+    in_window = [d for d in expected["deliveries"] if d["in_window"] and d["category"] != "other_tps"]
     assert expected["summary"]["total"] == len(in_window)
+    assert expected["summary"]["other_tps"] == sum(d["in_window"] and d["category"] == "other_tps"
+                                                   for d in expected["deliveries"])
     assert expected["summary"]["recourse_unarchived"] == sum(d["category"] == "recourse_unarchived" for d in in_window)
     window = expected["scan_window"]
     assert all(window["from"] <= d["first_delivery"][:10] <= window["to"] for d in in_window)

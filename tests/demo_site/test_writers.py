@@ -127,9 +127,9 @@ def test_csv_writes_first_deliveries_only_in_their_order(tmp_path):
              rv_plan("3", "NEVER", None, qa_runs=[dt.datetime(2024, 3, 1, 9)])]
     text = write_csv(tmp_path / "rv.csv", plans, encoding="utf-8").read_text(encoding="utf-8")
     assert text.splitlines() == [
-        "mrn,patient_name,plan_label,course,first_delivery,plan_uid,machine",
-        f"1,\"LAST, FIRST\",EARLIER,,2024-03-04T09:00:00,{plans[1].uid},TrueBeam1",
-        f"2,\"LAST, FIRST\",LATER,,2024-03-05T09:00:00,{plans[0].uid},TrueBeam1",
+        "mrn,patient_name,plan_label,course,first_delivery,plan_uid,machine,tps",
+        f"1,\"LAST, FIRST\",EARLIER,,2024-03-04T09:00:00,{plans[1].uid},TrueBeam1,Pinnacle3",
+        f"2,\"LAST, FIRST\",LATER,,2024-03-05T09:00:00,{plans[0].uid},TrueBeam1,Pinnacle3",
     ]
 
 

@@ -62,8 +62,31 @@ def test_exit_1_and_row_numbers_for_skipped_rows(institution, tmp_path):
                                      "000123,A,LT BREAST,1,2024-03-04T09:00\n000124,B,X,1,yesterday\n")
     code, out, err = run(*ARGS)
     assert code == 1
-    assert "skipped R&V row: rv.csv row 3: first_delivery 'yesterday' is not an ISO 8601 date and time" in err
+    assert "skipped R&V row: rv.csv row 3: first_delivery 'yesterday' is not a date and time (ISO 8601" in err
     assert "1 plans, 1 pending archive, 0 first-course lost, 0 re-course lost" in out
+
+
+def test_json_counts_other_planning_systems_apart_and_names_other_mrns(institution, tmp_path):
+    from lossdetect.models import MrnAlias
+
+    MrnAlias.objects.create(institution=institution, old_mrn="000123", mrn="000777", reason="renumbered")
+    write_csv(tmp_path / "rv.csv", [
+        rv_plan("000777", "LT BREAST", dt.datetime(2024, 3, 4, 9, 30), course=1),  # the TPS knows it as 000123
+        rv_plan("000888", "PROSTATE", dt.datetime(2024, 3, 5, 9), course=1, tps="Elekta Monaco"),
+    ])
+    code, out, _err = run(*ARGS, "--json")
+    assert code == 0  # nothing lost: the Monaco plan is not Pinnacle's to keep
+    data = json.loads(out)
+    assert (data["summary"]["other_tps"], data["summary"]["total"], data["summary"]["first_course_lost"]) == (1, 1, 0)
+    [finding] = data["findings"]
+    assert (finding["mrn"], finding["category"], finding["also_known_as"]) == (
+        "000777", "first_course_unarchived", ["000123"])
+    [other] = data["other_tps"]
+    assert (other["mrn"], other["planning_system"], other["first_delivery"]) == (
+        "000888", "Elekta Monaco", "2024-03-05T09:00:00+08:00")
+    code, out, _err = run(*ARGS)
+    assert "other_tps                000888       PROSTATE" in out and "planned in Elekta Monaco" in out
+    assert "1 of other planning systems" in out
 
 
 @pytest.mark.parametrize("args, message", [

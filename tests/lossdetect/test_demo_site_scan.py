@@ -12,7 +12,7 @@ from lossdetect.models import LossScan, PendingPlan
 from lossdetect.services.scan import run_loss_scan
 
 SUMMARY_KEYS = ["total", "pending", "first_course_lost", "first_course_unarchived", "first_course_archived",
-                "recourse_lost", "recourse_unarchived", "recourse_archived"]
+                "recourse_lost", "recourse_unarchived", "recourse_archived", "other_tps"]
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,23 @@ def test_demo_site_gives_the_expected_categories_from_every_source(demo, source)
                          refresh_tps=True)
     assert scan.status == LossScan.Status.DONE, scan.error
     assert scan.source_warnings == []
-    assert {k: scan.summary[k] for k in SUMMARY_KEYS} == demo.expected["summary"]
+    in_source = [d for d in demo.expected["deliveries"] if d["in_window"] and (source != "mosaiq" or d["in_mosaiq"])]
+    summary = dict(demo.expected["summary"])
+    if source == "mosaiq":  # MOSAIQ's tables cannot name a planning system: the demo leaves those plans out
+        summary["other_tps"] = 0
+    assert summary["other_tps"] == 0 or source != "mosaiq"
+    assert {k: scan.summary[k] for k in SUMMARY_KEYS} == summary
     expected = sorted((d["mrn"], d["plan_uid"], d["category"], d["found_in"])
-                      for d in demo.expected["deliveries"] if d["in_window"])
+                      for d in in_source if d["category"] != "other_tps")
     found = sorted((f.mrn, f.plan_uid, f.category, f.found_in.split(":", 1)[0]) for f in scan.findings.all())
     assert found == expected  # found_in here is "<group>:<tps_path>"; expected.json names the group
+    assert sorted((r.mrn, r.plan_uid) for r in scan.other_tps_records.all()) == sorted(
+        (d["mrn"], d["plan_uid"]) for d in in_source if d["category"] == "other_tps")
     assert PendingPlan.objects.filter(status="pending").count() == demo.expected["summary"]["pending"]
+
+
+def test_the_demo_site_shows_plans_of_other_planning_systems(demo):
+    """So that the scan page's tab of other planning systems has rows in the demo."""
+    other = [d for d in demo.expected["deliveries"] if d["category"] == "other_tps"]
+    assert demo.expected["summary"]["other_tps"] == sum(d["in_window"] for d in other) >= 2
+    assert {d["tps"] for d in other} >= {"Monaco", "Eclipse"} and not any(d["in_mosaiq"] for d in other)

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from lossdetect.models import LossFinding, LossScan, PendingPlan
+from lossdetect.models import LossFinding, LossScan, MrnAlias, OtherTpsRecord, PendingPlan
 from demo_site.rv import rv_plan, write_csv
-from tests.factories import InstitutionFactory, LossScanFactory
+from tests.factories import InstitutionFactory, LossScanFactory, make_user
 
 CATEGORIES = ["first_course_lost", "first_course_unarchived", "first_course_archived", "recourse_lost",
               "recourse_unarchived", "recourse_archived"]
@@ -77,11 +77,12 @@ def test_manual_scan_of_any_window_runs_and_opens_its_page(admin_client, db, tmp
 
 def test_detail_has_six_coloured_tabs_with_counts_and_audits_the_view(admin_client, scan,
                                                                        django_assert_max_num_queries):
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(16):
         response = admin_client.get(reverse("lossdetect:scan-detail", args=[scan.pk]))
     tabs = response.context["tabs"]
-    assert [(t["value"], t["count"]) for t in tabs] == [(c, 2 if c == "first_course_lost" else 1) for c in CATEGORIES]
-    assert [t["colour"] for t in tabs] == ["danger", "warning", "success", "danger", "warning", "success"]
+    assert [(t["value"], t["count"]) for t in tabs] == [
+        *((c, 2 if c == "first_course_lost" else 1) for c in CATEGORIES), ("other_tps", 0)]
+    assert [t["colour"] for t in tabs] == ["danger", "warning", "success", "danger", "warning", "success", "secondary"]
     assert tabs[0]["active"]
     html = response.content.decode()
     assert 'class="nav-link active fw-semibold text-danger"' in html
@@ -164,3 +165,68 @@ def test_a_manual_scan_returns_at_once_and_its_page_follows_it(admin_client, db,
     assert f'data-job-status-url="{reverse("lossdetect:scan-status", args=[scan.pk])}"' in html
     status = admin_client.get(reverse("lossdetect:scan-status", args=[scan.pk])).json()
     assert (status["status"], status["finished"]) == ("queued", False)
+
+
+def test_other_planning_systems_have_their_own_tab_and_export(admin_client, scan, django_assert_max_num_queries):
+    when = dt.datetime(2024, 3, 6, 1, tzinfo=dt.timezone.utc)
+    for i, system in enumerate(["Elekta Monaco", "Varian Medical Systems Eclipse"]):
+        OtherTpsRecord.objects.create(scan=scan, mrn=f"OTHER{i}", patient_name="李四", plan_label=f"HN {i}",
+                                      first_delivery=when, planning_system=system, course=1)
+    url = reverse("lossdetect:scan-detail", args=[scan.pk])
+    with django_assert_max_num_queries(16):
+        response = admin_client.get(url, {"tab": "other_tps"})
+    tabs = {t["value"]: t for t in response.context["tabs"]}
+    assert tabs["other_tps"]["count"] == 2 and tabs["other_tps"]["active"]
+    values = list(response.context["table"].as_values())
+    header = values[0]
+    assert [(r[header.index("MRN")], r[header.index("Planning system")]) for r in values[1:]] == [
+        ("OTHER0", "Elekta Monaco"), ("OTHER1", "Varian Medical Systems Eclipse")]
+    html = response.content.decode()
+    assert 'id="other-tps-note"' in html and "Pinnacle, ADAC, Philips" in html
+    assert AuditEvent.objects.get(event="lossscan.view").mrns == ["OTHER0", "OTHER1"]
+    filtered = admin_client.get(url, {"tab": "other_tps", "planning_system": "monaco"}).context["table"]
+    assert [row.record.mrn for row in filtered.paginated_rows] == ["OTHER0"]
+
+    response = admin_client.get(url, {"tab": "other_tps", "_export": "csv"})
+    assert f"loss-scan-{scan.pk}-other_tps.csv" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["MRN", "Patient name", "Plan label"] and "Planning system" in rows[0]
+    assert sorted(r[0] for r in rows[1:]) == ["OTHER0", "OTHER1"]
+    assert AuditEvent.objects.get(event="export").mrns == ["OTHER0", "OTHER1"]
+
+
+def test_findings_show_the_patients_other_mrns(admin_client, scan):
+    LossFinding.objects.filter(mrn="MRN0").update(also_known_as=["OLD0", "OLDER0"])
+    url = reverse("lossdetect:scan-detail", args=[scan.pk])
+    response = admin_client.get(url)
+    values = list(response.context["table"].as_values())
+    header = values[0]
+    assert {r[0]: r[header.index("Also known as")] for r in values[1:]} == {"MRN0": "OLD0, OLDER0", "MRN6": ""}
+    assert "OLD0, OLDER0" in response.content.decode()
+    assert AuditEvent.objects.get(event="lossscan.view").mrns == ["MRN0", "MRN6", "OLD0", "OLDER0"]
+    rows = list(csv.reader(io.StringIO(admin_client.get(url, {"_export": "csv"}).content.decode("utf-8-sig"))))
+    assert rows[1 + [r[0] for r in rows[1:]].index("MRN0")][rows[0].index("Also known as")] == "OLD0, OLDER0"
+
+
+def test_alias_list_filters_exports_and_audits(client, scan, django_assert_max_num_queries):
+    other = InstitutionFactory(code="CAMS")
+    for old, new in [("000100", "000200"), ("000200", "000300"), ("000400", "000500")]:
+        MrnAlias.objects.create(institution=scan.institution, old_mrn=old, mrn=new, reason="merged", recorded_by="t")
+    MrnAlias.objects.create(institution=other, old_mrn="CAMS1", mrn="CAMS2")
+    client.force_login(make_user("viewer", roles=["viewer"], institutions=[scan.institution]))
+    url = reverse("lossdetect:alias-list")
+    with django_assert_max_num_queries(16):  # no query per row (PostgreSQL adds savepoints around the audit row)
+        response = client.get(url)
+    assert response.status_code == 200
+    values = list(response.context["table"].as_values())
+    header = values[0]
+    assert [(r[header.index("Old MRN")], r[header.index("Goes by MRN")]) for r in values[1:]] == [
+        ("000100", "000200"), ("000200", "000300"), ("000400", "000500")]  # CAMS's alias is not the user's
+    assert "Edit in the admin" not in response.content.decode()  # a viewer does not edit
+    event = AuditEvent.objects.get(event="mrnalias.view")
+    assert (event.institution, event.mrns) == ("PUMCH", ["000100", "000200", "000300", "000400", "000500"])
+    assert [row.record.old_mrn for row in client.get(url, {"mrn": "0003"}).context["table"].paginated_rows] == [
+        "000200"]
+    rows = list(csv.reader(io.StringIO(client.get(url, {"mrn": "0005", "_export": "csv"}).content.decode("utf-8-sig"))))
+    assert [r[1:3] for r in rows[1:]] == [["000400", "000500"]]
+    assert AuditEvent.objects.get(event="export").mrns == ["000400", "000500"]

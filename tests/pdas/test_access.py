@@ -66,6 +66,7 @@ TABLE: dict[str, tuple[str, dict[str, object]]] = {
     "lossdetect:scan-detail": ("get", READ_ALPHA_OBJECT),
     "lossdetect:scan-status": ("get", READ_ALPHA_OBJECT),
     "lossdetect:pending-list": ("get", READ),
+    "lossdetect:alias-list": ("get", READ),
     "curation:index": ("get", READ),
     "curation:rerun": ("post", _row(LOGIN, 403, 302, 403, 403, 302, 302)),
     "curation:run-status": ("get", READ_ALPHA_OBJECT),

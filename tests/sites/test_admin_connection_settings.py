@@ -33,7 +33,7 @@ def _institution_form(inst: Institution, target: StorageTarget, **changes) -> di
         "non_clinical_groups": json.dumps(inst.non_clinical_groups), "restore_group": "", "time_zone": inst.time_zone, "rv_url": "",
         "rv_password_env": "", "recourse_gap_days": 90, "lookback_days": 365, "skew_days": 1, "codec": "gzip",
         "codec_level": 0, "pack_script": "", "quarantine_dir": "", "quarantine_days": 30, "mrn_pattern": "",
-        "notify_emails": json.dumps(inst.notify_emails),
+        "notify_emails": json.dumps(inst.notify_emails), "planning_systems": json.dumps(inst.planning_systems),
         "storage_targets-TOTAL_FORMS": 1, "storage_targets-INITIAL_FORMS": 1,
         "storage_targets-MIN_NUM_FORMS": 0, "storage_targets-MAX_NUM_FORMS": 1000,
         "storage_targets-0-id": target.pk, "storage_targets-0-institution": inst.pk,
@@ -41,7 +41,8 @@ def _institution_form(inst: Institution, target: StorageTarget, **changes) -> di
         "storage_targets-0-enabled": "on", "storage_targets-0-priority": 0,
     }
     # A field whose model default is callable (default=list) posts its initial value too, as a browser does.
-    data.update({f"initial-{name}": data[name] for name in ("clinical_groups", "non_clinical_groups", "notify_emails")})
+    data.update({f"initial-{name}": data[name]
+                 for name in ("clinical_groups", "non_clinical_groups", "notify_emails", "planning_systems")})
     data.update(changes)
     return data
 

@@ -19,6 +19,7 @@ from archiver.services.archive_index import (
     read_target_archive,
 )
 from archiver.services.restore.errors import RestoreRefused
+from lossdetect.selectors import alias_graph
 from connectors.storage import StorageError
 from sites.connections import open_target
 from audit.events import Event
@@ -83,7 +84,7 @@ def copy_order(copy: ArchiveCopy) -> tuple:
     return (copy.status != ArchiveCopy.Status.VERIFIED, copy.target.priority, copy.target.name)
 
 
-def _db_candidates(institution: Institution, mrn: str, tokens: list[str]) -> list[Candidate]:
+def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list[str]) -> list[Candidate]:
     copies = ArchiveCopy.objects.filter(status__in=RESTORABLE, target__enabled=True).select_related("target")
     archives = (Archive.objects.filter(institution=institution)
                 .filter(Exists(copies.filter(archive=OuterRef("pk"))))
@@ -94,8 +95,8 @@ def _db_candidates(institution: Institution, mrn: str, tokens: list[str]) -> lis
                           pinnacle_id=KT("manifest__patient__tps_patient_id"))
                 .defer("manifest")  # lists every file: large, and not needed to list candidates
                 .prefetch_related(Prefetch("copies", queryset=copies), "plans"))
-    if mrn:
-        archives = archives.filter(mrn=mrn)
+    if mrns:
+        archives = archives.filter(mrn__in=mrns)
     for token in tokens:
         match = (Q(last_name__icontains=token) | Q(first_name__icontains=token) | Q(full_name__icontains=token)
                  | Q(mrn=token))
@@ -121,11 +122,11 @@ def _int_or_none(value) -> int | None:
         return None
 
 
-def _name_matches(archive_name: str, mrn: str, tokens: list[str]) -> bool:
+def _name_matches(archive_name: str, mrns: tuple[str, ...], tokens: list[str]) -> bool:
     parts = parse_archive_name(archive_name)
     if parts is None:
         return False
-    if mrn and parts["mrn"] != mrn_part(mrn):
+    if mrns and parts["mrn"] not in {mrn_part(mrn) for mrn in mrns}:
         return False
     flat = parts["name"].replace("-", "")
     return all(_ascii_token(t) and _ascii_token(t) in flat for t in tokens)
@@ -149,7 +150,7 @@ def _candidate_from_target(found: TargetArchive, institution: Institution) -> Ca
     )
 
 
-def _target_candidates(institution: Institution, mrn: str, tokens: list[str], unreachable: list[str]
+def _target_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list[str], unreachable: list[str]
                        ) -> list[Candidate]:
     """Archives on the targets that the index lacks, read from their ``.manifest.json``."""
     found: dict[str, Candidate] = {}
@@ -157,7 +158,7 @@ def _target_candidates(institution: Institution, mrn: str, tokens: list[str], un
     for target in institution.storage_targets.filter(enabled=True).order_by("priority", "name"):
         try:
             with open_target(target) as backend:
-                names = [n for n in archive_names(backend) if _name_matches(n, mrn, tokens)]
+                names = [n for n in archive_names(backend) if _name_matches(n, mrns, tokens)]
                 known = set(Archive.objects.filter(institution=institution, name__in=names)
                             .values_list("name", flat=True))
                 for name in names:
@@ -173,7 +174,7 @@ def _target_candidates(institution: Institution, mrn: str, tokens: list[str], un
                         candidate = _candidate_from_target(read_target_archive(backend, target, name), institution)
                     except SidecarError:
                         continue  # not restorable as it stands; rebuild_index reports it
-                    if mrn and candidate.mrn != mrn:
+                    if mrns and candidate.mrn not in mrns:
                         continue  # the name's MRN part matched a different MRN (characters replaced)
                     found[name] = candidate
         except StorageError as exc:
@@ -183,7 +184,8 @@ def _target_candidates(institution: Institution, mrn: str, tokens: list[str], un
 
 def find_candidates(*, institution: Institution, mrn: str | None = None, name: str | None = None,
                     actor=None, search_targets: bool = True) -> CandidateList:
-    """Every archive of the patient(s) asked for: by exact MRN and/or by name words, newest first.
+    """Every archive of the patient(s) asked for: by exact MRN (any of the patient's MRNs, through its MRN
+    aliases) and/or by name words, newest first.
 
     The index comes first; then the targets' ``.manifest.json`` files for archives the index does
     not know (``search_targets``). A target that cannot be listed is named in ``unreachable``.
@@ -193,10 +195,11 @@ def find_candidates(*, institution: Institution, mrn: str | None = None, name: s
     tokens = _name_tokens(name)
     if not mrn and not tokens:
         raise RestoreRefused("give an MRN or a name to search for")
-    found = _db_candidates(institution, mrn, tokens)
+    mrns = alias_graph(institution=institution).mrns_of(mrn) if mrn else ()
+    found = _db_candidates(institution, mrns, tokens)
     unreachable: list[str] = []
     if search_targets:
-        found += _target_candidates(institution, mrn, tokens, unreachable)
+        found += _target_candidates(institution, mrns, tokens, unreachable)
     epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     found.sort(key=lambda c: (c.packed_at or epoch, c.name), reverse=True)
     record_event(actor=actor, event=Event.RESTORE_SEARCH, institution=institution.code, mrns=[c.mrn for c in found],

@@ -24,17 +24,25 @@ def _date(option: str, text: str) -> dt.date:
 
 
 def scan_json(scan: LossScan) -> dict:
-    """The docs/contracts.md §7 JSON of a scan (``summary`` and ``findings``), plus the scan's id and status."""
+    """The docs/contracts.md §7 JSON of a scan (``summary`` and ``findings``), plus the scan's id and status,
+    and ``other_tps``: the window's records of other planning systems, which are never findings."""
     zone = scan.institution.zone
     findings = [
         {"mrn": f.mrn, "patient_name": f.patient_name, "plan_label": f.plan_label, "plan_uid": f.plan_uid,
          "first_delivery": timezone.localtime(f.first_delivery, zone).isoformat(), "course": f.course,
-         "is_recourse": f.is_recourse, "category": f.category, "match": f.match, "found_in": f.found_in}
+         "is_recourse": f.is_recourse, "category": f.category, "match": f.match, "found_in": f.found_in,
+         "also_known_as": f.also_known_as}
         for f in scan.findings.order_by("first_delivery", "mrn", "plan_label")
+    ]
+    other_tps = [
+        {"mrn": r.mrn, "patient_name": r.patient_name, "plan_label": r.plan_label, "plan_uid": r.plan_uid,
+         "first_delivery": timezone.localtime(r.first_delivery, zone).isoformat(), "course": r.course,
+         "planning_system": r.planning_system, "machine": r.machine}
+        for r in scan.other_tps_records.order_by("first_delivery", "mrn", "plan_label")
     ]
     return {"scan": scan.pk, "institution": scan.institution.code, "window": [str(scan.window_from),
             str(scan.window_to)], "status": scan.status, "error": scan.error, "summary": scan.summary,
-            "findings": findings, "problems": scan.source_warnings}
+            "findings": findings, "other_tps": other_tps, "problems": scan.source_warnings}
 
 
 class Command(BaseCommand):
@@ -75,7 +83,11 @@ class Command(BaseCommand):
             where = f["match"] or (f"seen in {f['found_in']}" if f["found_in"] else "")
             self.stdout.write(f"{f['category']:<24} {f['mrn']:<12} {f['plan_label']:<16} {f['first_delivery']} "
                               f"{where}".rstrip())
+        for r in data["other_tps"]:
+            self.stdout.write(f"{'other_tps':<24} {r['mrn']:<12} {r['plan_label']:<16} {r['first_delivery']} "
+                              f"planned in {r['planning_system']}")
         if data["status"] == LossScan.Status.DONE:
             s = data["summary"]
             self.stdout.write(f"{s['total']} plans, {s['pending']} pending archive, {s['first_course_lost']} "
-                              f"first-course lost, {s['recourse_lost']} re-course lost (scan {data['scan']})")
+                              f"first-course lost, {s['recourse_lost']} re-course lost, "
+                              f"{s.get('other_tps', 0)} of other planning systems (scan {data['scan']})")

@@ -43,6 +43,7 @@ INSTITUTION_KEYS = {
         Key("rv", "rv_url", "str"),
         Key("rv_password_env", "rv_password_env", "str"),
         Key("recourse_gap_days", "recourse_gap_days", "int"),
+        Key("planning_systems", "planning_systems", "str_list"),
         Key("lookback_days", "lookback_days", "int"),
         Key("skew_days", "skew_days", "int"),
         Key("time_zone", "time_zone", "str"),
@@ -119,7 +120,8 @@ class Reader:
 
     def load(self) -> list[Row]:
         try:
-            data = tomllib.loads(self.path.read_bytes().decode("utf-8"))
+            # utf-8-sig: Windows editors (Notepad) save UTF-8 with a byte-order mark, which TOML forbids.
+            data = tomllib.loads(self.path.read_bytes().decode("utf-8-sig"))
         except FileNotFoundError:
             raise self.fail("", "", "no such file") from None
         except IsADirectoryError:

@@ -78,7 +78,7 @@ def institution_problems(values: dict[str, Any], *, check_local: bool = True) ->
     """
     problems: Problems = []
     # The file loader checks types first; an admin form's JSON fields may still hold anything.
-    for field_name in ("clinical_groups", "non_clinical_groups", "notify_emails"):
+    for field_name in ("clinical_groups", "non_clinical_groups", "notify_emails", "planning_systems"):
         value = values.get(field_name) or []
         if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
             return [(field_name, 'must be a list of strings, as in ["Clinical"]')]
@@ -139,7 +139,19 @@ def institution_problems(values: dict[str, Any], *, check_local: bool = True) ->
         except ValidationError:
             problems.append(("notify_emails", f"{address!r} is not an e-mail address"))
     problems.extend(_group_problems(values))
+    problems.extend(_planning_system_problems(values.get("planning_systems")))
     return problems
+
+
+def _planning_system_problems(names) -> Problems:
+    # An empty name would be part of every name: nothing would ever count as another planning system's.
+    if names is None:
+        return []
+    if not names:
+        return [("planning_systems", 'name at least one planning system, as in ["Pinnacle"]')]
+    if any(not name.strip() for name in names):
+        return [("planning_systems", "holds an empty name, which would match every planning system")]
+    return []
 
 
 def storage_problems(values: dict[str, Any], *, check_local: bool = True) -> Problems:
