@@ -1,9 +1,9 @@
-"""Admin of the archiving workflow's rows (runs, patient tasks, restores): view-only."""
+"""Admin of the archiving workflow's rows (runs, patient tasks, restores, restore drills): view-only."""
 from __future__ import annotations
 
 from django.contrib import admin
 
-from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
+from archiver.models import ArchiveRun, PatientArchiveTask, RestoreDrill, RestoreRecord
 from sites.admin_base import PatientDataAdmin, ViewOnlyAdmin
 
 
@@ -32,3 +32,14 @@ class RestoreRecordAdmin(PatientDataAdmin):
     list_filter = ("institution", "status")
     list_select_related = ("archive", "institution")
     search_fields = ("archive__mrn", "archive__last_name", "requested_by")
+
+
+@admin.register(RestoreDrill)
+class RestoreDrillAdmin(PatientDataAdmin):
+    mrn_path = "archive__mrn"
+    list_display = ("started_at", "institution", "target", "archive", "outcome", "files", "bytes", "seconds",
+                    "reason")
+    list_filter = ("institution", "outcome")
+    list_select_related = ("archive", "institution", "target")
+    search_fields = ("archive__mrn", "archive__name", "target__name")
+    date_hierarchy = "started_at"

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from audit.events import Event
 from core.jobs import JobQuerySet, JobRow, JobStatus, stale_cutoff
 from inventory.models import Archive, TpsPatient
-from sites.models import Institution
+from sites.models import Institution, StorageTarget
 
 
 class ArchiveRunQuerySet(JobQuerySet):
@@ -101,6 +101,36 @@ class RestoreRecord(JobRow):
     reason = models.TextField(blank=True)
     files = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0)
+    from_target = models.ForeignKey(
+        StorageTarget, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text=_("Read from this target only (a restore drill); blank: the best copy"))
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class RestoreDrill(models.Model):
+    """A restore drill: one archive restored from one target into a scratch folder on the PDAS server, then
+    compared file by file with its manifest (docs/keeping.md, "Restore drills"). Proves the copy opens and
+    the restore path works, not only that the bytes hash right."""
+
+    class Outcome(models.TextChoices):
+        PASS = "pass", _("Pass")
+        FAIL = "fail", _("Fail")
+        UNKNOWN = "unknown", _("Unknown: the target could not be read")
+
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="restore_drills")
+    target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="restore_drills")
+    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="restore_drills")
+    restore = models.ForeignKey(RestoreRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.CharField(max_length=150)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.FAIL)
+    files = models.PositiveIntegerField(default=0, help_text=_("Files compared with the manifest"))
+    bytes = models.BigIntegerField(default=0, help_text=_("Bytes restored"))
+    seconds = models.FloatField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]

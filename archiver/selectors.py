@@ -1,10 +1,17 @@
 """Reads of the archiver app: querysets for views, commands and services."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from dataclasses import dataclass
 
-from inventory.models import TpsPatient
-from sites.models import Institution
+from django.db.models import (Case, Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value,
+                              When)
+from django.utils import timezone
+
+from alerts.models import Alert
+from archiver.models import RestoreDrill
+from inventory.models import Archive, ArchiveCopy, FixityCheck, TpsPatient
+from sites.models import Institution, StorageTarget
 
 # --- the TPS as last read ------------------------------------------------------------------------
 
@@ -101,3 +108,90 @@ def restore_progress(*, record) -> dict:
         "bytes": record.bytes, "bytes_total": total, "tps_path": record.tps_path, "destination": record.destination,
         "archive": record.archive.name,
     }
+
+
+# --- storage targets and their copies ---------------------------------------------------------------
+
+
+@dataclass
+class TargetOverview:
+    """One storage target's copies as the checks last found them (docs/keeping.md, "Pages")."""
+
+    target: StorageTarget
+    copies: int = 0
+    verified: int = 0
+    missing: int = 0
+    corrupt: int = 0
+    unreachable: int = 0
+    other: int = 0  # uploading or uploaded, not verified yet
+    checked_in_cycle: int = 0  # fully checked within the institution's fixity_cycle_days
+    oldest_check: dt.datetime | None = None
+    last_drill: RestoreDrill | None = None
+    standing_alerts: int = 0
+
+    @property
+    def institution(self) -> str:
+        return self.target.institution.code
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def problems(self) -> int:
+        return self.missing + self.corrupt + self.unreachable
+
+    @property
+    def cycle_covered(self) -> float | None:
+        """Percentage of the copies fully checked within the cycle (None: no copy yet)."""
+        return round(100 * self.checked_in_cycle / self.copies, 1) if self.copies else None
+
+
+def target_overviews(*, targets: QuerySet[StorageTarget], now: dt.datetime | None = None) -> list[TargetOverview]:
+    """Every target of ``targets`` with its copies by state, the oldest full check, the share of the cycle
+    covered and its latest restore drill: one aggregate query per institution plus two, however many copies."""
+    now = now or timezone.now()
+    targets = list(targets.select_related("institution").order_by("institution__code", "priority", "name"))
+    rows = {t.pk: TargetOverview(target=t) for t in targets}
+    state = ArchiveCopy.Status
+    by_institution: dict[int, list[int]] = {}
+    for target in targets:
+        by_institution.setdefault(target.institution_id, []).append(target.pk)
+    for target_ids in by_institution.values():
+        cycle = rows[target_ids[0]].target.institution.fixity_cycle_days
+        counted = (ArchiveCopy.objects.filter(target_id__in=target_ids, archive__status=Archive.Status.VERIFIED)
+                   .order_by().values("target_id").annotate(
+                       copies=Count("pk"),
+                       **{s: Count("pk", filter=Q(status=s)) for s in
+                          (state.VERIFIED, state.MISSING, state.CORRUPT, state.UNREACHABLE)},
+                       checked_in_cycle=Count("pk", filter=Q(last_checked_at__gte=now - dt.timedelta(days=cycle))),
+                       oldest_check=Min("last_checked_at")))
+        for found in counted:
+            row = rows[found.pop("target_id")]
+            for key, value in found.items():
+                setattr(row, key, value)
+            row.other = row.copies - row.verified - row.missing - row.corrupt - row.unreachable
+    latest = RestoreDrill.objects.filter(target_id__in=rows).order_by("target_id", "-started_at", "-pk")
+    for drill in latest.select_related("archive").defer("archive__manifest"):
+        if rows[drill.target_id].last_drill is None:
+            rows[drill.target_id].last_drill = drill
+    for name, institution_id in (Alert.objects.standing().filter(kind=Alert.Kind.TARGET_UNREACHABLE,
+                                                                 institution_id__in=by_institution)
+                                 .values_list("subject", "institution_id")):
+        for row in rows.values():
+            if row.target.institution_id == institution_id and row.target.name == name:
+                row.standing_alerts += 1
+    return list(rows.values())
+
+
+def target_copies(*, target: StorageTarget) -> QuerySet[ArchiveCopy]:
+    """The copies on ``target`` of archives verified once, each with its latest check's method and reason;
+    copies that are not verified first, then the longest unchecked."""
+    latest = FixityCheck.objects.filter(copy=OuterRef("pk")).order_by("-checked_at", "-pk")
+    problem_first = Case(When(status=ArchiveCopy.Status.VERIFIED, then=Value(1)), default=Value(0),
+                         output_field=IntegerField())
+    return (ArchiveCopy.objects.filter(target=target, archive__status=Archive.Status.VERIFIED)
+            .select_related("archive").defer("archive__manifest")
+            .annotate(check_method=Subquery(latest.values("method")[:1]),
+                      check_reason=Subquery(latest.values("reason")[:1]), problem_first=problem_first)
+            .order_by("problem_first", F("last_checked_at").asc(nulls_first=True), "pk"))

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
+from inventory.models import FixityCheck
 
 RESULT_MARKS = {"pass": ("✓", "table-success"), "error": ("×", "table-danger"), "warning": ("!", "table-warning"),
                 "pending": ("…", "")}
@@ -118,3 +122,113 @@ class RestoreRecordTable(tables.Table):
                   "reason")
         attrs = {"class": "table table-sm align-middle"}
         orderable = False
+
+
+def _when(value) -> str:
+    return formats.date_format(timezone.localtime(value), "Y-m-d H:i") if value else "—"
+
+
+class TargetOverviewTable(tables.Table):
+    """Storage targets (``archiver.selectors.TargetOverview`` rows): copies by state and the cycle covered."""
+
+    institution = tables.Column(verbose_name=_("Institution"))
+    name = tables.Column(verbose_name=_("Target"), linkify=lambda record: reverse("archiver:target-detail",
+                                                                               args=[record.target.pk]))
+    copies = tables.Column(verbose_name=_("Copies"))
+    verified = tables.Column(verbose_name=_("Verified"))
+    missing = tables.Column(verbose_name=_("Missing"))
+    corrupt = tables.Column(verbose_name=_("Corrupt"))
+    unreachable = tables.Column(verbose_name=_("Unreachable"))
+    other = tables.Column(verbose_name=_("Not verified yet"))
+    cycle_covered = tables.Column(verbose_name=_("Checked within the cycle"))
+    oldest_check = tables.Column(verbose_name=_("Oldest full check"))
+    last_drill = tables.Column(verbose_name=_("Last restore drill"), accessor="last_drill", orderable=False,
+                               default=_("none yet"))
+
+    class Meta:
+        attrs = {"class": "table table-sm table-hover align-middle"}
+        row_attrs = {"class": lambda record: "table-danger" if record.problems or record.standing_alerts else ""}
+
+    def _bad(self, value):
+        return format_html('<span class="fw-bold text-danger">{}</span>', value) if value else "0"
+
+    def render_missing(self, value):
+        return self._bad(value)
+
+    def render_corrupt(self, value):
+        return self._bad(value)
+
+    def render_unreachable(self, value):
+        return self._bad(value)
+
+    def render_cycle_covered(self, value):
+        return "—" if value is None else f"{value:.1f} %"
+
+    def value_cycle_covered(self, value):
+        return "" if value is None else value
+
+    def render_oldest_check(self, value):
+        return _when(value)
+
+    def value_oldest_check(self, value):
+        return timezone.localtime(value).isoformat() if value else ""
+
+    def render_last_drill(self, value):
+        css = {"pass": "text-success", "fail": "text-danger fw-bold", "unknown": "text-warning"}[value.outcome]
+        return format_html('<span class="{}">{}</span> <span class="small text-body-secondary">{}</span>', css,
+                           value.get_outcome_display(), _when(value.started_at))
+
+    def value_last_drill(self, value):
+        return f"{value.outcome} {timezone.localtime(value.started_at).isoformat()}" if value else ""
+
+
+COPY_MARKS = {"verified": "table-success", "missing": "table-danger", "corrupt": "table-danger",
+              "unreachable": "table-warning"}
+
+
+class TargetCopyTable(tables.Table):
+    """The copies on one target, the bad ones first, with their latest check."""
+
+    status = tables.Column(verbose_name=_("State"))
+    mrn = tables.Column(accessor="archive__mrn", verbose_name=_("MRN"))
+    patient = tables.Column(accessor="archive__last_name", verbose_name=_("Name"), order_by=("archive__last_name",))
+    archive = tables.Column(accessor="archive__name", verbose_name=_("Archive"))
+    size = tables.Column(accessor="archive__size", verbose_name=_("Size"))
+    last_checked_at = tables.Column(verbose_name=_("Last full check"))
+    last_listed_at = tables.Column(verbose_name=_("Last listed"))
+    check_method = tables.Column(verbose_name=_("Method"), default="")
+    check_reason = tables.Column(verbose_name=_("Reason"), default="", attrs={"td": {"class": "text-break"}})
+
+    class Meta:
+        attrs = {"class": "table table-sm align-middle"}
+        row_attrs = {"class": lambda record: COPY_MARKS.get(record.status, "")}
+
+    def render_status(self, value, record):
+        return record.get_status_display()
+
+    def value_status(self, value):
+        return value
+
+    def render_patient(self, value, record):
+        return f"{record.archive.last_name} {record.archive.first_name}".strip()
+
+    def render_size(self, value):
+        return filesizeformat(value)
+
+    def value_size(self, value):
+        return value
+
+    def render_last_checked_at(self, value):
+        return _when(value)
+
+    def render_last_listed_at(self, value):
+        return _when(value)
+
+    def value_last_checked_at(self, value):
+        return timezone.localtime(value).isoformat() if value else ""
+
+    def value_last_listed_at(self, value):
+        return timezone.localtime(value).isoformat() if value else ""
+
+    def render_check_method(self, value):
+        return FixityCheck.Method(value).label if value in FixityCheck.Method.values else value

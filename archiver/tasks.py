@@ -111,6 +111,24 @@ def check_archives_task() -> dict[str, int]:
 
 
 @shared_task(base=BackgroundTask)
+def restore_drills_task() -> dict[str, int]:
+    """Beat entry (monthly): a restore drill on every enabled target of every institution; one institution's
+    failure does not stop the others. Returns the drills by outcome."""
+    from archiver.services.drills import run_drills
+
+    outcomes: dict[str, int] = {}
+    for institution in Institution.objects.all():
+        try:
+            drills = run_drills(institution=institution, actor=SCHEDULER)
+        except Exception:  # noqa: BLE001 - logged; the next institution still gets its drills
+            log.exception("restore drills of %s failed", institution.code)
+            continue
+        for drill in drills:
+            outcomes[drill.outcome] = outcomes.get(drill.outcome, 0) + 1
+    return outcomes
+
+
+@shared_task(base=BackgroundTask)
 def restore_archive_task(archive_id: int, record_id: int) -> str:
     """Carry out a restore prepared by ``create_restore``; a redelivered message finds it decided and stops."""
     from archiver.models import RestoreRecord

@@ -18,18 +18,21 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from archiver import selectors
-from archiver.filters import ArchiveRunFilter, PatientResultFilter
+from archiver.filters import ArchiveRunFilter, PatientResultFilter, TargetCopyFilter
 from archiver.forms import RestoreSearchForm, StartArchiveRunForm, StartRestoreForm
 from archiver.models import ArchiveRun
 from archiver.services import archiving
 from archiver.services import restore as restore_service
-from archiver.tables import ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable
+from archiver.tables import (ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable,
+                             TargetCopyTable, TargetOverviewTable)
 from archiver.tasks import prepare_archive_run_task, restore_archive_task
+from connectors.urls import redact_url
 from core.dispatch import dispatch
 from audit.events import Event
 from audit.services import record_event, record_event_per_institution
 from sites.access import InstitutionScopedMixin, access_required, get_scoped_object_or_404, limit_choices
 from audit.exports import AuditedExportMixin
+from sites.models import StorageTarget
 
 
 class ArchiveRunListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
@@ -170,3 +173,56 @@ class RestoreDetailView(InstitutionScopedMixin, DetailView):
 def restore_status(request, pk: int):
     record = get_scoped_object_or_404(request, selectors.recent_restores(), pk=pk)
     return JsonResponse(selectors.restore_progress(record=record))
+
+
+# --- storage targets -----------------------------------------------------------------------------------
+
+
+class TargetListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, TemplateView):
+    """Every storage target of the user's institutions: its copies by state, the share of the fixity cycle
+    covered, the oldest full check and the last restore drill. Counts only: no patient is named."""
+
+    permission_required = "inventory.view_archivecopy"
+    table_class = TargetOverviewTable
+    template_name = "archiver/target_list.html"
+    export_name = "storage-targets"
+    export_mrn_field = None
+
+    def get_table_data(self):
+        self.object_list = selectors.target_overviews(targets=self.scoped(StorageTarget.objects.all()))
+        return self.object_list
+
+
+class TargetDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):
+    """One target: its figures, then its copies (the bad ones first) with their archive, patient and the
+    latest check's method and reason; filtered and exported like the other tables (audited: names patients)."""
+
+    permission_required = ("inventory.view_archivecopy", "inventory.view_archive")
+    table_class = TargetCopyTable
+    filterset_class = TargetCopyFilter
+    template_name = "archiver/target_detail.html"
+    paginate_by = 100
+    export_mrn_field = "archive__mrn"
+
+    def audit_institution(self) -> str:
+        return self.target.institution.code
+
+    def get_queryset(self):
+        self.target = self.get_scoped_object_or_404(StorageTarget.objects.select_related("institution"),
+                                                    pk=self.kwargs["pk"])
+        return selectors.target_copies(target=self.target)
+
+    def get_export_filename(self, export_format):
+        return f"storage-{self.target.institution.code}-{self.target.name}.{export_format}"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["target"] = self.target
+        context["overview"] = selectors.target_overviews(targets=StorageTarget.objects.filter(pk=self.target.pk))[0]
+        context["target_url"] = redact_url(self.target.url)
+        if not self.is_export():
+            shown = [row.record.archive.mrn for row in context["table"].paginated_rows]
+            record_event(actor=self.request.user, event=Event.STORAGE_VIEW, institution=self.target.institution.code,
+                         mrns=shown, obj=self.target,
+                         detail={"target": self.target.name, "query": self.request.GET.urlencode(), "rows": len(shown)})
+        return context

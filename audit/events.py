@@ -41,7 +41,15 @@ class Event(StrEnum):
     ARCHIVE_CHECK = "archive.check"
     COPY_STATE = "copy.state"
     COPY_REPAIR = "copy.repair"
-    ARCHIVE_UNSAFE = "archive.unsafe"
+    ARCHIVE_UNSAFE = "archive.unsafe"  # written by releases before alerts; now alert.raise (archive_unsafe)
+    ARCHIVE_RETENTION = "archive.retention"
+    ARCHIVE_LEGAL_HOLD = "archive.legal_hold"
+    RESTORE_DRILL = "restore.drill"
+    STORAGE_VIEW = "storage.view"
+    # Alerts
+    ALERT_RAISE = "alert.raise"
+    ALERT_CLEAR = "alert.clear"
+    ALERT_NOTIFY = "alert.notify"
     # The archive index and restores
     ARCHIVE_INDEX = "archive.index"
     RESTORE_SEARCH = "restore.search"

@@ -121,7 +121,8 @@ def unsafe_archived_plan_frame(*, institution: Institution, mrns: Collection[str
         waiting = (archive.quarantined.filter(moved_at__isnull=False, purged_at__isnull=True)
                    .order_by("-moved_at").first())
         where[archive.pk] = f"archive {archive.name}: {states}" + (
-            f"; originals in the quarantine: {waiting.quarantine_path}" if waiting else "")
+            f"; originals in the quarantine: {waiting.quarantine_path} (kept while no copy is verified; move the "
+            f"folder back into the pending group to archive it again)" if waiting else "")
         in_quarantine[archive.pk] = waiting is not None
     frame["where"] = frame["archive_pk"].map(where).astype(object)
     frame["in_quarantine"] = frame["archive_pk"].map(in_quarantine).astype(bool)

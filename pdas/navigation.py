@@ -24,6 +24,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_("Curation"), "curation:index", "inventory.view_tpspatient"),
     NavItem(_("Archive jobs"), "archiver:run-list", "archiver.view_archiverun"),
     NavItem(_("Restore"), "archiver:restore", "archiver.view_restorerecord"),
+    NavItem(_("Storage"), "archiver:target-list", "inventory.view_archivecopy"),
     NavItem(_("Loss detection"), "lossdetect:scan-list", "lossdetect.view_lossscan"),
     NavItem(_("Reports"), "reports:index", "inventory.view_archive"),
     NavItem(_("Audit log"), "audit:log", "audit.view_auditevent"),

@@ -19,6 +19,7 @@ class DefaultSchedule:
     hour: str
     day_of_week: str
     description: str
+    day_of_month: str = "*"
 
 
 DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
@@ -33,6 +34,15 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     # their archive is safely stored, re-checked right before.
     DefaultSchedule("Nightly quarantine purge", "archiver.tasks.purge_quarantine_task",
                     "0", "3", "*", "Deletes quarantined originals past their retention; their archive stays."),
+    # Every hour at :30: the watchdog raises (and clears) the alerts that fire on absence: no archive run, no
+    # loss scan, checks behind their cycle, a target unreachable, an archive with no verified copy left.
+    DefaultSchedule("Hourly watchdog", "reports.tasks.watchdog_task",
+                    "30", "*", "*", "Raises an alert when an expected run, scan or check did not happen."),
+    # The 2nd of each month, 04:00 (after the nightly check and purge): a restore drill per target, a random
+    # archive restored into a scratch folder and compared with its manifest.
+    DefaultSchedule("Monthly restore drill", "archiver.tasks.restore_drills_task",
+                    "0", "4", "*", "Restores a random archive from each target into a scratch folder and compares it.",
+                    day_of_month="2"),
     # Every 15 minutes: a job (archive run, restore, curation, loss scan, reconciliation) still queued or
     # running with no sign of life for PDAS_STALE_JOB_MINUTES lost its worker; it is closed as failed.
     DefaultSchedule("Stale-job sweep", "pdas.tasks.sweep_stale_jobs_task",
@@ -52,7 +62,7 @@ def ensure_default_schedules(*, using: str = "default") -> list[str]:
         if PeriodicTask.objects.using(using).filter(task=entry.task).exists():
             continue
         crontab, _ = CrontabSchedule.objects.using(using).get_or_create(
-            minute=entry.minute, hour=entry.hour, day_of_week=entry.day_of_week, day_of_month="*",
+            minute=entry.minute, hour=entry.hour, day_of_week=entry.day_of_week, day_of_month=entry.day_of_month,
             month_of_year="*", timezone=settings.TIME_ZONE)
         PeriodicTask.objects.using(using).create(name=entry.name, task=entry.task, crontab=crontab,
                                                  description=entry.description)

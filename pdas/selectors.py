@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
+from alerts.models import Alert
+from alerts.selectors import standing_alerts
 from archiver.models import ArchiveRun
 from inventory.models import Archive
 from sites.models import Institution
@@ -20,10 +22,11 @@ class InstitutionCard:
     last_run: ArchiveRun | None
     last_scan: LossScan | None
     unsafe_archives: int = 0  # verified once, no verified copy left (docs/keeping.md): a standing alert
+    alerts: tuple[Alert, ...] = ()  # the other standing alerts (no run, no scan, checks behind, target down)
 
 
 def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> list[InstitutionCard]:
-    """One card per institution (of ``institutions``, default all) in three queries, however many there are."""
+    """One card per institution (of ``institutions``, default all) in five queries, however many there are."""
     latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     institutions = list(
@@ -39,6 +42,7 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
     )
     unsafe = dict(Archive.objects.filter(institution__in=[i.pk for i in institutions]).without_verified_copy()
                   .order_by().values("institution").annotate(n=Count("pk")).values_list("institution", "n"))
+    alerts = standing_alerts(institutions=[i.pk for i in institutions])
     runs = ArchiveRun.objects.in_bulk([i.last_run_id for i in institutions if i.last_run_id])
     scans = LossScan.objects.in_bulk([i.last_scan_id for i in institutions if i.last_scan_id])
     return [
@@ -49,6 +53,7 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
             last_run=runs.get(institution.last_run_id),
             last_scan=scans.get(institution.last_scan_id),
             unsafe_archives=unsafe.get(institution.pk, 0),
+            alerts=tuple(a for a in alerts.get(institution.pk, []) if a.kind != Alert.Kind.ARCHIVE_UNSAFE),
         )
         for institution in institutions
     ]

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",
     "audit",
     "sites",
+    "alerts",
     "inventory",
     "lossdetect",
     "curation",
@@ -208,6 +209,13 @@ PDAS_STALE_JOB_MINUTES = env.integer("PDAS_STALE_JOB_MINUTES", 120)
 # The nightly archive check stops starting full checks after this many seconds (what is left stays due and
 # comes first the next night); the presence check of every copy always runs (docs/keeping.md).
 PDAS_FIXITY_NIGHTLY_SECONDS = env.integer("PDAS_FIXITY_NIGHTLY_SECONDS", 4 * 3600)
+# The watchdog (hourly, docs/keeping.md "Alerts") raises an alert when something expected did not happen:
+# no archive run finished for this many days, no loss scan succeeded, a target answered no check, or
+# a copy's full check is this many days past its institution's fixity_cycle_days.
+PDAS_ALERT_ARCHIVE_RUN_DAYS = env.integer("PDAS_ALERT_ARCHIVE_RUN_DAYS", 35)
+PDAS_ALERT_LOSS_SCAN_DAYS = env.integer("PDAS_ALERT_LOSS_SCAN_DAYS", 8)
+PDAS_ALERT_TARGET_UNREACHABLE_DAYS = env.integer("PDAS_ALERT_TARGET_UNREACHABLE_DAYS", 3)
+PDAS_ALERT_FIXITY_GRACE_DAYS = env.integer("PDAS_ALERT_FIXITY_GRACE_DAYS", 2)
 # Tests only: embedded-mode work runs at once in the caller's thread and transaction.
 PDAS_DISPATCH_INLINE = False
 # Embedded mode: patients archived at once (threads). Celery deployments scale with worker concurrency.

@@ -33,7 +33,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Left, StrIndex
 from django.utils import timezone
 
-from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
+from archiver.models import ArchiveRun, PatientArchiveTask, RestoreDrill, RestoreRecord
 from inventory.models import Archive, ArchivedPlan, QuarantinedPatient
 from sites.models import Institution
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
@@ -345,6 +345,35 @@ def keeping_now(*, institution: Institution, now: dt.datetime | None = None) -> 
 
 
 @dataclass(frozen=True)
+class Drills:
+    """The latest restore drill of each target of the institution (docs/keeping.md, "Restore drills")."""
+
+    targets: int  # enabled targets
+    passed: int
+    failed: int
+    unknown: int
+    last_at: dt.datetime | None
+
+    @property
+    def drilled(self) -> int:
+        return self.passed + self.failed + self.unknown
+
+
+def drills_now(*, institution: Institution) -> Drills:
+    """Two queries: the enabled targets, and the drills newest first (the first per target counts)."""
+    targets = set(institution.storage_targets.filter(enabled=True).values_list("pk", flat=True))
+    latest: dict[int, tuple[str, dt.datetime]] = {}
+    for target_id, outcome, started in (RestoreDrill.objects.filter(target_id__in=targets)
+                                        .order_by("target_id", "-started_at", "-pk")
+                                        .values_list("target_id", "outcome", "started_at")):
+        latest.setdefault(target_id, (outcome, started))
+    outcomes = [outcome for outcome, _ in latest.values()]
+    return Drills(targets=len(targets), passed=outcomes.count(RestoreDrill.Outcome.PASS),
+                  failed=outcomes.count(RestoreDrill.Outcome.FAIL), unknown=outcomes.count(RestoreDrill.Outcome.UNKNOWN),
+                  last_at=max((started for _, started in latest.values()), default=None))
+
+
+@dataclass(frozen=True)
 class MonthRow:
     month: dt.date
     volume: Volume
@@ -366,6 +395,7 @@ class Report:
     quarantine: Quarantine
     pending: Pending
     keeping: Keeping
+    drills: Drills
     reasons: list[dict]
     months: list[MonthRow]
 
@@ -420,7 +450,7 @@ def build_report(*, institution: Institution, period: Period, now: dt.datetime |
         institution=institution, period=period, generated_at=now, volume=volume, throughput=throughput,
         restores=restores, losses=losses, quarantine=quarantine_now(institution=institution),
         pending=pending_now(institution=institution, now=now), keeping=keeping_now(institution=institution, now=now),
-        reasons=result_reasons(institution=institution, bounds=whole),
+        drills=drills_now(institution=institution), reasons=result_reasons(institution=institution, bounds=whole),
         months=[MonthRow(month=m, volume=v, throughput=t, restores=r, losses=loss, pending=p)
                 for m, (v, t), r, loss, p in zip(period.trend_months(), month_runs, month_restores, month_losses,
                                                  month_pending)],

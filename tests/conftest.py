@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.servers.ftp",
     "tests.servers.postgres",
     "tests.servers.chromium",
+    "tests.servers.smtp",
 ]
 
 _TEST_DB_DIR = pytest.StashKey[Path]()

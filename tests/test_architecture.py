@@ -2,7 +2,7 @@
 
 Left to right::
 
-    connectors, pinnacle, core -> audit -> sites -> inventory -> lossdetect -> curation -> archiver
+    connectors, pinnacle, core -> audit -> sites -> alerts -> inventory -> lossdetect -> curation -> archiver
     -> reports -> demo_site -> pdas
 
 * The plain packages hold no Django app: ``connectors`` imports nothing of the project but itself,
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Left to right; the packages of one group stand side by side.
 ORDER: tuple[tuple[str, ...], ...] = (
     ("connectors", "pinnacle", "core"),
-    ("audit",), ("sites",), ("inventory",), ("lossdetect",), ("curation",), ("archiver",), ("reports",),
+    ("audit",), ("sites",), ("alerts",), ("inventory",), ("lossdetect",), ("curation",), ("archiver",), ("reports",),
     ("demo_site",), ("pdas",),
 )
 PACKAGES = tuple(package for group in ORDER for package in group)

@@ -28,6 +28,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from alerts.models import Alert
+from alerts.services import settle_alerts
 from archiver.services.transfer import measure_copy, record_measurement, sha256_sidecar, store_copy
 from audit.events import Event
 from audit.services import record_event
@@ -299,24 +301,12 @@ def check_archives(*, institution: Institution, actor, target: StorageTarget | N
 
 
 def alert_archives_without_verified_copy(*, institution: Institution, actor) -> list[Archive]:
-    """Archives that were verified but have no verified copy left: audited once each (until resolved)."""
-    lost = list(Archive.objects.filter(institution=institution).without_verified_copy())
-    from audit.models import AuditEvent
-
-    for archive in lost:
-        alerted = AuditEvent.objects.filter(event=Event.ARCHIVE_UNSAFE, object_type="Archive",
-                                            object_id=str(archive.pk))
-        last_good = archive.copies.filter(status=State.VERIFIED).exists()  # never, by the query above
-        if not alerted.filter(at__gte=_last_verified_at(archive)).exists() and not last_good:
-            record_event(actor=actor, event=Event.ARCHIVE_UNSAFE, institution=institution.code, obj=archive,
-                         mrns=[archive.mrn], outcome="failed",
-                         detail={"archive": archive.name,
-                                 "copies": {c.target.name: c.status for c in archive.copies.select_related("target")}})
+    """Archives that were verified but have no verified copy left: each a standing ``archive_unsafe`` alert
+    (raised once, audited and mailed; cleared once a copy is verified again). Returns them."""
+    lost = list(Archive.objects.filter(institution=institution).without_verified_copy()
+                .prefetch_related("copies__target").defer("manifest"))
+    standing = {f"archive:{archive.pk}": {"mrn": archive.mrn, "archive": archive.name,
+                                          "copies": {c.target.name: c.status for c in archive.copies.all()}}
+                for archive in lost}
+    settle_alerts(institution=institution, kind=Alert.Kind.ARCHIVE_UNSAFE, standing=standing, actor=actor)
     return lost
-
-
-def _last_verified_at(archive: Archive) -> dt.datetime:
-    """When a copy of the archive last passed a check (an alert after that is still standing)."""
-    passed = (FixityCheck.objects.filter(copy__archive=archive, outcome=FixityCheck.Outcome.PASS)
-              .order_by("-checked_at").values_list("checked_at", flat=True).first())
-    return passed or archive.created_at

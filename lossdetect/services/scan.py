@@ -33,6 +33,7 @@ from audit.models import AuditEvent
 from audit.events import Event
 from audit.services import record_event
 from lossdetect.models import Category, LossFinding, LossScan, OtherTpsRecord, PendingPlan
+from inventory.services.retention import extend_retention
 from connectors.rv import RowProblem, RvError, RvReadResult
 from connectors.urls import redact_url
 from sites.connections import open_institution_rv
@@ -203,11 +204,22 @@ def _finish_scan(scan: LossScan, read: RvReadResult) -> None:
         scan.error = ""
         scan.finished_at = timezone.now()
         scan.save(update_fields=["summary", "source_warnings", "status", "error", "finished_at"])
+        _extend_retention(institution, deliveries, aliases, actor=scan.requested_by)
         record_event(actor=scan.requested_by, event=Event.LOSSSCAN_RUN, institution=institution.code, mrns=lost_mrns,
                      obj=scan, detail={"window": [str(scan.window_from), str(scan.window_to)],
                                        "trigger": scan.trigger, **scan.summary})
         if lost_mrns or read.problems:
             transaction.on_commit(lambda: notify.send_scan_alert(scan=scan))
+
+
+def _extend_retention(institution: Institution, deliveries: pd.DataFrame, aliases: MrnAliasGraph, *, actor) -> int:
+    """Every delivery the source holds (not only the window's) moves its patient's archives' ``retain_until``
+    later where it ends too early (docs/keeping.md, "Retention"): a re-course, or a delivery known late."""
+    if deliveries.empty:
+        return 0
+    latest = deliveries.groupby("patient", sort=False)["ts"].max()
+    return extend_retention(institution=institution, latest_delivery={key: _utc(ts) for key, ts in latest.items()},
+                            patient_of=aliases.patient_of, actor=actor)
 
 
 def _utc(epoch: float) -> dt.datetime:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from archiver.services import archiving
 from archiver.tasks import start_archive_run
 from archiver.services.fixity import check_archives, due_copies
+from alerts.models import Alert
 from audit.models import AuditEvent
 from curation.services.curate import run_curation
 from inventory.models import Archive, ArchiveCopy, FixityCheck
@@ -131,12 +132,25 @@ def test_a_new_archive_is_retained_for_the_institutions_years(tmp_path):
 def test_an_archive_with_no_verified_copy_left_is_alerted_once(tmp_path):
     inst, folders = _archive_site(tmp_path, targets=("array-1",), patients=(1,))
     archive = Archive.objects.get()
-    (folders["array-1"] / archive.name).unlink()
+    (tmp_path / "keep").mkdir()
+    shutil.move(folders["array-1"] / archive.name, tmp_path / "keep" / archive.name)
     check_archives(institution=inst, actor="t")
     check_archives(institution=inst, actor="t")
-    alerts = AuditEvent.objects.filter(event="archive.unsafe")
-    assert alerts.count() == 1 and alerts.get().mrns == ["001"]
+    raised = AuditEvent.objects.filter(event="alert.raise")
+    assert raised.count() == 1 and raised.get().mrns == ["001"] and raised.get().detail["kind"] == "archive_unsafe"
     assert list(Archive.objects.without_verified_copy()) == [archive]
+    alert = Alert.objects.standing().get()
+    assert (alert.kind, alert.subject, alert.detail["copies"]) == ("archive_unsafe", f"archive:{archive.pk}",
+                                                                  {"array-1": "missing"})
+
+    check_archives(institution=inst, actor="t", repair=True)  # no other target: nothing to repair from
+    assert Alert.objects.standing().count() == 1 and raised.count() == 1
+
+    shutil.copy(folders["array-1"].parent / "keep" / archive.name, folders["array-1"] / archive.name)
+    check_archives(institution=inst, actor="t", check_all=True)
+    assert _status(archive, "array-1") == "verified"
+    assert not Alert.objects.standing().exists(), "a copy verified again clears the alert"
+    assert AuditEvent.objects.filter(event="alert.clear").get().mrns == ["001"]
 
 
 def test_the_rolling_cycle_reaches_every_copy_within_its_days_oldest_first(tmp_path):
@@ -236,3 +250,44 @@ def test_the_nightly_task_checks_and_repairs_every_institution(tmp_path):
     totals = check_archives_task.apply().get()
     assert totals["repaired"] == 1 and totals["verified"] == 4
     assert _status(archive, "array-1") == "verified"
+
+
+@pytest.mark.servers
+def test_an_ftps_copy_deleted_truncated_or_bit_flipped_is_found_and_repaired_byte_identical(tmp_path, ftp_server,
+                                                                                            monkeypatch):
+    monkeypatch.setenv("PDAS_TEST_FIXITY_FTPS_PASSWORD", ftp_server.password)
+    inst, folders = _archive_site(tmp_path, targets=("array-1",), patients=(1,))
+    folder = ftp_server.new_dir("fixity")
+    remote = ftp_server.root / folder.lstrip("/")
+    ftps = StorageTargetFactory(institution=inst, name="ftps", url=ftp_server.url(folder),
+                                password_env="PDAS_TEST_FIXITY_FTPS_PASSWORD", ca_file=ftp_server.ca_file)
+    archive = Archive.objects.get()
+    ArchiveCopy.objects.create(archive=archive, target=ftps, path=archive.name, status="missing")
+    check_archives(institution=inst, actor="t", repair=True)  # made there from array-1
+    original = (folders["array-1"] / archive.name).read_bytes()
+    assert _status(archive, "ftps") == "verified" and (remote / archive.name).read_bytes() == original
+
+    def damage_and_repair(damage, found_as: str, *, full: bool) -> None:
+        damage(remote / archive.name)
+        check_archives(institution=inst, actor="t", check_all=full)
+        assert _status(archive, "ftps") == found_as
+        report = check_archives(institution=inst, actor="t", repair=True)
+        repairs = AuditEvent.objects.filter(event="copy.repair").order_by("-id")
+        assert _status(archive, "ftps") == "verified", [(e.outcome, e.detail.get("reason")) for e in repairs[:2]]
+        assert report.summary()["repaired"] == 1
+        assert (remote / archive.name).read_bytes() == original
+
+    damage_and_repair(lambda path: path.unlink(), "missing", full=False)  # the listing finds it
+    damage_and_repair(lambda path: path.write_bytes(original[:-100]), "corrupt", full=False)  # its size
+
+    def flip(path):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 3] ^= 0x01
+        path.write_bytes(bytes(data))
+    damage_and_repair(flip, "corrupt", full=True)  # same size: only the full read-back finds it
+    assert ArchiveCopy.objects.get(archive=archive, target=ftps).fixity_checks.filter(method="read_back").exists()
+
+    ftps.url = ftp_server.url(folder).replace(f":{ftp_server.port}", ":1")  # nothing listens there
+    ftps.save()
+    check_archives(institution=inst, actor="t", check_all=True)
+    assert _status(archive, "ftps") == "unreachable", "a server that does not answer is unknown, never missing"

@@ -20,7 +20,8 @@ from curation.models import CurationFinding
 from lossdetect.models import LossFinding, MrnAlias, OtherTpsRecord, PendingPlan
 from reports.models import ReconciliationEntry, ReconciliationImport
 from tests.access_world import clients_of, world  # noqa: F401 - the fixture
-from tests.factories import TpsPatientFactory
+from inventory.models import FixityCheck
+from tests.factories import ArchiveCopyFactory, ArchiveFactory, StorageTargetFactory, TpsPatientFactory
 from tests.reports.factories import ArchiveRunFactory, PatientArchiveTaskFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +111,20 @@ def _reconciliation(world) -> tuple[str, dict, set[str]]:
     return reverse("reports:reconcile-detail", args=[reconciliation.pk]), {}, {FILE, MRN, PLAN, NAME}
 
 
+def _storage_targets(world) -> tuple[str, dict, set[str]]:
+    StorageTargetFactory(institution=world["alpha"], name=FILE)  # a name an administrator typed
+    return reverse("archiver:target-list"), {}, {FILE}
+
+
+def _storage_target(world) -> tuple[str, dict, set[str]]:
+    target = world["objects"]["storagetarget"]
+    archive = ArchiveFactory(institution=world["alpha"], mrn=MRN, last_name=NAME, first_name="", name=PLAN,
+                             status="verified", size=NEGATIVE)
+    copy = ArchiveCopyFactory(archive=archive, target=target, status="corrupt")
+    FixityCheck.objects.create(copy=copy, method="listed", outcome="fail", reason=FILE)
+    return reverse("archiver:target-detail", args=[target.pk]), {"status": "corrupt"}, {NAME, MRN, PLAN, FILE}
+
+
 # (page, who downloads it, what plants the hostile rows and names the export and the cells to find)
 EXPORT_PAGES = [
     ("curation", "physicist", _curation),
@@ -124,15 +139,17 @@ EXPORT_PAGES = [
     *[(f"report {table}", "viewer", _report(table)) for table in ("runs", "reasons")],
     ("reconciliations", "viewer", _reconciliations),
     ("reconciliation", "viewer", _reconciliation),
+    ("storage targets", "viewer", _storage_targets),
+    ("storage target", "viewer", _storage_target),
 ]
 EXPORTING_VIEWS = {"CurationView", "ScanDetailView", "PendingPlanListView", "MrnAliasListView",
                    "ArchiveRunListView",
                    "ArchiveRunDetailView", "AuditLogView", "ReportView", "ReportPrintView", "ReconciliationListView",
-                   "ReconciliationDetailView"}
+                   "ReconciliationDetailView", "TargetListView", "TargetDetailView"}
 # (the views of EXPORT_PAGES; the printable report shares ReportView's)
 # Pages whose rows hold a number that may be negative: the planted NEGATIVE must come back as a number.
 NEGATIVE_COLUMNS = {"loss scan": "Course", "pending archive": "Course", "other planning systems": "Course",
-                    "archive run": "Bytes done", "reconciliation": "Size"}
+                    "archive run": "Bytes done", "reconciliation": "Size", "storage target": "Size"}
 
 FORMULA_SIGNS = set("=+-@\t\r＝＋－＠")
 NUMBER = re.compile(r"-?\d+(\.\d+)?")

@@ -38,6 +38,7 @@ def test_with_its_originals_in_the_quarantine_the_plan_is_unarchived_and_says_bo
     assert finding.category == "first_course_unarchived"
     assert f"archive {archive.name}: missing on" in finding.found_in
     assert row.quarantine_path in finding.found_in
+    assert "move the folder back into the pending group" in finding.found_in, "the way back"
 
 
 def test_a_copy_on_a_disabled_target_does_not_count(institution):  # noqa: F811

@@ -61,6 +61,8 @@ TABLE: dict[str, tuple[str, dict[str, object]]] = {
     "archiver:restore-start": ("post", _row(LOGIN, 403, 302, 403, 403, 302, 302)),
     "archiver:restore-detail": ("get", READ_ALPHA_OBJECT),
     "archiver:restore-status": ("get", READ_ALPHA_OBJECT),
+    "archiver:target-list": ("get", READ),
+    "archiver:target-detail": ("get", READ_ALPHA_OBJECT),
     "lossdetect:scan-list": ("get", READ),
     "lossdetect:scan-start": ("post", _row(LOGIN, 403, 302, 403, 403, 302, 302)),
     "lossdetect:scan-detail": ("get", READ_ALPHA_OBJECT),
@@ -104,6 +106,7 @@ def _path_kwargs(name: str, route: str, world) -> dict:
     objects = world["objects"]
     by_page = {"archiver:run-detail": "archiverun", "archiver:run-progress": "archiverun",
                "archiver:restore-detail": "restorerecord", "archiver:restore-status": "restorerecord",
+               "archiver:target-detail": "storagetarget",
                "lossdetect:scan-detail": "lossscan", "lossdetect:scan-status": "lossscan",
                "curation:run-status": "curationrun", "curation:patient": "tpspatient",
                "curation:acknowledge": "tpspatient", "reports:reconcile-detail": "reconciliationimport"}

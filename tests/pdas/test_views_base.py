@@ -142,7 +142,7 @@ def test_menu_shows_an_entry_to_users_with_its_permission(user, user_client, mon
 def test_the_real_menu_names_every_area(user_client):
     labels = [str(item.label) for item in navigation.NAVIGATION]
 
-    assert labels == ["Curation", "Archive jobs", "Restore", "Loss detection", "Reports", "Audit log",
+    assert labels == ["Curation", "Archive jobs", "Restore", "Storage", "Loss detection", "Reports", "Audit log",
                       "Admin"]
     assert "Admin" not in user_client.get(reverse("home")).content.decode()  # staff only
 

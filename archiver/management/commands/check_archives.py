@@ -10,12 +10,10 @@ status printed is the one after repair. Exit 0 when every copy checked is ``veri
 from __future__ import annotations
 
 
-from django.core.management.base import CommandError
 
 from archiver.services.fixity import check_archives
 from core.commands import Findings, PdasCommand, cli_actor, dumps_json
-from sites.commands import institution_option
-from sites.models import StorageTarget
+from sites.commands import institution_option, target_option
 
 
 class Command(PdasCommand):
@@ -31,15 +29,7 @@ class Command(PdasCommand):
 
     def handle(self, *args, institution: str, target: str | None, all: bool, repair: bool, json: bool, **options):
         inst = institution_option(institution)
-        storage_target = None
-        if target is not None:
-            try:
-                storage_target = StorageTarget.objects.get(institution=inst, name=target)
-            except StorageTarget.DoesNotExist:
-                raise CommandError(f"--target: institution {inst.code} has no storage target {target!r}",
-                                   returncode=2) from None
-            if not storage_target.enabled:
-                raise CommandError(f"--target: storage target {target!r} is disabled (enabled = false)", returncode=2)
+        storage_target = target_option(inst, target)
         report = check_archives(institution=inst, actor=cli_actor(), target=storage_target, check_all=all,
                                 repair=repair)
         if json:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from archiver.models import RestoreRecord
 from inventory.models import Archive, ArchiveCopy, TpsPatient
-from sites.models import Institution
+from sites.models import Institution, StorageTarget
 from archiver.packing.codecs import open_decompressed
 from archiver.packing.inspect import compare_with_manifest, inspect_archive
 from pinnacle.syntax import ParseError
@@ -41,16 +41,17 @@ log = logging.getLogger(__name__)
 WORK_DIR = ".pdas-work"
 
 
-def create_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
-                   ) -> RestoreRecord:
-    """The RestoreRecord of a restore about to run (``queued``). ``to_dir`` None: the TPS restore group."""
+def create_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None,
+                   from_target: StorageTarget | None = None) -> RestoreRecord:
+    """The RestoreRecord of a restore about to run (``queued``). ``to_dir`` None: the TPS restore group;
+    ``from_target``: read that target's copy only (a restore drill)."""
     if archive.institution_id != institution.pk:
         raise RestoreRefused(f"archive {archive.name} belongs to another institution than {institution.code}")
     destination = f"tps:{institution.effective_restore_group}"
     if to_dir is not None:
         destination = str(Path(to_dir).expanduser().absolute())
     return RestoreRecord.objects.create(institution=institution, archive=archive, requested_by=actor_name(actor),
-                                        destination=destination, reason="queued")
+                                        destination=destination, reason="queued", from_target=from_target)
 
 
 def run_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None
@@ -225,8 +226,10 @@ class _Restore:
 
     def _fetch(self, scratch: Path) -> tuple[Path, ArchiveCopy]:
         archive = self.archive
-        copies = sorted(archive.copies.filter(status__in=RESTORABLE, target__enabled=True).select_related("target"),
-                        key=copy_order)
+        copies = archive.copies.filter(status__in=RESTORABLE, target__enabled=True).select_related("target")
+        if self.record.from_target_id is not None:  # a drill: that target's copy or nothing
+            copies = copies.filter(target_id=self.record.from_target_id)
+        copies = sorted(copies, key=copy_order)
         if not copies:
             raise RestoreError(f"{archive.name} has no usable copy on an enabled storage target")
         problems, damaged = [], False
