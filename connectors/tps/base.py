@@ -128,6 +128,22 @@ class TpsSource(ABC):
     def close(self) -> None:
         ...
 
+    def free_bytes(self, rel: str) -> int | None:
+        """Bytes free for writing on the file system holding ``rel`` (an existing folder), from POSIX
+        ``df -P -k`` run on the TPS host; None when that cannot be known (no df, an odd answer)."""
+        try:
+            done = self.run(["df", "-P", "-k", self.host_path(rel)], timeout=60)
+        except TpsError:
+            return None
+        lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+        if done.exit_status != 0 or len(lines) < 2:
+            return None
+        fields = lines[-1].split()
+        try:
+            return int(fields[-3]) * 1024  # Filesystem 1024-blocks Used Available Capacity Mounted-on
+        except (IndexError, ValueError):
+            return None
+
     def walk_files(self, rel: str) -> Iterator[Entry]:
         """Every non-directory entry below ``rel``, depth first, links reported but not entered."""
         stack = [clean_relpath(rel)]

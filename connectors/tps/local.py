@@ -267,5 +267,11 @@ class LocalTpsSource(TpsSource):
         clean = clean_relpath(rel)
         return str(self.root / clean) if clean else str(self.root)
 
+    def free_bytes(self, rel: str) -> int | None:
+        try:
+            return shutil.disk_usage(self.host_path(rel)).free
+        except OSError:
+            return None
+
     def close(self) -> None:
         pass

@@ -22,6 +22,7 @@ from archiver.services.restore import (
 )
 from inventory.services.tps_sync import sync_institution
 from connectors.tps.local import LocalTpsSource
+from connectors.tps.ssh import SshTpsSource
 from audit.models import AuditEvent
 from tests.tmpfs import mounted_tmpfs
 from tests.archiver.restore_site import (
@@ -307,7 +308,10 @@ def tiny_disk(tmp_path):
         yield mount
 
 
-def test_a_full_disk_fails_cleanly(tmp_path, tiny_disk, settings):
+@pytest.mark.parametrize("space_known", [True, False], ids=["checked-before", "filled-while-writing"])
+def test_a_full_disk_fails_cleanly(tmp_path, tiny_disk, settings, monkeypatch, space_known):
+    if not space_known:  # the disk filled up after the check (another writer): the write itself fails
+        monkeypatch.setattr(LocalTpsSource, "free_bytes", lambda self, rel: 1 << 40)
     site = build_site(tmp_path, big=True)
     archive = archive_patients(site["inst"], [site["zhang"]])[site["zhang"]]
     # The TPS now lives on a 1 MB disk: its Institution file and the empty groups.
@@ -316,11 +320,12 @@ def test_a_full_disk_fails_cleanly(tmp_path, tiny_disk, settings):
     site["inst"].tps_url = f"file://{tiny_disk}"
     site["inst"].save()
     before = everything(tiny_disk)
-    with pytest.raises(RestoreError, match="No space left on device") as err:
+    expected = "not enough free space at TPS group ToArchive" if space_known else "No space left on device"
+    with pytest.raises(RestoreError, match=expected) as err:
         run_restore(archive=archive, institution=site["inst"], actor="physicist")
     assert "\n" not in str(err.value) and err.value.exit_code == 2
     assert everything(tiny_disk) - before <= {".pdas-work"}
-    assert list((tiny_disk / ".pdas-work").iterdir()) == []
+    assert not (tiny_disk / ".pdas-work").exists() or list((tiny_disk / ".pdas-work").iterdir()) == []
     assert err.value.record.status == RestoreRecord.Status.FAILED
 
 
@@ -548,7 +553,10 @@ def tiny_disk_for_ssh(sshd):
 
 
 @pytest.mark.servers
-def test_a_full_disk_over_ssh_fails_cleanly(tmp_path, sshd, tiny_disk_for_ssh):
+@pytest.mark.parametrize("space_known", [True, False], ids=["df-on-the-host", "filled-while-writing"])
+def test_a_full_disk_over_ssh_fails_cleanly(tmp_path, sshd, tiny_disk_for_ssh, monkeypatch, space_known):
+    if not space_known:
+        monkeypatch.setattr(SshTpsSource, "free_bytes", lambda self, rel: 1 << 40)
     site = build_site(tmp_path, big=True)
     archive = archive_patients(site["inst"], [site["zhang"]])[site["zhang"]]
     remote = tiny_disk_for_ssh
@@ -561,9 +569,10 @@ def test_a_full_disk_over_ssh_fails_cleanly(tmp_path, sshd, tiny_disk_for_ssh):
     before = everything(remote)
     with pytest.raises(RestoreError) as err:
         run_restore(archive=archive, institution=inst, actor="physicist")
-    assert "\n" not in str(err.value) and err.value.exit_code == 2 and "cannot write" in str(err.value)
+    expected = "cannot write" if not space_known else "not enough free space at TPS group"
+    assert "\n" not in str(err.value) and err.value.exit_code == 2 and expected in str(err.value), str(err.value)
     assert everything(remote) - before <= {".pdas-work"}
-    assert list((remote / ".pdas-work").iterdir()) == []
+    assert not (remote / ".pdas-work").exists() or list((remote / ".pdas-work").iterdir()) == []
 
 
 def test_a_zstd_archive_restores(tmp_path):
@@ -575,3 +584,24 @@ def test_a_zstd_archive_restores(tmp_path):
     assert archive.name.endswith(".tar.zst")
     record = run_restore(archive=archive, institution=site["inst"], actor="physicist")
     assert record.status == "done" and tree(site["root"] / site["smith"]) == original
+
+
+def test_a_download_that_cannot_fit_on_the_pdas_server_is_refused_before_anything_is_written(tmp_path, settings):
+    site = build_site(tmp_path, big=True)
+    archive = archive_patients(site["inst"], [site["zhang"]])[site["zhang"]]
+    with mounted_tmpfs(tmp_path / "data", "1m", why_skipped="") as data:
+        settings.DATA_DIR = data
+        before = everything(site["root"])
+        with pytest.raises(RestoreError, match="not enough free space for the download in") as err:
+            run_restore(archive=archive, institution=site["inst"], actor="physicist")
+        assert everything(site["root"]) == before and err.value.record.status == RestoreRecord.Status.FAILED
+
+
+def test_free_bytes_reads_df_on_the_tps_host(tmp_path):
+    import shutil as sh
+
+    from connectors.tps.base import TpsSource
+
+    source = LocalTpsSource(tmp_path)
+    by_df = TpsSource.free_bytes(source, "")  # the df path the SSH source uses, on this host
+    assert by_df is not None and abs(by_df - sh.disk_usage(tmp_path).free) < 64 << 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
+import shutil
 import tarfile
 import tempfile
 import time
@@ -39,6 +40,11 @@ from audit.services import record_event
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".pdas-work"
+SPACE_MARGIN = 16 << 20  # left free besides the patient on the TPS and the PDAS server
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
 
 
 def create_restore(*, archive: Archive, institution: Institution, actor, to_dir: Path | str | None = None,
@@ -146,6 +152,7 @@ class _Restore:
             self._refuse_existing(dest, patient_path)
             downloads = Path(settings.DATA_DIR) / "restore"
             downloads.mkdir(parents=True, exist_ok=True)
+            self._check_space(dest, downloads)
             with tempfile.TemporaryDirectory(prefix=f"restore-{record.pk}-", dir=downloads) as scratch:
                 path, copy = self._fetch(Path(scratch))
                 listing = self._validate(path, patient_path)
@@ -221,6 +228,24 @@ class _Restore:
                 if path.rsplit("/", 1)[1] == patient_dir:
                     raise RestoreRefused(f"{patient_dir} is already on the TPS at {path} (group {group.name}); "
                                          "a patient folder is never overwritten; nothing was written")
+
+    def _check_space(self, dest: _Destination, downloads: Path) -> None:
+        """Refuse before writing anything when the download or the unpacked patient cannot fit, rather than
+        fill the TPS disk half-way (Pinnacle itself then stops saving plans)."""
+        archive = self.archive
+        packed = archive.size or 0
+        unpacked = archive.raw_bytes or sum(int(f.get("size") or 0) for f in archive.manifest.get("files", []))
+        free = shutil.disk_usage(downloads).free
+        if free < packed + SPACE_MARGIN:
+            raise RestoreError(f"not enough free space for the download in {downloads}: {archive.name} needs "
+                               f"{_size(packed + SPACE_MARGIN)}, {_size(free)} free; nothing was written")
+        free_tps = dest.source.free_bytes("")
+        if free_tps is None:
+            self.problems.append("the free space on the TPS could not be checked")
+        elif free_tps < unpacked + SPACE_MARGIN:
+            raise RestoreError(f"not enough free space at {dest.where}: the patient unpacks to "
+                               f"{_size(unpacked + SPACE_MARGIN)} with room to spare, {_size(free_tps)} free; "
+                               "nothing was written")
 
     # --- fetching and validating ---
 
