@@ -190,3 +190,13 @@ def test_quarantine_outside_the_tps_root_is_refused(site_toml):
         load_site_config(path=path)
     assert "quarantine_dir" in str(err.value) and "inside the TPS root" in str(err.value)
     assert len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("field, value", [("lookback_days", 10**9), ("lookback_days", 0), ("skew_days", 400),
+                                          ("quarantine_days", 36500), ("retention_years", 1000)])
+def test_day_and_year_settings_out_of_bounds_are_refused_with_their_name(site_toml, field, value):
+    path = site_toml.write({'pending_group = "': f'{field} = {value}\npending_group = "'})
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path=path)
+    assert field in str(err.value) and "must be from" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1

@@ -124,8 +124,12 @@ def institution_problems(values: dict[str, Any], *, check_local: bool = True) ->
             re.compile(values["mrn_pattern"])
         except re.error as exc:
             problems.append(("mrn_pattern", f"bad regular expression: {exc}"))
+    # Bounds keep every date PDAS computes from these representable (a lookback of 10**9 days would
+    # overflow the scan) and catch a typo before it deletes or keeps anything for decades.
     for field_name, lowest, highest in (("min_copies", 1, 20), ("fixity_cycle_days", 1, 3650),
-                                        ("retention_years", 1, 100), ("quarantine_days", 0, 3650)):
+                                        ("retention_years", 1, 100), ("quarantine_days", 0, 3650),
+                                        ("recourse_gap_days", 1, 3650), ("lookback_days", 1, 3650),
+                                        ("skew_days", 0, 365)):
         value = values.get(field_name)
         if isinstance(value, int) and not lowest <= value <= highest:
             problems.append((field_name, f"must be from {lowest} to {highest}, not {value}"))
