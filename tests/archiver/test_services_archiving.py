@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -147,6 +148,21 @@ def test_a_patient_edited_during_archiving_is_kept_with_a_warning(site, monkeypa
     task = run.tasks.get(patient__mrn="000124")
     assert task.result == "warning" and "changed during archiving" in task.reason
     assert (site["root"] / site["other"] / "Patient").is_file()
+    assert run.tasks.get(patient__mrn="000123").result == "pass"
+
+
+def test_a_folder_holding_a_link_is_archived_but_never_removed(site, tmp_path):
+    outside = tmp_path / "outside-scans"
+    outside.mkdir()
+    (outside / "CT.1.dcm").write_bytes(b"not in the archive")
+    os.symlink(outside, site["root"] / site["other"] / "Scans")
+    run = _run(site["inst"])
+    task = run.tasks.get(patient__mrn="000124")
+    assert task.result == "warning", task.reason
+    assert "1 link(s) or special file(s) not in the archive (Scans)" in task.reason and "originals kept" in task.reason
+    assert (site["root"] / site["other"] / "Patient").is_file() and (outside / "CT.1.dcm").is_file()
+    assert task.archive.status == Archive.Status.VERIFIED
+    assert not QuarantinedPatient.objects.filter(tps_path=site["other"]).exists()
     assert run.tasks.get(patient__mrn="000123").result == "pass"
 
 

@@ -121,10 +121,16 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
             return finish_task(task, Result.WARNING, "archived, but the patient left the pending group before removal")
         from pinnacle.reader import fingerprint_files, scan_patient_files
 
-        files, _junk, _links = scan_patient_files(tps, patient.tps_path)
+        files, _junk, links = scan_patient_files(tps, patient.tps_path)
         if fingerprint_files(files) != archive.source_fingerprint:
             return finish_task(task, Result.WARNING, "archived, but the patient's files changed during archiving; "
                                                  "originals kept (the next run archives the new state)")
+        if links:
+            # A link or special file is never read, so it is not in the archive: removing the folder would
+            # lose whatever it stood for. A person decides (docs/curation.md, "Links in a patient folder").
+            shown = ", ".join(link.rsplit("/", 1)[-1] for link in links[:5]) + (" ..." if len(links) > 5 else "")
+            return finish_task(task, Result.WARNING, f"archived, but the folder holds {len(links)} link(s) or "
+                                                 f"special file(s) not in the archive ({shown}); originals kept")
         quarantine_patient(institution=institution, source=tps, patient=patient, archive=archive,
                            institution_dir=info.institution_dir, actor=ctx.worker)
         _discard_quietly(packed)
