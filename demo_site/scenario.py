@@ -367,7 +367,7 @@ def _pending_cast(c: _Cast) -> None:
     # already in a verified archive).
     first_twin = simple("duplicate_mrn", twin, curation=[("naming", "same_mrn_as_other_patient")])
     simple("duplicate_mrn", twin, mrn=first_twin.mrn, curation=[("naming", "same_mrn_as_other_patient")])
-    simple("symlink_outside", curation=[("ready", "link_not_followed")], outside_link=True)
+    simple("symlink_outside", curation=[("unreadable", "link_not_followed")], outside_link=True)
     simple("missing_from_institution_file", curation=[("ready", "ready")], in_institution_file=False)
 
 

@@ -320,6 +320,12 @@ def read_patient(source: TpsSource, tps_path: str, *, group: str, scan: PatientS
         header = _read_patient_file(source, info)
         if header is not None:
             _read_plans(source, info, header, scan)
+        if scan.skipped_links:
+            # Never read, so never archived: archiving the folder would silently leave them out.
+            shown = ", ".join(_rel(info, path) for path in scan.skipped_links[:5])
+            more = f" and {len(scan.skipped_links) - 5} more" if len(scan.skipped_links) > 5 else ""
+            info.errors.append(f"holds links or special files that PDAS does not follow and would leave out of "
+                               f"the archive: {shown}{more} (replace each by the files it points to)")
     except TpsError as exc:
         if exc.retryable:
             raise

@@ -151,19 +151,40 @@ def test_a_patient_edited_during_archiving_is_kept_with_a_warning(site, monkeypa
     assert run.tasks.get(patient__mrn="000123").result == "pass"
 
 
-def test_a_folder_holding_a_link_is_archived_but_never_removed(site, tmp_path):
+def test_a_folder_holding_a_link_is_never_archived_nor_removed(site, tmp_path):
+    """Curation ran before the link appeared: the archiver reads the folder again and refuses it."""
     outside = tmp_path / "outside-scans"
     outside.mkdir()
     (outside / "CT.1.dcm").write_bytes(b"not in the archive")
     os.symlink(outside, site["root"] / site["other"] / "Scans")
     run = _run(site["inst"])
     task = run.tasks.get(patient__mrn="000124")
-    assert task.result == "warning", task.reason
-    assert "1 link(s) or special file(s) not in the archive (Scans)" in task.reason and "originals kept" in task.reason
+    assert task.result == "error" and "links or special files" in task.reason and "Scans" in task.reason
     assert (site["root"] / site["other"] / "Patient").is_file() and (outside / "CT.1.dcm").is_file()
-    assert task.archive.status == Archive.Status.VERIFIED
     assert not QuarantinedPatient.objects.filter(tps_path=site["other"]).exists()
     assert run.tasks.get(patient__mrn="000123").result == "pass"
+
+
+def test_a_link_that_appears_after_packing_keeps_the_originals(site, tmp_path, monkeypatch):
+    outside = tmp_path / "outside-scans"
+    outside.mkdir()
+    real_measure = archiving.copies.measure_copy
+
+    def measure_then_link(*, copy, backend):
+        found = real_measure(copy=copy, backend=backend)
+        link = site["root"] / site["other"] / "Scans"
+        if copy.archive.mrn == "000124" and not link.is_symlink():
+            os.symlink(outside, link)
+        return found
+
+    monkeypatch.setattr(archiving.copies, "measure_copy", measure_then_link)
+    run = _run(site["inst"])
+    task = run.tasks.get(patient__mrn="000124")
+    assert task.result == "warning", task.reason
+    assert "1 link(s) or special file(s) not in the archive (Scans)" in task.reason and "originals kept" in task.reason
+    assert task.archive.status == Archive.Status.VERIFIED
+    assert (site["root"] / site["other"] / "Patient").is_file()
+    assert not QuarantinedPatient.objects.filter(tps_path=site["other"]).exists()
 
 
 def test_a_crash_mid_upload_is_finished_by_the_rerun_without_duplicates(site, monkeypatch):

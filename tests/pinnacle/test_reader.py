@@ -17,6 +17,8 @@ from demo_site import GroupSpec, PlanSpec, edit_file, truncate_file, write_insti
 
 SAMPLE_PATIENT = "Institution_1/Mount_0/Patient_1"
 
+LINKS = "holds links or special files that PDAS does not follow and would leave out of the archive: "
+
 
 class SpySource(LocalTpsSource):
     """A local source that remembers every path it was asked about."""
@@ -346,14 +348,16 @@ def test_links_out_of_the_patient_are_never_followed(root, tmp_path):
     assert not any(t.startswith((f"{path}/ImageSet_1.img", f"{path}/Plan_0/more", f"{path}/Plan_9"))
                    for t in source.touched)
     # A linked Plan_N is not in PlanList, and is reported as a plan directory PDAS does not enter.
-    assert info.errors == ["Plan_9/ is a plan directory but PlanList has no PlanID 9"]
+    assert info.errors == ["Plan_9/ is a plan directory but PlanList has no PlanID 9",
+                           LINKS + "ImageSet_1.img, Plan_0/more, Plan_9 (replace each by the files it points to)"]
 
 
 def test_linked_plan_directory_of_a_listed_plan(root, tmp_path):
     path = write_patient(root, plans=[PlanSpec(0, "A"), PlanSpec(1, "B", directory=False)]).tps_path
     os.symlink(root / path / "Plan_0", root / path / "Plan_1")
     info = _read(root, path)
-    assert info.errors == ["plan Plan_1 'B': Plan_1 is a symbolic link (not followed)"]
+    assert info.errors == ["plan Plan_1 'B': Plan_1 is a symbolic link (not followed)",
+                           LINKS + "Plan_1 (replace each by the files it points to)"]
     assert info.plans[1].has_directory is False
 
 
@@ -364,7 +368,8 @@ def test_linked_patient_file_is_not_read(root, tmp_path):
     real.rename(moved)
     os.symlink(moved, real)
     info = _read(root, path)
-    assert info.errors == ["Patient: is a symlink, not a file (not followed)"]
+    assert info.errors == ["Patient: is a symlink, not a file (not followed)",
+                           LINKS + "Patient (replace each by the files it points to)"]
 
 
 def test_scan_patient_files_and_the_fingerprint(root):

@@ -127,7 +127,8 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
                                                  "originals kept (the next run archives the new state)")
         if links:
             # A link or special file is never read, so it is not in the archive: removing the folder would
-            # lose whatever it stood for. A person decides (docs/curation.md, "Links in a patient folder").
+            # lose whatever it stood for. Curation calls such a folder unreadable (docs/curation.md); this
+            # catches one that appeared after packing.
             shown = ", ".join(link.rsplit("/", 1)[-1] for link in links[:5]) + (" ..." if len(links) > 5 else "")
             return finish_task(task, Result.WARNING, f"archived, but the folder holds {len(links)} link(s) or "
                                                  f"special file(s) not in the archive ({shown}); originals kept")
