@@ -233,11 +233,21 @@ def test_an_sftp_copy_is_hashed_on_the_target_and_repaired_there(tmp_path, sshd,
     assert (remote / archive.name).read_bytes() == (folders["array-1"] / archive.name).read_bytes()
     assert copy.fixity_checks.latest("checked_at").method == "remote_hash"
 
-    data = bytearray((remote / archive.name).read_bytes())
+    original = (remote / archive.name).read_bytes()
+    data = bytearray(original)
     data[100] ^= 0xFF
     (remote / archive.name).write_bytes(bytes(data))
     check_archives(institution=inst, actor="t", check_all=True)
     assert ArchiveCopy.objects.get(pk=copy.pk).status == "corrupt"
+    assert copy.fixity_checks.latest("checked_at").method == "remote_hash"
+    check_archives(institution=inst, actor="t", repair=True)
+    assert ArchiveCopy.objects.get(pk=copy.pk).status == "verified" and (remote / archive.name).read_bytes() == original
+
+    (remote / archive.name).write_bytes(original[:-50])  # truncated: the nightly listing finds it
+    check_archives(institution=inst, actor="t")
+    assert ArchiveCopy.objects.get(pk=copy.pk).status == "corrupt"
+    check_archives(institution=inst, actor="t", repair=True)
+    assert (remote / archive.name).read_bytes() == original
 
 
 def test_the_nightly_task_checks_and_repairs_every_institution(tmp_path):
