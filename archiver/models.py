@@ -37,6 +37,15 @@ class ArchiveRun(JobRow):
     class Meta:
         ordering = ["-created_at"]
 
+    def outcome(self, *, errors: int, warnings: int) -> tuple[str, str]:
+        """(css key, label) a person reads: a finished run with a × is "Done with errors", never a plain
+        "Done" (its ``status`` only says the run ended); with a ! and no ×, "Done with warnings"."""
+        if self.status == JobStatus.DONE and errors:
+            return "error", str(_("Done with errors"))
+        if self.status == JobStatus.DONE and warnings:
+            return "warning", str(_("Done with warnings"))
+        return self.status, str(self.get_status_display())
+
 
 class PatientArchiveTask(models.Model):
     """One patient of an archive run: its claim, its progress and its ✓ × ! result.

@@ -76,15 +76,22 @@ def run_result_counts(*, run) -> dict[str, int]:
 
 def run_progress(*, run) -> dict:
     """What the run page polls: counts, bytes, and each patient's step and result."""
-    tasks = list(run.tasks.values("id", "result", "step", "bytes_done", "bytes_total", "reason"))
+    from django.template.defaultfilters import filesizeformat
+
     from archiver.models import PatientArchiveTask
 
+    tasks = list(run.tasks.values("id", "result", "step", "bytes_done", "bytes_total", "reason", "archive__name"))
     steps = dict(PatientArchiveTask.Step.choices)
     for task in tasks:
         task["step_display"] = str(steps.get(task["step"], task["step"]))
+        task["archive"] = task.pop("archive__name") or ""
+        task["bytes_done_display"] = str(filesizeformat(task["bytes_done"]))
+        task["bytes_total_display"] = str(filesizeformat(task["bytes_total"]))
     counts = run_result_counts(run=run)
+    outcome, outcome_display = run.outcome(errors=counts["error"], warnings=counts["warning"])
     return {
         "status": run.status, "status_display": str(run.get_status_display()), "counts": counts,
+        "outcome": outcome, "outcome_display": outcome_display,
         "bytes_done": sum(t["bytes_done"] for t in tasks), "bytes_total": sum(t["bytes_total"] for t in tasks),
         "finished": run.finished, "tasks": tasks, "error": run.error,
     }

@@ -31,6 +31,16 @@ class ArchiveRunTable(tables.Table):
                   "warnings", "raw_bytes", "finished_at")
         attrs = {"class": "table table-sm table-hover align-middle"}
 
+    def render_status(self, value, record):
+        key, label = record.outcome(errors=record.errors, warnings=record.warnings)
+        return format_html('<span class="badge pdas-status-{}">{}</span>', key, label)
+
+    def value_status(self, value, record):
+        return record.outcome(errors=record.errors, warnings=record.warnings)[1]
+
+    def render_errors(self, value):
+        return format_html('<span class="badge text-bg-danger">{}</span>', value) if value else value
+
     def render_raw_bytes(self, value):
         return f"{(value or 0) / 1e6:,.1f}"
 
@@ -39,14 +49,17 @@ class ArchiveRunTable(tables.Table):
 
 
 class PatientResultTable(tables.Table):
-    result = tables.Column(verbose_name=_("Result"))
+    result = tables.Column(verbose_name=_("Result"), attrs={"td": {"class": "result"}})
     mrn = tables.Column(accessor="patient__mrn", verbose_name=_("MRN"))
     name = tables.Column(accessor="patient__last_name", verbose_name=_("Name"), order_by=("patient__last_name",))
     tps_path = tables.Column(accessor="patient__tps_path", verbose_name=_("TPS path"))
-    archive = tables.Column(accessor="archive__name", verbose_name=_("Archive"), default="")
-    step = tables.Column(verbose_name=_("Step"))
+    archive = tables.Column(accessor="archive__name", verbose_name=_("Archive"), default="",
+                            attrs={"td": {"class": "archive text-break"}})
+    step = tables.Column(verbose_name=_("Step"), attrs={"td": {"class": "step"}})
     progress = tables.Column(empty_values=(), orderable=False, verbose_name=_("Progress"), exclude_from_export=True)
-    reason = tables.Column(verbose_name=_("Reason"))
+    bytes_done = tables.Column(verbose_name=_("Bytes done"), attrs={"td": {"class": "bytes-done text-nowrap"}})
+    bytes_total = tables.Column(verbose_name=_("Bytes total"), attrs={"td": {"class": "bytes-total text-nowrap"}})
+    reason = tables.Column(verbose_name=_("Reason"), attrs={"td": {"class": "reason text-break"}})
 
     class Meta:
         model = PatientArchiveTask
@@ -65,6 +78,18 @@ class PatientResultTable(tables.Table):
 
     def render_name(self, value, record):
         return record.patient.display_name
+
+    def render_bytes_done(self, value):
+        return filesizeformat(value)
+
+    def render_bytes_total(self, value):
+        return filesizeformat(value)
+
+    def value_bytes_done(self, value):
+        return value
+
+    def value_bytes_total(self, value):
+        return value
 
     def render_progress(self, record):
         percent = int(100 * record.bytes_done / record.bytes_total) if record.bytes_total else 0

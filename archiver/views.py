@@ -75,7 +75,9 @@ class ArchiveRunDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTab
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["run"] = self.run
-        context["counts"] = selectors.run_result_counts(run=self.run)
+        context["counts"] = counts = selectors.run_result_counts(run=self.run)
+        context["outcome"], context["outcome_display"] = self.run.outcome(errors=counts["error"],
+                                                                          warnings=counts["warning"])
         if not self.is_export():
             shown = [row.record.patient.mrn for row in context["table"].paginated_rows]
             record_event(actor=self.request.user, event=Event.ARCHIVERUN_VIEW, institution=self.run.institution.code,

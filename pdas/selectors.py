@@ -8,7 +8,7 @@ from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
 from alerts.models import Alert
 from alerts.selectors import standing_alerts
-from archiver.models import ArchiveRun
+from archiver.models import ArchiveRun, PatientArchiveTask
 from inventory.models import Archive
 from sites.models import Institution
 from lossdetect.models import LossScan
@@ -23,10 +23,11 @@ class InstitutionCard:
     last_scan: LossScan | None
     unsafe_archives: int = 0  # verified once, no verified copy left (docs/keeping.md): a standing alert
     alerts: tuple[Alert, ...] = ()  # the other standing alerts (no run, no scan, checks behind, target down)
+    run_outcome: tuple[str, str] = ("", "")  # the last run's (css key, label): "Done with errors" when a × is in it
 
 
 def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> list[InstitutionCard]:
-    """One card per institution (of ``institutions``, default all) in five queries, however many there are."""
+    """One card per institution (of ``institutions``, default all) in six queries, however many there are."""
     latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     institutions = list(
@@ -44,6 +45,10 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
                   .order_by().values("institution").annotate(n=Count("pk")).values_list("institution", "n"))
     alerts = standing_alerts(institutions=[i.pk for i in institutions])
     runs = ArchiveRun.objects.in_bulk([i.last_run_id for i in institutions if i.last_run_id])
+    results = PatientArchiveTask.Result
+    marks = {row["run"]: row for row in PatientArchiveTask.objects.filter(run__in=list(runs)).order_by()
+             .values("run").annotate(errors=Count("pk", filter=Q(result=results.ERROR)),
+                                     warnings=Count("pk", filter=Q(result=results.WARNING)))}
     scans = LossScan.objects.in_bulk([i.last_scan_id for i in institutions if i.last_scan_id])
     return [
         InstitutionCard(
@@ -54,6 +59,14 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
             last_scan=scans.get(institution.last_scan_id),
             unsafe_archives=unsafe.get(institution.pk, 0),
             alerts=tuple(a for a in alerts.get(institution.pk, []) if a.kind != Alert.Kind.ARCHIVE_UNSAFE),
+            run_outcome=_outcome(runs.get(institution.last_run_id), marks),
         )
         for institution in institutions
     ]
+
+
+def _outcome(run: ArchiveRun | None, marks: dict) -> tuple[str, str]:
+    if run is None:
+        return ("", "")
+    found = marks.get(run.pk, {})
+    return run.outcome(errors=found.get("errors", 0), warnings=found.get("warnings", 0))

@@ -392,3 +392,24 @@ def test_a_packed_archive_holding_more_than_its_manifest_is_never_uploaded(site,
         assert not any(p.name.startswith("ZHANG-SAN") for p in array.rglob("*")), "the archive reached an array"
     assert _tree(site["root"] / site["ready"]) == before
     assert any("000123" in e.mrns for e in AuditEvent.objects.filter(event="archive.verify", outcome="failed"))
+
+
+def test_a_retry_says_when_it_comes_and_which_attempt_it_is(site, monkeypatch, settings):
+    import re
+
+    from archiver.services.archiving.task_rows import TransientArchiveError
+    from connectors.storage import StorageError
+
+    settings.PDAS_RETRY_BACKOFF_SECONDS = 60
+
+    def array_down(*args, **kwargs):
+        raise StorageError("array-1: connection refused", retryable=True)
+
+    monkeypatch.setattr(archiving.patient, "copy_to_target", array_down)
+    run = archiving.create_archive_run(institution=site["inst"], actor="tester")
+    task = run.tasks.get(patient__mrn="000124")
+    with pytest.raises(TransientArchiveError):
+        archiving.archive_patient(task_id=task.pk)
+    task.refresh_from_db()
+    assert task.result == "pending"
+    assert re.fullmatch(r"retrying at \d\d:\d\d:\d\d \(attempt 2 of 7\): array-1: connection refused", task.reason)

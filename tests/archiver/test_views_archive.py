@@ -94,3 +94,28 @@ def test_a_run_whose_tps_cannot_be_read_fails_with_the_reason_on_its_page(admin_
     assert 'id="run-error"' in html and "the TPS cannot be read" in html
     event = AuditEvent.objects.get(event="archive.run")
     assert event.outcome == "failed" and event.object_id == str(run.pk)
+
+
+def test_a_run_with_a_failed_patient_reads_done_with_errors_everywhere(admin_client, site, tmp_path):
+    squatter = tmp_path / "array" / "LAST-FIRST_001_20190301100000.tar.gz"
+    squatter.write_bytes(b"someone else's file")  # never overwritten: that patient ends ×
+    admin_client.post(reverse("archiver:run-start"), {"institution": site.pk})
+    run = ArchiveRun.objects.get()
+    assert run.status == "done" and run.tasks.filter(result="error").exists()
+
+    detail = admin_client.get(reverse("archiver:run-detail", args=[run.pk])).content.decode()
+    assert '<span class="badge pdas-status-error" data-field="status">Done with errors</span>' in detail
+    assert '<span class="badge text-bg-danger" data-field="error-box">' in detail
+    assert 'data-field="status">Done<' not in detail
+    listing = admin_client.get(reverse("archiver:run-list")).content.decode()
+    assert '<span class="badge pdas-status-error">Done with errors</span>' in listing
+    progress = admin_client.get(reverse("archiver:run-progress", args=[run.pk])).json()
+    assert (progress["outcome"], progress["outcome_display"]) == ("error", "Done with errors")
+    assert any("already exists" in task["reason"] for task in progress["tasks"] if task["result"] == "error")
+
+    from sites.models import Membership
+    from django.contrib.auth.models import User
+
+    Membership.objects.create(user=User.objects.get(username="admin"), institution=site)
+    home = admin_client.get(reverse("home")).content.decode()
+    assert "pdas-status-error" in home and "Done with errors" in home

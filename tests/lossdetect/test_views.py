@@ -101,6 +101,7 @@ def test_failed_scan_says_unknown(admin_client, db):
     failed = LossScanFactory(status="failed", error="R&V source of X cannot be read: csv:/x: cannot read")
     html = admin_client.get(reverse("lossdetect:scan-detail", args=[failed.pk])).content.decode()
     assert "Unknown: the scan could not run." in html and "csv:/x: cannot read" in html
+    assert "data-category=" not in html and "nav-tabs" not in html, "no category counts under the unknown banner"
 
 
 def test_tab_exports_csv_and_xlsx_and_audits_them(admin_client, scan):

@@ -94,8 +94,12 @@ def test_home_shows_each_institution_of_the_user_with_its_counts(user, user_clie
     assert cards["NEWSITE"].pending_patients is None  # never read: unknown, not zero
     assert "Radiation Oncology" in body and "New site" in body
     assert "OTHER" not in cards and "Not this user" not in body
-    assert '<span class="fs-5 pdas-pending-count">3</span>' in body
-    assert "lost: 1 first course, 0 re-course; pending: 2" in body
+    assert re.search(r'<a class="fs-5 pdas-pending-count" href="/curation/\?institution=PUMCH">3</a>', body)
+    scan = cards["PUMCH"].last_scan
+    assert re.search(rf'<a class="text-danger fw-bold" href="/loss/scan/{scan.pk}/\?tab=first_course_lost">'
+                     r'1 first course</a>', body), "a lost count is red and links to its tab"
+    assert re.search(rf'<a class="" href="/loss/scan/{scan.pk}/\?tab=recourse_lost">0 re-course</a>', body)
+    assert re.search(r'pending: <a href="/loss/pending/">2</a>', body)
     assert "unknown" in body and "none yet" in body
 
 

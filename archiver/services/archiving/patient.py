@@ -4,6 +4,7 @@ Each step can be repeated; a rerun after a crash reuses what an earlier attempt 
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django.db import transaction
@@ -30,6 +31,7 @@ from audit.events import Event
 from audit.services import record_event
 from connectors.storage import StorageError
 from connectors.tps.base import TpsError
+from core.dispatch import MAX_RETRIES, retry_delay
 from inventory.models import Archive, ArchiveCopy, TpsPatient
 
 log = logging.getLogger("archiver.services.archiving")
@@ -52,7 +54,14 @@ def archive_patient(*, task_id: int, worker: str | None = None) -> PatientArchiv
         return _archive_claimed(ctx)
     except (TpsError, StorageError, PackError) as exc:  # a packing failure keeps the originals too
         if getattr(exc, "retryable", False):
-            set_task(task, reason=f"retrying: {exc}"[:2000])
+            # The attempts so far are the retries so far plus one: the wait before the next one is known.
+            if task.attempts <= MAX_RETRIES:
+                at = timezone.localtime(timezone.now() + dt.timedelta(seconds=retry_delay(task.attempts)),
+                                        ctx.institution.zone)
+                note = f"retrying at {at:%H:%M:%S} (attempt {task.attempts + 1} of {MAX_RETRIES + 1})"
+            else:
+                note = "retries used up"
+            set_task(task, reason=f"{note}: {exc}"[:2000])
             raise TransientArchiveError(str(exc)) from exc
         return finish_task(task, Result.ERROR, f"{exc}; originals kept")
     finally:
