@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from inventory.models import Archive, ArchiveCopy, ArchivedPlan, FixityCheck
 from sites.models import Institution, StorageTarget
+from archiver.faults import checkpoint
 from archiver.naming import parse_archive_name
 from archiver.packing.manifest import FORMAT
 from connectors.storage import StorageError
@@ -286,6 +287,7 @@ def _index_one(institution: Institution, target: StorageTarget, backend: Storage
     else:
         report.known += 1
     report.copies_added += copy_created
+    checkpoint("rebuild_indexed")
     if verify and archive.copies.filter(target=target).exclude(status=ArchiveCopy.Status.VERIFIED).exists():
         if verify_indexed_copy(archive=archive, target=target, backend=backend):
             report.verified += 1

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.services import settle_alerts
+from archiver.faults import checkpoint, checkpoint_after_first
 from archiver.services.transfer import measure_copy, record_measurement, sha256_sidecar, store_copy
 from audit.events import Event
 from audit.services import record_event
@@ -40,7 +41,10 @@ from sites.models import Institution, StorageTarget
 
 State = ArchiveCopy.Status
 PRESENCE_BATCH = 1000  # copies recorded per transaction by a presence check
-CHECKED_STATES = (State.VERIFIED, State.MISSING, State.CORRUPT, State.UNREACHABLE, State.UPLOADED)
+# An ``uploading`` copy of an archive verified once is a repair (or a re-upload) that stopped half-way:
+# checked like the others, so the next run finds it missing (or whole) and finishes the job.
+CHECKED_STATES = (State.VERIFIED, State.MISSING, State.CORRUPT, State.UNREACHABLE, State.UPLOADED, State.UPLOADING)
+UNMEASURED_STATES = (State.UPLOADING, State.UPLOADED)  # stored (or being stored), not measured since
 
 
 @dataclass
@@ -188,7 +192,8 @@ def checked_copies(*, institution: Institution, target: StorageTarget | None = N
 def due_copies(*, institution: Institution, target: StorageTarget | None = None,
                now: dt.datetime | None = None) -> list[ArchiveCopy]:
     """Tonight's slice of the rolling cycle: the oldest-checked copies, at least one cycle-day's share of
-    all copies (so every copy is reached within ``fixity_cycle_days``) and every copy already overdue."""
+    all copies (so every copy is reached within ``fixity_cycle_days``) and every copy already overdue; and
+    every copy not measured since it was stored (``uploading``, ``uploaded``), whatever its last check."""
     now = now or timezone.now()
     copies = checked_copies(institution=institution, target=target)
     total = copies.count()
@@ -198,7 +203,9 @@ def due_copies(*, institution: Institution, target: StorageTarget | None = None,
     overdue_after = now - dt.timedelta(days=institution.fixity_cycle_days)
     overdue = copies.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=overdue_after)).count()
     ordered = copies.order_by(F("last_checked_at").asc(nulls_first=True), "pk")
-    return list(ordered[:max(share, overdue)])
+    due = list(ordered[:max(share, overdue)])
+    taken = {copy.pk for copy in due}
+    return due + [copy for copy in ordered.filter(status__in=UNMEASURED_STATES) if copy.pk not in taken]
 
 
 # --- repair ----------------------------------------------------------------------------------------
@@ -219,7 +226,9 @@ def repair_copy(*, copy: ArchiveCopy, actor) -> FixityCheck | None:
         try:
             with open_target(source.target) as source_backend, open_target(copy.target) as backend:
                 store_copy(archive=archive, target=copy.target, backend=backend,
-                           chunks_factory=lambda: source_backend.read_chunks(archive.name))
+                           chunks_factory=lambda: checkpoint_after_first(source_backend.read_chunks(archive.name),
+                                                                         "repair_upload"))
+                checkpoint("repair_stored")
                 check = check_copy(copy=copy, backend=backend, actor=actor)
                 if check.outcome != FixityCheck.Outcome.PASS:
                     check_copy(copy=source, backend=source_backend, actor=actor)  # did the source go bad?

@@ -5,15 +5,23 @@ verified copy of its archive was checked again on its target (``fixity.check_cop
 read back) and the archive is still *safely stored* (docs/keeping.md: ``min_copies`` verified copies on
 enabled targets, each checked within ``fixity_cycle_days``). Otherwise the originals stay, and the
 reason is reported and audited. The database's ``Archive.status`` is history and is never trusted here.
+
+The folder is first renamed to ``.purging-<name>`` beside it (one rename: atomic), then deleted, then the
+purge is recorded. A purge killed half-way thus leaves a ``.purging-`` folder, never a partly deleted
+folder under the quarantine name: the next purge re-proves the archive and finishes the deletion (one
+``quarantine.purge`` row), or, if the archive is no longer safely stored, deletes nothing more and reports
+the originals as no longer whole.
 """
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
+from archiver.faults import checkpoint
 from archiver.services.fixity import check_copy
 from audit.events import Event
 from audit.services import record_event
@@ -76,14 +84,19 @@ def purge_quarantine(*, institution: Institution, source: TpsSource, actor,
             if not archive.is_safely_stored(now=timezone.now()):
                 reason = (f"archive {archive.name} failed its re-check before deletion: " + "; ".join(problems)
                           if problems else f"archive {archive.name} is not safely stored ({_copy_states(archive)})")
+        purging = purging_path(row)
         if reason:
-            _keep(row, reason=reason, actor=actor, report=report)
+            _keep(row, reason=reason + _not_whole(row, source, purging), actor=actor, report=report)
             continue
+        checkpoint("purge_rechecked")
         try:
             if source.stat(row.quarantine_path) is not None:
-                source.remove_tree(row.quarantine_path)
+                source.rename(row.quarantine_path, purging)
+            checkpoint("purge_deleting")
+            source.remove_tree(purging)
         except TpsError as exc:
-            _keep(row, reason=f"cannot delete {row.quarantine_path}: {exc}", actor=actor, report=report)
+            _keep(row, reason=f"cannot delete {row.quarantine_path}: {exc}" + _not_whole(row, source, purging),
+                  actor=actor, report=report)
             continue
         with transaction.atomic():
             row.purged_at = now
@@ -92,6 +105,25 @@ def purge_quarantine(*, institution: Institution, source: TpsSource, actor,
                          obj=row, detail={"quarantine_path": row.quarantine_path, "archive": archive.name})
         report.purged.append({"mrn": archive.mrn, "tps_path": row.tps_path, "archive": archive.name})
     return report
+
+
+def purging_path(row: QuarantinedPatient) -> str:
+    """Where the purge moves the quarantined folder right before deleting it: beside it, ``.purging-<name>``."""
+    parent, name = posixpath.split(row.quarantine_path)
+    return posixpath.join(parent, f".purging-{name}")
+
+
+def _not_whole(row: QuarantinedPatient, source: TpsSource, purging: str) -> str:
+    """What keeping means when the originals are not whole any more: "" while the quarantined folder is whole."""
+    try:
+        if source.stat(purging) is not None:
+            return (f"; the originals are no longer whole: a purge began deleting them, what is left is in "
+                    f"{purging}")
+        if source.stat(row.quarantine_path) is None:
+            return f"; the originals are gone: {row.quarantine_path} is not on the TPS"
+    except TpsError as exc:
+        return f"; whether the originals are whole is unknown: {exc}"
+    return ""
 
 
 def _keep(row: QuarantinedPatient, *, reason: str, actor, report: PurgeReport) -> None:

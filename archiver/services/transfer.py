@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from inventory.models import Archive, ArchiveCopy, FixityCheck
 from sites.models import StorageTarget
+from archiver.faults import checkpoint
 from archiver.naming import parse_archive_name
 from archiver.packing.manifest import manifest_bytes
 from connectors.storage.base import ProgressFn, StorageBackend, StorageError, is_temporary
@@ -67,6 +68,7 @@ def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backe
         for name in (archive.name, f"{archive.name}.sha256", f"{archive.name}.manifest.json"):
             if backend.stat(name) is not None:
                 backend.remove(name)
+        checkpoint("repair_removed")
         existing = None
     if existing is None:
         copy.status = ArchiveCopy.Status.UPLOADING

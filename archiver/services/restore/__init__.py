@@ -20,7 +20,10 @@ The order of the steps is the promise (docs/restore.md):
    that fails the rename is undone); the patient is read into its TpsPatient row, marked as an
    unchanged restore so curation shows it green and the archiver leaves it alone.
 
-Any failure removes the staging folder: the TPS holds the whole patient or nothing of it.
+Any failure before the patient is in place removes the staging folder: the TPS holds the whole
+patient or nothing of it. The staging folder of a restore that moved the patient stays until its record
+says done; a restore of the archive to the same place that finds it (a redelivered task, or a rerun
+once the dead one is finished or stale) lists and marks the patient and ends done (docs/restore.md).
 """
 from archiver.services.restore.candidates import (
     Candidate, CandidateList, choose_candidate, ensure_indexed, find_candidates,

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from archiver.faults import checkpoint
 from archiver.models import RestoreRecord
 from inventory.models import Archive, ArchiveCopy, TpsPatient
 from sites.models import Institution, StorageTarget
@@ -36,6 +37,7 @@ from connectors.tps.base import TpsError, TpsSource
 from audit.actors import actor_name
 from audit.events import Event
 from audit.services import record_event
+from core.jobs import UNFINISHED
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ class _Restore:
     last_saved: float = 0.0
     problems: list[str] = field(default_factory=list)  # worth noting on a restore that succeeded
     groups: list = field(default_factory=list)  # the TPS groups as listed for this restore
+    moved: bool = False  # the patient was renamed into place (and not taken out again)
 
     @property
     def archive(self) -> Archive:
@@ -149,6 +152,12 @@ class _Restore:
         with self._open_destination() as source:
             dest = self._destination(source, patient_path)
             self.step(f"checking {dest.where}", tps_path=dest.rel)
+            finished = self._settle_dead_attempts(dest, patient_path)
+            if finished is not None:
+                _finish(record, RestoreRecord.Status.DONE,
+                        f"restored to {dest.where} by restore #{finished.pk}, whose worker stopped after moving the "
+                        "patient into place; finished now")
+                return
             self._refuse_existing(dest, patient_path)
             downloads = Path(settings.DATA_DIR) / "restore"
             downloads.mkdir(parents=True, exist_ok=True)
@@ -156,15 +165,18 @@ class _Restore:
             with tempfile.TemporaryDirectory(prefix=f"restore-{record.pk}-", dir=downloads) as scratch:
                 path, copy = self._fetch(Path(scratch))
                 listing = self._validate(path, patient_path)
-                staging = f"{WORK_DIR}/restore-{record.pk}"
+                staging = staging_folder(record)
                 try:
                     self._stage(dest.source, staging, path, listing, patient_path)
                     self._move_into_place(dest, staging, patient_path)
-                finally:
-                    self._remove_staging(dest.source, staging)
-        note = f"; {'; '.join(self.problems)}" if self.problems else ""
-        record.status = RestoreRecord.Status.DONE
-        _finish(record, RestoreRecord.Status.DONE, f"restored from {copy.target.name} to {dest.where}{note}")
+                except BaseException:
+                    if not self.moved:  # moved: the staging folder says so to the rerun that finishes the restore
+                        self._remove_staging(dest.source, staging)
+                    raise
+            note = f"; {'; '.join(self.problems)}" if self.problems else ""
+            record.status = RestoreRecord.Status.DONE
+            _finish(record, RestoreRecord.Status.DONE, f"restored from {copy.target.name} to {dest.where}{note}")
+            self._remove_staging(dest.source, staging)  # after the record: until then it proves the move
 
     # --- destination ---
 
@@ -364,6 +376,7 @@ class _Restore:
                         files += 1
                         self.step(f"extracting: {files} of {len(expected)} files", force=False, files=files,
                                   bytes=done)
+                        checkpoint("restore_staging")
             except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as exc:
                 raise ArchiveIntegrityError(f"{self.archive.name} cannot be read while extracting: {exc}") from None
         self.step("hashing the staged files", files=files, bytes=done)
@@ -372,10 +385,6 @@ class _Restore:
             raise RestoreError(f"the staged copy differs from the manifest ({mismatch[0]}); nothing was restored")
 
     def _move_into_place(self, dest: _Destination, staging: str, patient_path: str) -> None:
-        from archiver.packing.manifest import patient_lite
-        from pinnacle.institution_file import add_patient_lite
-        from pinnacle.reader import read_patient
-
         source, staged = dest.source, f"{staging}/{patient_path}"
         if dest.rel != patient_path:
             rewrite_patient_path(source, f"{staged}/Patient", dest.rel)
@@ -384,15 +393,63 @@ class _Restore:
         if source.stat(dest.rel) is not None:
             raise RestoreRefused(f"{dest.where} appeared while restoring: not overwritten; nothing was restored")
         source.rename(staged, dest.rel)
+        self.moved = True
+        checkpoint("restore_moved")
         try:
-            info = read_patient(source, dest.rel, group=dest.group or dest.institution_name)
-            add_patient_lite(source, institution_dir=dest.institution_dir, institution_name=dest.institution_name,
-                             lite=patient_lite(info))
+            self._list_in_institution_file(dest)
         except (TpsError, ParseError) as exc:
             source.rename(dest.rel, staged)  # all or nothing: take the patient out again
+            self.moved = False
             raise RestoreError(f"the Institution file cannot be updated ({exc}); the restore was undone") from None
         if dest.group is not None:
             self._mark_restored(source, dest)
+
+    def _list_in_institution_file(self, dest: _Destination) -> None:
+        """The patient in place gets its PatientLite in the ``Institution`` file (replaced if there)."""
+        from archiver.packing.manifest import patient_lite
+        from pinnacle.institution_file import add_patient_lite
+        from pinnacle.reader import read_patient
+
+        info = read_patient(dest.source, dest.rel, group=dest.group or dest.institution_name)
+        add_patient_lite(dest.source, institution_dir=dest.institution_dir, institution_name=dest.institution_name,
+                         lite=patient_lite(info))
+
+    def _settle_dead_attempts(self, dest: _Destination, patient_path: str) -> RestoreRecord | None:
+        """Settle what dead attempts at restoring this archive to this place left on the destination; the
+        attempt whose move into place is finished here, if any.
+
+        Dead: this record's own earlier attempt (a redelivered task), and the other restores of the archive
+        to the same place that finished or are stale (``JobRow.objects.stale``); one still running is left
+        alone. A staging folder whose patient folder is gone while the patient is in place means the
+        attempt moved it there and stopped before its record said done: the patient is listed and marked
+        now (both can be done again), so the restore ends as the user asked. Every such staging folder, and
+        the attempt's download on this server, is then removed."""
+        record = self.record
+        same = RestoreRecord.objects.filter(archive=record.archive, destination=record.destination, tps_path=dest.rel)
+        dead = [record, *same.exclude(pk=record.pk).exclude(status__in=UNFINISHED),
+                *same.exclude(pk=record.pk).stale()]
+        finished = None
+        for attempt in dead:
+            for download in (Path(settings.DATA_DIR) / "restore").glob(f"restore-{attempt.pk}-*"):
+                shutil.rmtree(download, ignore_errors=True)
+            staging = staging_folder(attempt)
+            if dest.source.stat(staging) is None:
+                continue
+            moved = (dest.source.stat(f"{staging}/{patient_path}") is None and dest.source.stat(dest.rel) is not None
+                     and attempt.status != RestoreRecord.Status.DONE)
+            if moved and finished is None:
+                self.step(f"finishing restore #{attempt.pk}: listing {dest.where}", files=attempt.files,
+                          bytes=attempt.bytes)
+                try:
+                    self._list_in_institution_file(dest)
+                except (TpsError, ParseError) as exc:
+                    raise RestoreError(f"{dest.where} was put in place by restore #{attempt.pk}, and the "
+                                       f"Institution file cannot be updated ({exc})") from None
+                if dest.group is not None:
+                    self._mark_restored(dest.source, dest)
+                finished = attempt
+            self._remove_staging(dest.source, staging)
+        return finished
 
     def _mark_restored(self, source: TpsSource, dest: _Destination) -> None:
         from inventory.services.tps_sync import sync_patient
@@ -405,4 +462,11 @@ class _Restore:
             if source.stat(staging) is not None:
                 source.remove_tree(staging)
         except TpsError as exc:
+            log.warning("restore %s: the staging folder %s could not be removed: %s", self.record.pk, staging, exc)
             self.problems.append(f"the staging folder {staging} could not be removed: {exc}")
+
+
+def staging_folder(record: RestoreRecord) -> str:
+    """Where a restore stages the patient, under the destination root. It stays until the record is decided,
+    or until the attempt failed before the patient moved into place."""
+    return f"{WORK_DIR}/restore-{record.pk}"
