@@ -16,11 +16,20 @@ Every table export is a ``SafeTableExport`` (``audit.exports.AuditedExportMixin`
 
 Only text is touched: numbers, dates and booleans are written as typed values (a negative number stays
 a number). Other formats (TSV, ODS, JSON, ...) are not offered: they would bypass both rules.
+
+Exports are data, not page text: a time is in the site's time zone (the one the page shows, made
+active by the middleware), to the second; a CSV cell carries its UTC offset (``2026-03-02
+08:05:00+08:00``), an XLSX cell is a real date-time cell whose column header names the zone; the
+pages' "—" for nothing is an empty cell. A CSV is UTF-8 with a byte-order mark, which Excel needs to
+read Chinese names.
 """
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
+from django.utils import timezone
 from django_tables2.export import TableExport
 from tablib import Dataset
 from tablib.formats._xlsx import XLSXFormat  # tablib names its XLSX writer only in this module
@@ -51,6 +60,23 @@ def keep_text_as_text(cell) -> None:
         cell.quotePrefix = True  # what Excel sets for a cell typed with a leading apostrophe
 
 
+# What a table's plain column gives for an aware datetime: ``str()`` of it (tables2 exports text).
+_AWARE_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")
+EMPTY = "—"  # the pages' mark for nothing
+
+
+def data_cell(value: Any) -> Any:
+    """A cell as data: an aware time in the active (site) zone to the second, the empty mark as nothing."""
+    if isinstance(value, str):
+        if value == EMPTY:
+            return ""
+        if _AWARE_TEXT.fullmatch(value):
+            value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime) and timezone.is_aware(value):
+        return timezone.localtime(value).replace(microsecond=0)
+    return value
+
+
 def neutralised_dataset(dataset: Dataset) -> Dataset:
     """A copy of ``dataset`` with every cell, headers included, passed through ``neutralise_cell``."""
     copy = Dataset(title=dataset.title)
@@ -58,6 +84,24 @@ def neutralised_dataset(dataset: Dataset) -> Dataset:
         copy.headers = [neutralise_cell(value) for value in dataset.headers]
     for row in dataset:
         copy.append([neutralise_cell(value) for value in row])
+    return copy
+
+
+def data_dataset(dataset: Dataset, *, naive_times: bool) -> Dataset:
+    """``dataset`` with every cell through ``data_cell``; with ``naive_times`` (XLSX, which has no zones)
+    times lose their offset and their column header names the zone instead."""
+    rows = [[data_cell(value) for value in row] for row in dataset]
+    headers = list(dataset.headers or [])
+    if naive_times:
+        zone = timezone.get_current_timezone_name()
+        timed = {i for row in rows for i, value in enumerate(row) if isinstance(value, dt.datetime)}
+        rows = [[v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for v in row] for row in rows]
+        headers = [f"{h} ({zone})" if i in timed else h for i, h in enumerate(headers)]
+    copy = Dataset(title=dataset.title)
+    if dataset.headers is not None:
+        copy.headers = headers
+    for row in rows:
+        copy.append(row)
     return copy
 
 
@@ -70,6 +114,8 @@ class _TextKeepingXLSX(XLSXFormat):
         for row in ws.iter_rows():
             for cell in row:
                 keep_text_as_text(cell)
+                if isinstance(cell.value, dt.datetime):
+                    cell.number_format = "yyyy-mm-dd hh:mm:ss"
 
 
 class SafeTableExport(TableExport):
@@ -83,5 +129,7 @@ class SafeTableExport(TableExport):
 
     def export(self):
         if self.format == self.XLSX:
-            return _TextKeepingXLSX.export_set(self.dataset)
-        return neutralised_dataset(self.dataset).export(self.format)
+            return _TextKeepingXLSX.export_set(data_dataset(self.dataset, naive_times=True))
+        # A byte-order mark first: Excel on Chinese Windows reads a CSV without one in the local code page
+        # (GBK) and garbles every name.
+        return "\ufeff" + neutralised_dataset(data_dataset(self.dataset, naive_times=False)).export(self.format)

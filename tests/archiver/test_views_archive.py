@@ -45,7 +45,7 @@ def test_export_csv_is_audited_with_the_patients(admin_client, site):
     run = ArchiveRun.objects.get()
     response = admin_client.get(reverse("archiver:run-detail", args=[run.pk]), {"_export": "csv"})
     assert response.status_code == 200
-    body = response.content.decode()
+    body = response.content.decode("utf-8-sig")
     assert body.splitlines()[0].startswith("Result,MRN")
     assert "pass" in body and "001" in body
     event = AuditEvent.objects.filter(event="export").latest("id")

@@ -72,7 +72,7 @@ ROWS = [{"name": '=HYPERLINK("http://x","y")', "mrn": "@SUM(1)", "change": -3},
 
 def test_csv_cells_that_start_like_a_formula_are_quoted_and_numbers_are_not():
     export = SafeTableExport("csv", _PlanTable(ROWS))
-    rows = list(csv.reader(io.StringIO(export.export(), newline="")))
+    rows = list(csv.reader(io.StringIO(export.export().removeprefix("\ufeff"), newline="")))
     assert rows == [["Name", "Mrn", "Change"], ["'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(1)", "-3"],
                     ["'＝1+1", "000123", "7"]]
 
@@ -91,3 +91,35 @@ def test_xlsx_cells_are_text_with_the_original_characters_and_numbers_stay_numbe
 def test_only_csv_and_xlsx_are_offered(export_format):
     assert SafeTableExport.is_valid_format("csv") and SafeTableExport.is_valid_format("xlsx")
     assert not SafeTableExport.is_valid_format(export_format)
+
+
+class _Timed(tables.Table):
+    name = tables.Column()
+    at = tables.Column()
+    done = tables.Column(default="—")
+
+
+def _timed_rows():
+    return [{"name": "张三", "at": dt.datetime(2026, 3, 2, 0, 5, 9, 123456, tzinfo=dt.timezone.utc), "done": None}]
+
+
+def test_csv_is_utf8_with_a_bom_and_times_in_the_site_zone_with_their_offset(settings):
+    from django.utils import timezone
+
+    with timezone.override("Asia/Shanghai"):
+        body = SafeTableExport("csv", _Timed(_timed_rows())).export()
+    assert body.startswith("\ufeff"), "Excel on Chinese Windows needs the byte-order mark"
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows == [["Name", "At", "Done"], ["张三", "2026-03-02 08:05:09+08:00", ""]]
+
+
+def test_xlsx_times_are_date_cells_in_the_site_zone_named_in_the_header():
+    from django.utils import timezone
+
+    with timezone.override("Asia/Shanghai"):
+        content = SafeTableExport("xlsx", _Timed(_timed_rows())).export()
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    header, row = [[cell for cell in r] for r in sheet.iter_rows()]
+    assert [c.value for c in header] == ["Name", "At (Asia/Shanghai)", "Done"]
+    assert row[1].is_date and row[1].value == dt.datetime(2026, 3, 2, 8, 5, 9)
+    assert row[2].value in (None, "")

@@ -105,9 +105,11 @@ def test_exports_are_audited_with_the_patients(physicist, curated, site, fmt):
     response = physicist.get(INDEX, {"tab": "naming", "_export": fmt})
     assert response.status_code == 200
     if fmt == "csv":
-        body = response.content.decode()
+        assert response.content.startswith("\ufeff".encode())  # Excel reads the Chinese names right
+        body = response.content.decode("utf-8-sig")
         assert body.splitlines()[0].startswith("MRN,Name,TPS path,Category,Reasons")
         assert "naming" in body and "first name is empty" in body
+        assert "<" not in body, "cells are data, not HTML"
     else:
         assert response.content[:2] == b"PK"
     event = AuditEvent.objects.filter(event="export").latest("id")
