@@ -605,3 +605,20 @@ def test_free_bytes_reads_df_on_the_tps_host(tmp_path):
     source = LocalTpsSource(tmp_path)
     by_df = TpsSource.free_bytes(source, "")  # the df path the SSH source uses, on this host
     assert by_df is not None and abs(by_df - sh.disk_usage(tmp_path).free) < 64 << 20
+
+
+@pytest.mark.parametrize("typed", ["０００１２４", " 000124 ", "000124\u3000"])
+def test_an_mrn_typed_with_a_chinese_input_method_finds_the_patient(site, typed):
+    archive = site["archives"][site["smith"]]
+    assert [c.name for c in find_candidates(institution=site["inst"], mrn=typed, search_targets=False)] == [
+        archive.name]
+    assert [c.name for c in find_candidates(institution=site["inst"], mrn=typed)] == [archive.name]
+
+
+def test_letters_in_an_mrn_and_a_name_match_in_any_case_and_width(site):
+    archive = site["archives"][site["smith"]]
+    Archive.objects.filter(pk=archive.pk).update(mrn="AB000124")
+    assert [c.mrn for c in find_candidates(institution=site["inst"], mrn="ａｂ000124", search_targets=False)] == [
+        "AB000124"]
+    assert archive.name in [c.name for c in find_candidates(institution=site["inst"], name="ＳＭＩＴＨ",
+                                                            search_targets=False)]

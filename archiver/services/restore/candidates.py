@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, Value
 from django.db.models.fields.json import KT
-from django.db.models.functions import Concat, Replace, StrIndex, Substr
+from django.db.models.functions import Concat, Replace, StrIndex, Substr, Upper
 from django.utils import timezone
 
 from inventory.models import Archive, ArchiveCopy
@@ -96,7 +97,7 @@ def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list
                 .defer("manifest")  # lists every file: large, and not needed to list candidates
                 .prefetch_related(Prefetch("copies", queryset=copies), "plans"))
     if mrns:
-        archives = archives.filter(mrn__in=mrns)
+        archives = archives.annotate(mrn_upper=Upper("mrn")).filter(mrn_upper__in=[m.upper() for m in mrns])
     for token in tokens:
         match = (Q(last_name__icontains=token) | Q(first_name__icontains=token) | Q(full_name__icontains=token)
                  | Q(mrn=token))
@@ -126,7 +127,7 @@ def _name_matches(archive_name: str, mrns: tuple[str, ...], tokens: list[str]) -
     parts = parse_archive_name(archive_name)
     if parts is None:
         return False
-    if mrns and parts["mrn"] not in {mrn_part(mrn) for mrn in mrns}:
+    if mrns and parts["mrn"].upper() not in {mrn_part(mrn).upper() for mrn in mrns}:
         return False
     flat = parts["name"].replace("-", "")
     return all(_ascii_token(t) and _ascii_token(t) in flat for t in tokens)
@@ -191,7 +192,10 @@ def find_candidates(*, institution: Institution, mrn: str | None = None, name: s
     not know (``search_targets``). A target that cannot be listed is named in ``unreachable``.
     The search is audited (``restore.search``) with the MRNs it showed.
     """
-    mrn = (mrn or "").strip()
+    # What a person types: full-width digits and letters from a Chinese input method, stray spaces, any
+    # case. NFKC makes "０００１２３" the "000123" on record; MRNs then compare without regard to case.
+    mrn = unicodedata.normalize("NFKC", mrn or "").strip()
+    name = unicodedata.normalize("NFKC", name or "")
     tokens = _name_tokens(name)
     if not mrn and not tokens:
         raise RestoreRefused("give an MRN or a name to search for")
