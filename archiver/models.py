@@ -71,14 +71,14 @@ class PatientArchiveTask(models.Model):
     run = models.ForeignKey(ArchiveRun, on_delete=models.CASCADE, related_name="tasks")
     patient = models.ForeignKey(TpsPatient, on_delete=models.PROTECT, related_name="archive_tasks")
     archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
-    step = models.CharField(max_length=16, choices=Step.choices, default=Step.QUEUED)
-    result = models.CharField(max_length=16, choices=Result.choices, default=Result.PENDING)
-    reason = models.TextField(blank=True)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
+    step = models.CharField(verbose_name=_("Step"), max_length=16, choices=Step.choices, default=Step.QUEUED)
+    result = models.CharField(verbose_name=_("Result"), max_length=16, choices=Result.choices, default=Result.PENDING)
+    reason = models.TextField(verbose_name=_("Reason"), blank=True)
+    bytes_done = models.BigIntegerField(verbose_name=_("Bytes done"), default=0)
+    bytes_total = models.BigIntegerField(verbose_name=_("Bytes total"), default=0)
     claimed_by = models.CharField(max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(verbose_name=_("Attempts"), default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -104,14 +104,14 @@ class RestoreRecord(JobRow):
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="restores")
     archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="restores")
-    destination = models.CharField(max_length=1000)
-    tps_path = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    reason = models.TextField(blank=True)
-    files = models.PositiveIntegerField(default=0)
-    bytes = models.BigIntegerField(default=0)
+    destination = models.CharField(verbose_name=_("Destination"), max_length=1000)
+    tps_path = models.CharField(verbose_name=_("TPS path"), max_length=500, blank=True)
+    status = models.CharField(verbose_name=_("Status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    reason = models.TextField(verbose_name=_("Reason"), blank=True)
+    files = models.PositiveIntegerField(verbose_name=_("Files"), default=0)
+    bytes = models.BigIntegerField(verbose_name=_("Bytes"), default=0)
     from_target = models.ForeignKey(
-        StorageTarget, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        StorageTarget, verbose_name=_("From target"), null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text=_("Read from this target only (a restore drill); blank: the best copy"))
 
     class Meta:
@@ -129,17 +129,20 @@ class RestoreDrill(models.Model):
         UNKNOWN = "unknown", _("Unknown: the target could not be read")
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="restore_drills")
-    target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="restore_drills")
-    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="restore_drills")
+    target = models.ForeignKey(StorageTarget, verbose_name=_("Target"),
+                               on_delete=models.PROTECT, related_name="restore_drills")
+    archive = models.ForeignKey(Archive, verbose_name=_("Archive"),
+                                on_delete=models.PROTECT, related_name="restore_drills")
     restore = models.ForeignKey(RestoreRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     requested_by = models.CharField(max_length=150)
-    started_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(verbose_name=_("Started"), default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.FAIL)
-    files = models.PositiveIntegerField(default=0, help_text=_("Files compared with the manifest"))
-    bytes = models.BigIntegerField(default=0, help_text=_("Bytes restored"))
-    seconds = models.FloatField(null=True, blank=True)
-    reason = models.TextField(blank=True)
+    outcome = models.CharField(verbose_name=_("Outcome"), max_length=8, choices=Outcome.choices, default=Outcome.FAIL)
+    files = models.PositiveIntegerField(verbose_name=_("Files"),
+                                        default=0, help_text=_("Files compared with the manifest"))
+    bytes = models.BigIntegerField(verbose_name=_("Bytes"), default=0, help_text=_("Bytes restored"))
+    seconds = models.FloatField(verbose_name=_("Seconds"), null=True, blank=True)
+    reason = models.TextField(verbose_name=_("Reason"), blank=True)
 
     class Meta:
         ordering = ["-started_at"]

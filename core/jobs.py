@@ -59,14 +59,18 @@ class JobQuerySet(models.QuerySet):
 class JobRow(models.Model):
     """The columns and verbs every job row shares (see the module docstring)."""
 
-    requested_by = models.CharField(max_length=150, help_text=_("User name, 'scheduler', or the command-line account"))
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True, help_text=_("When a worker began the work"))
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True,
+    requested_by = models.CharField(verbose_name=_("Requested by"),
+                                    max_length=150, help_text=_("User name, 'scheduler', or the command-line account"))
+    status = models.CharField(verbose_name=_("Status"),
+                              max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    created_at = models.DateTimeField(verbose_name=_("Created"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(verbose_name=_("Started"),
+                                      null=True, blank=True, help_text=_("When a worker began the work"))
+    finished_at = models.DateTimeField(verbose_name=_("Finished"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(verbose_name=_("Last sign of life"), null=True, blank=True,
                                         help_text=_("Last sign of life of the worker doing the job"))
-    error = models.TextField(blank=True, help_text=_("Why the job failed; blank while it has not"))
+    error = models.TextField(verbose_name=_("Error"),
+                             blank=True, help_text=_("Why the job failed; blank while it has not"))
 
     objects = JobQuerySet.as_manager()
 

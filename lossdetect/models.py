@@ -36,9 +36,10 @@ class LossScan(JobRow):
     audit_event = Event.LOSSSCAN_RUN
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="loss_scans")
-    window_from = models.DateField()
-    window_to = models.DateField()
-    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    window_from = models.DateField(verbose_name=_("From"))
+    window_to = models.DateField(verbose_name=_("To"))
+    trigger = models.CharField(verbose_name=_("Trigger"),
+                               max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     summary = models.JSONField(default=dict, blank=True)
     source_warnings = models.JSONField(default=list, blank=True, help_text=_("Bad R&V rows, skipped"))
 
@@ -58,16 +59,18 @@ class LossFinding(models.Model):
     """One delivered plan of a scan and its category."""
 
     scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="findings")
-    mrn = models.CharField(max_length=64, db_index=True)
-    patient_name = models.CharField(max_length=200, blank=True)
-    plan_label = models.CharField(max_length=200)
-    plan_uid = models.CharField(max_length=128, blank=True)
-    course = models.IntegerField(null=True, blank=True)
-    is_recourse = models.BooleanField(default=False)
-    first_delivery = models.DateTimeField()
-    category = models.CharField(max_length=32, choices=Category.choices, db_index=True)
-    match = models.CharField(max_length=1000, blank=True, help_text=_("TPS path or archive name matched"))
-    found_in = models.CharField(max_length=1000, blank=True, help_text=_("Non-clinical group a lost plan sits in"))
+    mrn = models.CharField(verbose_name=_("MRN"), max_length=64, db_index=True)
+    patient_name = models.CharField(verbose_name=_("Patient name"), max_length=200, blank=True)
+    plan_label = models.CharField(verbose_name=_("Plan label"), max_length=200)
+    plan_uid = models.CharField(verbose_name=_("Plan UID"), max_length=128, blank=True)
+    course = models.IntegerField(verbose_name=_("Course"), null=True, blank=True)
+    is_recourse = models.BooleanField(verbose_name=_("Re-course"), default=False)
+    first_delivery = models.DateTimeField(verbose_name=_("First delivery"))
+    category = models.CharField(verbose_name=_("Category"), max_length=32, choices=Category.choices, db_index=True)
+    match = models.CharField(verbose_name=_("Matched"),
+                             max_length=1000, blank=True, help_text=_("TPS path or archive name matched"))
+    found_in = models.CharField(verbose_name=_("Found in"),
+                                max_length=1000, blank=True, help_text=_("Non-clinical group a lost plan sits in"))
     also_known_as = models.JSONField(default=list, blank=True,
                                      help_text=_("The patient's other MRNs (MRN aliases), when the scan ran"))
     tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL)
@@ -82,14 +85,14 @@ class OtherTpsRecord(models.Model):
     (``Institution.planning_systems``): listed apart, never lost, unarchived or archived."""
 
     scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="other_tps_records")
-    mrn = models.CharField(max_length=64, db_index=True)
-    patient_name = models.CharField(max_length=200, blank=True)
-    plan_label = models.CharField(max_length=200)
-    plan_uid = models.CharField(max_length=128, blank=True)
-    course = models.IntegerField(null=True, blank=True)
-    first_delivery = models.DateTimeField()
-    planning_system = models.CharField(max_length=200)
-    machine = models.CharField(max_length=200, blank=True)
+    mrn = models.CharField(verbose_name=_("MRN"), max_length=64, db_index=True)
+    patient_name = models.CharField(verbose_name=_("Patient name"), max_length=200, blank=True)
+    plan_label = models.CharField(verbose_name=_("Plan label"), max_length=200)
+    plan_uid = models.CharField(verbose_name=_("Plan UID"), max_length=128, blank=True)
+    course = models.IntegerField(verbose_name=_("Course"), null=True, blank=True)
+    first_delivery = models.DateTimeField(verbose_name=_("First delivery"))
+    planning_system = models.CharField(verbose_name=_("Planning system"), max_length=200)
+    machine = models.CharField(verbose_name=_("Machine"), max_length=200, blank=True)
 
     class Meta:
         ordering = ["scan", "first_delivery", "mrn"]
@@ -106,21 +109,24 @@ class PendingPlan(models.Model):
         LOST = "lost", _("Lost")
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="pending_plans")
-    mrn = models.CharField(max_length=64, db_index=True)
-    patient_name = models.CharField(max_length=200, blank=True)
-    plan_label = models.CharField(max_length=200)
-    plan_uid = models.CharField(max_length=128, blank=True)
-    course = models.IntegerField(null=True, blank=True)
-    is_recourse = models.BooleanField(default=False)
-    first_delivery = models.DateTimeField()
+    mrn = models.CharField(verbose_name=_("MRN"), max_length=64, db_index=True)
+    patient_name = models.CharField(verbose_name=_("Patient name"), max_length=200, blank=True)
+    plan_label = models.CharField(verbose_name=_("Plan label"), max_length=200)
+    plan_uid = models.CharField(verbose_name=_("Plan UID"), max_length=128, blank=True)
+    course = models.IntegerField(verbose_name=_("Course"), null=True, blank=True)
+    is_recourse = models.BooleanField(verbose_name=_("Re-course"), default=False)
+    first_delivery = models.DateTimeField(verbose_name=_("First delivery"))
     tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL)
-    tps_path = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    first_seen_scan = models.ForeignKey(LossScan, on_delete=models.PROTECT, related_name="+")
-    last_checked_scan = models.ForeignKey(LossScan, on_delete=models.PROTECT, related_name="+")
-    released_at = models.DateTimeField(null=True, blank=True)
+    tps_path = models.CharField(verbose_name=_("TPS path"), max_length=500, blank=True)
+    status = models.CharField(verbose_name=_("Status"),
+                              max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    first_seen_scan = models.ForeignKey(LossScan, verbose_name=_("First seen in scan"),
+                                        on_delete=models.PROTECT, related_name="+")
+    last_checked_scan = models.ForeignKey(LossScan, verbose_name=_("Last checked in scan"),
+                                          on_delete=models.PROTECT, related_name="+")
+    released_at = models.DateTimeField(verbose_name=_("Archived at"), null=True, blank=True)
     released_archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL)
-    lost_at = models.DateTimeField(null=True, blank=True)
+    lost_at = models.DateTimeField(verbose_name=_("Lost at"), null=True, blank=True)
 
     class Meta:
         ordering = ["first_delivery"]
@@ -152,10 +158,11 @@ class MrnAlias(models.Model):
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="mrn_aliases")
     old_mrn = models.CharField(_("old MRN"), max_length=64)
     mrn = models.CharField(_("MRN"), max_length=64, help_text=_("The MRN the old one now goes by"))
-    reason = models.CharField(max_length=500, blank=True, help_text=_("Why: renumbered, duplicate merged, ..."))
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.ADMIN)
-    recorded_by = models.CharField(max_length=150, blank=True)
-    recorded_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(verbose_name=_("Reason"),
+                              max_length=500, blank=True, help_text=_("Why: renumbered, duplicate merged, ..."))
+    source = models.CharField(verbose_name=_("Source"), max_length=16, choices=Source.choices, default=Source.ADMIN)
+    recorded_by = models.CharField(verbose_name=_("Recorded by"), max_length=150, blank=True)
+    recorded_at = models.DateTimeField(verbose_name=_("Recorded at"), default=timezone.now)
 
     class Meta:
         ordering = ["institution", "old_mrn"]

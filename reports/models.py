@@ -28,14 +28,17 @@ class ReconciliationImport(JobRow):
     audit_event = Event.RECONCILE_IMPORT
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="reconciliations")
-    source = models.CharField(max_length=16, choices=Source.choices)
-    listing_name = models.CharField(max_length=255, help_text=_("File name of the listing, or the target's name"))
+    source = models.CharField(verbose_name=_("Source"), max_length=16, choices=Source.choices)
+    listing_name = models.CharField(verbose_name=_("Listing"),
+                                    max_length=255, help_text=_("File name of the listing, or the target's name"))
     target = models.ForeignKey(
-        StorageTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        StorageTarget, verbose_name=_("Target"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text=_("The target listed; blank: the listing is compared with every verified archive"),
     )
-    files = models.PositiveIntegerField(default=0, help_text=_("Archive files listed (sidecars not counted)"))
-    skipped = models.PositiveIntegerField(default=0, help_text=_("Sidecar and temporary files left out"))
+    files = models.PositiveIntegerField(verbose_name=_("Files"),
+                                        default=0, help_text=_("Archive files listed (sidecars not counted)"))
+    skipped = models.PositiveIntegerField(verbose_name=_("Skipped"),
+                                          default=0, help_text=_("Sidecar and temporary files left out"))
     counts = models.JSONField(default=dict, blank=True, help_text=_("Entries per outcome"))
 
     class Meta:
@@ -69,16 +72,19 @@ class ReconciliationEntry(models.Model):
         UNREADABLE = "unreadable", _("Unreadable row")
 
     reconciliation = models.ForeignKey(ReconciliationImport, on_delete=models.CASCADE, related_name="entries")
-    line = models.PositiveIntegerField(null=True, blank=True, help_text=_("Row of the listing; blank: PDAS only"))
-    path = models.CharField(max_length=1000, blank=True, help_text=_("As listed"))
-    file_name = models.CharField(max_length=255, blank=True)
-    size = models.BigIntegerField(null=True, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
-    mrn = models.CharField(max_length=64, blank=True, db_index=True)
-    archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    archive_name = models.CharField(max_length=255, blank=True, help_text=_("The PDAS archive compared with"))
-    outcome = models.CharField(max_length=24, choices=Outcome.choices)
-    detail = models.CharField(max_length=1000, blank=True)
+    line = models.PositiveIntegerField(verbose_name=_("Line"),
+                                       null=True, blank=True, help_text=_("Row of the listing; blank: PDAS only"))
+    path = models.CharField(verbose_name=_("Path"), max_length=1000, blank=True, help_text=_("As listed"))
+    file_name = models.CharField(verbose_name=_("File name"), max_length=255, blank=True)
+    size = models.BigIntegerField(verbose_name=_("Size"), null=True, blank=True)
+    sha256 = models.CharField(verbose_name=_("SHA-256"), max_length=64, blank=True)
+    mrn = models.CharField(verbose_name=_("MRN"), max_length=64, blank=True, db_index=True)
+    archive = models.ForeignKey(Archive, verbose_name=_("Archive"),
+                                null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    archive_name = models.CharField(verbose_name=_("Archive name"),
+                                    max_length=255, blank=True, help_text=_("The PDAS archive compared with"))
+    outcome = models.CharField(verbose_name=_("Outcome"), max_length=24, choices=Outcome.choices)
+    detail = models.CharField(verbose_name=_("Detail"), max_length=1000, blank=True)
 
     class Meta:
         ordering = ["reconciliation", "outcome", "file_name", "id"]
