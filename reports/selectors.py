@@ -344,6 +344,15 @@ def keeping_now(*, institution: Institution, now: dt.datetime | None = None) -> 
     return Keeping(**Archive.objects.filter(institution=institution).keeping_counts(now=now))
 
 
+def latest_activity_day(*, institution: Institution) -> dt.date | None:
+    """The latest day (site time) an archive run started or a finished loss scan's window ended (two queries)."""
+    run = (ArchiveRun.objects.filter(institution=institution).order_by().aggregate(last=Max("created_at"))["last"])
+    scan = (LossScan.objects.filter(institution=institution, status=LossScan.Status.DONE).order_by()
+            .aggregate(last=Max("window_to"))["last"])
+    days = [timezone.localtime(run, institution.zone).date()] if run else []
+    return max(days + ([scan] if scan else []), default=None)
+
+
 @dataclass(frozen=True)
 class Drills:
     """The latest restore drill of each target of the institution (docs/keeping.md, "Restore drills")."""

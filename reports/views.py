@@ -99,6 +99,11 @@ class ReportView(InstitutionScopedMixin, AuditedExportMixin, TemplateView):
         else:
             institution = self.institutions().order_by("code").first()
         today = timezone.localdate(timezone=institution.zone) if institution else timezone.localdate()
+        # Opened without a period: this month, or, when nothing happened yet this month, the latest month
+        # something did (a site that archives monthly, or the demo's data, is not an empty page).
+        latest = selectors.latest_activity_day(institution=institution) if institution else None
+        if latest is not None and latest < today.replace(day=1):
+            today = latest
         for key, value in {"institution": institution.code if institution else "",
                            **ReportForm.defaults(today)}.items():
             if not data.get(key):

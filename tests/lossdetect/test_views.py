@@ -44,7 +44,7 @@ def test_pages_need_a_login(client, scan):
 def test_scan_list_shows_windows_and_totals(admin_client, scan, django_assert_max_num_queries):
     for _ in range(5):
         LossScanFactory(institution=scan.institution, status="failed", error="R&V source cannot be read")
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):  # a fixed number, whatever the scans (one reads the default window)
         response = admin_client.get(reverse("lossdetect:scan-list"))
     assert response.status_code == 200
     html = response.content.decode()
@@ -231,3 +231,11 @@ def test_alias_list_filters_exports_and_audits(client, scan, django_assert_max_n
     rows = list(csv.reader(io.StringIO(client.get(url, {"mrn": "0005", "_export": "csv"}).content.decode("utf-8-sig"))))
     assert [r[1:3] for r in rows[1:]] == [["000400", "000500"]]
     assert AuditEvent.objects.get(event="export").mrns == ["000400", "000500"]
+
+
+def test_scan_now_dates_are_iso_in_chinese_and_default_to_the_latest_scans_window(admin_client, scan):
+    type(scan.institution).objects.filter(pk=scan.institution.pk).update(rv_url="csv:/data/rv.csv")
+    admin_client.cookies["django_language"] = "zh-hans"
+    html = admin_client.get(reverse("lossdetect:scan-list")).content.decode()
+    assert f'type="date" name="window_from" value="{scan.window_from:%Y-%m-%d}"' in html, "ISO, not 2024年3月4日"
+    assert f'type="date" name="window_to" value="{scan.window_to:%Y-%m-%d}"' in html

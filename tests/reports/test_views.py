@@ -223,3 +223,11 @@ def test_reconcile_needs_its_permissions_and_keeps_to_the_users_institutions(cli
                            follow=True)
     assert "Institution: Select a valid choice." in response.content.decode()  # another institution's: refused
     assert ReconciliationImport.objects.count() == 1
+
+
+def test_a_report_opened_without_a_period_shows_the_latest_month_with_work(admin_client, inst):
+    ArchiveRunFactory(institution=inst, started_at=at(3, 5))
+    from archiver.models import ArchiveRun
+    ArchiveRun.objects.update(created_at=at(3, 5))
+    response = admin_client.get(reverse("reports:index"))
+    assert response.context["report"].period.start.date() == dt.date(2024, 3, 1), "not an empty current month"
