@@ -1,7 +1,8 @@
 """Protocol libraries: how PDAS talks to the systems around it. Plain Python: no models, no settings.
 
 - ``connectors.tps``: the planning system's patient tree (``file://``, ``ssh://``);
-- ``connectors.storage``: storage targets (``file://``, ``ftp://``, ``ftps://``, ``sftp://``);
+- ``connectors.storage``: storage targets (``file://``, ``ftp://``, ``ftps://``, ``sftp://``, ``smb://``, ``s3://``),
+  and the age objects of encrypted targets (``connectors.storage.encrypted``);
 - ``connectors.rv``: record-and-verify sources (``csv:``, ``dicom-dir:``, ``mosaiq+<db-url>``);
 - ``connectors.ssh``: the SSH connection the TPS and SFTP code share (pinned host keys).
 

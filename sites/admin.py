@@ -82,7 +82,8 @@ class StorageTargetInline(_TargetsBySuperusers, admin.TabularInline):
     form = StorageTargetForm
     extra = 0
     fields = ("name", "url", "password_env", "password_file", "key_file", "known_hosts", "ca_file",
-              "allow_plain_ftp", "enabled", "priority")
+              "allow_plain_ftp", "access_key_env", "secret_key_env", "allow_plain_http", "encrypt_to", "identity_file",
+              "identity_env", "enabled", "priority")
 
 
 @admin.register(Institution)

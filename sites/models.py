@@ -132,11 +132,14 @@ class Institution(models.Model):
 
 
 class StorageTarget(models.Model):
-    """A place archives are copied to: file://, ftp://, ftps:// or sftp://."""
+    """A place archives are copied to: file://, ftp://, ftps://, sftp://, smb:// or s3://; any of them
+    encrypted to age recipients (``encrypt_to``)."""
 
-    # As Institution.CONNECTION_FIELDS: superuser or site file only.
+    # As Institution.CONNECTION_FIELDS: superuser or site file only. The recipients and the identity are
+    # among them: whoever sets them decides who can read the archives.
     CONNECTION_FIELDS = ("url", "password_env", "password_file", "key_file", "known_hosts", "ca_file",
-                         "allow_plain_ftp")
+                         "allow_plain_ftp", "access_key_env", "secret_key_env", "allow_plain_http", "encrypt_to",
+                         "identity_file", "identity_env")
 
     institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="storage_targets")
     name = models.SlugField(max_length=64)
@@ -150,6 +153,24 @@ class StorageTarget(models.Model):
     )
     allow_plain_ftp = models.BooleanField(
         default=False, help_text=_("Allow ftp:// without TLS (only on a private storage network)")
+    )
+    access_key_env = models.CharField(
+        max_length=100, blank=True, help_text=_("s3: environment variable holding the access key ID")
+    )
+    secret_key_env = models.CharField(
+        max_length=100, blank=True, help_text=_("s3: environment variable holding the secret access key")
+    )
+    allow_plain_http = models.BooleanField(
+        default=False, help_text=_("Allow an s3 endpoint over http:// (only on a private storage network)")
+    )
+    encrypt_to = models.JSONField(
+        default=list, blank=True, help_text=_("age recipients (age1...): every object on this target is encrypted to them")
+    )
+    identity_file = models.CharField(
+        max_length=500, blank=True, help_text=_("File holding the age identity that decrypts this target (restores)")
+    )
+    identity_env = models.CharField(
+        max_length=100, blank=True, help_text=_("Environment variable holding the age identity (restores)")
     )
     enabled = models.BooleanField(default=True)
     priority = models.PositiveSmallIntegerField(default=0, help_text=_("Lower first when restoring"))

@@ -1,4 +1,4 @@
-"""Project-wide fixtures. Server fixtures (redis, celery, sshd, ftp, postgres, chromium) live in
+"""Project-wide fixtures. Server fixtures (redis, celery, sshd, ftp, samba, s3, postgres, chromium) live in
 ``tests/servers/`` and are registered here as a plugin."""
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ pytest_plugins = [
     "tests.servers.celery_worker",
     "tests.servers.sshd",
     "tests.servers.ftp",
+    "tests.servers.samba",
+    "tests.servers.s3",
     "tests.servers.postgres",
     "tests.servers.chromium",
     "tests.servers.smtp",

@@ -17,7 +17,7 @@ from sites.models import StorageTarget
 from archiver.faults import checkpoint
 from archiver.naming import parse_archive_name
 from archiver.packing.manifest import manifest_bytes
-from connectors.storage.base import ProgressFn, StorageBackend, StorageError, is_temporary
+from connectors.storage.base import ObjectLock, ProgressFn, StorageBackend, StorageError, is_temporary
 
 
 def sha256_sidecar(archive: Archive) -> bytes:
@@ -25,9 +25,9 @@ def sha256_sidecar(archive: Archive) -> bytes:
     return f"{archive.checksum} *{archive.name}\n".encode("utf-8")
 
 
-def _put_sidecar(backend: StorageBackend, name: str, data: bytes, *, same) -> None:
+def _put_sidecar(backend: StorageBackend, name: str, data: bytes, *, same, lock: ObjectLock | None = None) -> None:
     if backend.stat(name) is None:
-        backend.write_bytes(name, data)
+        backend.write_bytes(name, data, lock=lock)
     elif not same(backend.read_bytes(name)):
         raise StorageError(f"{name} already exists on {backend.url} with other content", exists=True)
 
@@ -60,6 +60,8 @@ def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backe
     upload is needed. A different file under the same name is an error, never overwritten.
     """
     copy, _ = ArchiveCopy.objects.get_or_create(archive=archive, target=target, defaults={"path": archive.name})
+    # A target that enforces retention (S3 Object Lock) keeps the archive and its sidecars as PDAS does.
+    lock = ObjectLock(retain_until=archive.retain_until, legal_hold=archive.legal_hold)
     _sweep_our_temporaries(backend, archive.name)
     existing = backend.stat(archive.name)
     if existing is not None and copy.status in (ArchiveCopy.Status.CORRUPT, ArchiveCopy.Status.MISSING):
@@ -73,12 +75,13 @@ def store_copy(*, archive: Archive, chunks_factory, target: StorageTarget, backe
     if existing is None:
         copy.status = ArchiveCopy.Status.UPLOADING
         copy.save(update_fields=["status"])
-        backend.upload(archive.name, chunks_factory(), progress=progress)
+        backend.upload(archive.name, chunks_factory(), progress=progress, lock=lock)
     elif existing.size != archive.size:
         raise StorageError(f"{archive.name} already exists on {backend.url} with a different size", exists=True)
-    _put_sidecar(backend, f"{archive.name}.sha256", sha256_sidecar(archive), same=lambda d: d == sha256_sidecar(archive))
+    _put_sidecar(backend, f"{archive.name}.sha256", sha256_sidecar(archive), same=lambda d: d == sha256_sidecar(archive),
+                 lock=lock)
     _put_sidecar(backend, f"{archive.name}.manifest.json", manifest_bytes(archive.manifest),
-                 same=_same_json(archive.manifest))
+                 same=_same_json(archive.manifest), lock=lock)
     copy.status = ArchiveCopy.Status.UPLOADED
     copy.save(update_fields=["status"])
     return copy

@@ -7,19 +7,25 @@ from urllib.parse import unquote, urlsplit
 from connectors.ssh import SshAddress
 from connectors.errors import ConnectorError, unforeseen
 from connectors.urls import file_url_problem, inline_password_problem, redact_url
-from connectors.storage.base import Digest, RemoteFile, StorageBackend, StorageError
+from connectors.storage.base import Digest, ObjectLock, RemoteFile, StorageBackend, StorageError
+from connectors.storage.s3 import s3_url_problem
+from connectors.storage.smb import smb_url_problem
 
-__all__ = ["SCHEMES", "Digest", "RemoteFile", "StorageBackend", "StorageError", "open_storage", "url_problem", "url_shape_problem"]
+__all__ = ["SCHEMES", "Digest", "ObjectLock", "RemoteFile", "StorageBackend", "StorageError", "open_storage",
+           "url_problem", "url_shape_problem"]
 
 # The scheme registry: what the opener accepts is what the site configuration accepts.
 SCHEMES = {"file": "a local or mounted folder", "ftp": "FTP (only with allow_plain_ftp)",
-           "ftps": "FTP over explicit TLS", "sftp": "SFTP over SSH"}
+           "ftps": "FTP over explicit TLS", "sftp": "SFTP over SSH", "smb": "an SMB 2/3 share (Windows, Samba)",
+           "s3": "S3-compatible object storage"}
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` is not a storage target (``file:``, ``ftp:``, ``ftps:``, ``sftp:``), or None: the one check of a
-    target URL: the site configuration asks all of it, ``open_storage`` its shape."""
-    return inline_password_problem(url, "password_env or password_file") or url_shape_problem(url)
+    """Why ``url`` is not a storage target (``file:``, ``ftp:``, ``ftps:``, ``sftp:``, ``smb:``, ``s3:``), or None:
+    the one check of a target URL: the site configuration asks all of it, ``open_storage`` its shape."""
+    where = ("access_key_env and secret_key_env" if urlsplit(url).scheme == "s3"
+             else "password_env or password_file")
+    return inline_password_problem(url, where) or url_shape_problem(url)
 
 
 def url_shape_problem(url: str) -> str | None:
@@ -28,6 +34,10 @@ def url_shape_problem(url: str) -> str | None:
     shown = redact_url(url)
     if parts.scheme == "file":
         return file_url_problem(url)
+    if parts.scheme == "smb":
+        return smb_url_problem(url)
+    if parts.scheme == "s3":
+        return s3_url_problem(url)
     if parts.scheme in ("ftp", "ftps", "sftp"):
         if parts.scheme == "sftp":
             try:
@@ -42,28 +52,36 @@ def url_shape_problem(url: str) -> str | None:
         if not parts.hostname:
             return f"{shown}: names no host; write {parts.scheme}://user@host[:port]/folder"
         return None
-    return (f"{shown}: unsupported target {parts.scheme or '(none)'!r}: use file:///absolute/path, ftps://, ftp:// or "
-            "sftp://user@host[:port]/folder")
+    return (f"{shown}: unsupported target {parts.scheme or '(none)'!r}: use file:///absolute/path, ftps://, ftp://, "
+            "sftp://user@host[:port]/folder, smb://user@host[:port]/share/folder or "
+            "s3://bucket/prefix?endpoint=https://host")
 
 
 def open_storage(url: str, *, password: str | None = None, key_file: str | None = None,
                  known_hosts: str | None = None, ca_file: str | None = None, allow_plain_ftp: bool = False,
+                 access_key: str | None = None, secret_key: str | None = None, allow_plain_http: bool = False,
                  timeout: float = 30) -> StorageBackend:
     """Connect to the target ``url`` names. Every failure is a ``StorageError`` whose message holds the URL
     redacted; an unforeseen exception of a library becomes one too, with the library's frames (where the
-    password is a variable) dropped. The frames from here up still hold ``password``: the caller that
-    looked it up hides them from error reports (``sites.connections``, Django's ``sensitive_variables``)."""
+    password is a variable) dropped. The frames from here up still hold ``password`` (``secret_key``): the
+    caller that looked it up hides them from error reports (``sites.connections``, Django's
+    ``sensitive_variables``)."""
     try:
         return _open(url, password=password, key_file=key_file, known_hosts=known_hosts, ca_file=ca_file,
-                     allow_plain_ftp=allow_plain_ftp, timeout=timeout)
+                     allow_plain_ftp=allow_plain_ftp, access_key=access_key, secret_key=secret_key,
+                     allow_plain_http=allow_plain_http, timeout=timeout)
     except ConnectorError:
         raise
     except Exception as exc:
-        raise StorageError(f"{redact_url(url)}: cannot connect: {unforeseen(exc, secret=password)}") from None
+        text = unforeseen(exc, secret=password)
+        if secret_key:
+            text = text.replace(secret_key, "***")
+        raise StorageError(f"{redact_url(url)}: cannot connect: {text}") from None
 
 
 def _open(url: str, *, password: str | None, key_file: str | None, known_hosts: str | None, ca_file: str | None,
-          allow_plain_ftp: bool, timeout: float) -> StorageBackend:
+          allow_plain_ftp: bool, access_key: str | None, secret_key: str | None, allow_plain_http: bool,
+          timeout: float) -> StorageBackend:
     if problem := url_shape_problem(url):
         raise StorageError(problem)
     parts = urlsplit(url)
@@ -87,4 +105,13 @@ def _open(url: str, *, password: str | None, key_file: str | None, known_hosts: 
         from connectors.storage.sftp import SftpStorage
 
         return SftpStorage(url, password=password, key_file=key_file, known_hosts=known_hosts, timeout=timeout)
-    raise StorageError(f"{shown}: unsupported target (use file://, ftp://, ftps:// or sftp://)")
+    if parts.scheme == "smb":
+        from connectors.storage.smb import SmbStorage
+
+        return SmbStorage(url, password=password, timeout=timeout)
+    if parts.scheme == "s3":
+        from connectors.storage.s3 import S3Storage
+
+        return S3Storage(url, access_key=access_key, secret_key=secret_key, allow_plain_http=allow_plain_http,
+                         ca_file=ca_file, timeout=timeout)
+    raise StorageError(f"{shown}: unsupported target (use file://, ftp://, ftps://, sftp://, smb:// or s3://)")

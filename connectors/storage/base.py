@@ -4,11 +4,15 @@ A target is a flat folder of files (``<archive>``, ``<archive>.sha256``, ``<arch
 Uploads go to a temporary name and are renamed into place; an existing file is never overwritten
 (``StorageError(exists=True)``), so two runs can never silently replace a verified archive.
 Listings raise on failure: a listing that could not be read is never reported as empty.
+
+A target that can enforce retention itself (S3 with Object Lock) takes an ``ObjectLock`` with the upload:
+the caller hands over plain values (a date, a flag), so this package stays free of the models.
 """
 from __future__ import annotations
 
 from connectors.errors import ConnectorError
 
+import datetime as dt
 import hashlib
 import io
 import posixpath
@@ -41,6 +45,16 @@ class Digest:
     sha256: str
     size: int
     method: str  # FixityCheck.Method value: remote_hash, read_back or local_hash
+
+
+@dataclass(frozen=True)
+class ObjectLock:
+    """Retention a target enforces on a stored file, where it can (S3 Object Lock): kept at least until
+    ``retain_until`` (None: no date), and not deletable at all while ``legal_hold``. Targets that cannot
+    enforce it ignore it; PDAS's own rules (``Archive.may_be_deleted``) apply everywhere."""
+
+    retain_until: dt.datetime | None = None
+    legal_hold: bool = False
 
 
 def check_name(name: str) -> str:
@@ -101,8 +115,10 @@ class StorageBackend(ABC):
         """A digest computed where the file lives, or None when the target cannot do that."""
         return None
 
-    def upload(self, name: str, chunks: Iterable[bytes], *, progress: ProgressFn | None = None) -> int:
-        """Store a new file under ``name``; the temporary upload is removed on any failure."""
+    def upload(self, name: str, chunks: Iterable[bytes], *, progress: ProgressFn | None = None,
+               lock: ObjectLock | None = None) -> int:
+        """Store a new file under ``name``; the temporary upload is removed on any failure. ``lock``: retention
+        for a target that enforces it (``apply_lock``); the others ignore it."""
         check_name(name)
         if self.stat(name) is not None:
             raise StorageError(f"{name} already exists on {self.url}", exists=True)
@@ -122,10 +138,17 @@ class StorageBackend(ABC):
             except Exception:  # best effort: the original error is the one to report
                 pass
             raise
+        if lock is not None:
+            self.apply_lock(name, lock)
         return written
 
-    def write_bytes(self, name: str, data: bytes) -> None:
-        self.upload(name, [data])
+    def apply_lock(self, name: str, lock: ObjectLock) -> bool:
+        """Make the target keep ``name`` as ``lock`` says, never shorter than it already does; False when
+        this target cannot enforce retention (the default: only PDAS's own rules then keep it)."""
+        return False
+
+    def write_bytes(self, name: str, data: bytes, *, lock: ObjectLock | None = None) -> None:
+        self.upload(name, [data], lock=lock)
 
     def read_bytes(self, name: str) -> bytes:
         return b"".join(self.read_chunks(name))

@@ -37,4 +37,15 @@ def set_legal_hold(*, archives: Iterable[Archive], hold: bool, reason: str, acto
                          obj=archive, mrns=[archive.mrn],
                          detail={"archive": archive.name, "hold": hold, "reason": reason[:1000]})
             changed.append(archive)
+        _mirror_after_commit(changed)
     return changed
+
+
+def _mirror_after_commit(archives: list[Archive]) -> None:
+    """Stores that enforce retention (S3 Object Lock) get the new legal hold once the change committed."""
+    from inventory.services.object_lock import has_locking_target, mirror_object_lock
+
+    institutions = {archive.institution for archive in archives}
+    if any(has_locking_target(institution) for institution in institutions):
+        ids = [archive.pk for archive in archives]
+        transaction.on_commit(lambda: mirror_object_lock(archive_ids=ids))

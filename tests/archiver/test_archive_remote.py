@@ -1,4 +1,5 @@
-"""Archiving a TPS reached over SSH (packed on its host by the pack script) to an FTPS array."""
+"""Archiving a TPS reached over SSH (packed on its host by the pack script) to an FTPS array; and to an SMB share
+and an S3 object store (with and without Object Lock), then rebuilding the lost index from them and restoring."""
 from __future__ import annotations
 
 import io
@@ -6,6 +7,7 @@ import tarfile
 
 import pytest
 
+from connectors.storage import ObjectLock, StorageError
 from inventory.models import QuarantinedPatient
 from archiver.services import archiving
 from archiver.tasks import start_archive_run
@@ -95,3 +97,86 @@ def test_planted_file_names_run_nothing_on_the_tps_host(tmp_path, sshd, monkeypa
     bad = results[records[1].tps_path]
     assert bad.result == "error" and "line break" in bad.reason, bad.reason
     assert (remote_root / records[1].tps_path / "two\nlines").exists(), "the refused patient's originals stay"
+
+
+# --- SMB shares and S3 object stores: archive, rebuild the lost index, restore ---------------------------
+
+
+def _remote_target(kind, request, inst, monkeypatch):
+    """A storage target of ``kind`` on its real server, configured as a site would (secrets by variable)."""
+    if kind == "smb":
+        samba = request.getfixturevalue("samba_server")
+        monkeypatch.setenv("PDAS_TEST_SMB_PASSWORD", samba.password)
+        return StorageTargetFactory(institution=inst, name="share", url=samba.url(samba.new_dir("array")),
+                                    password_env="PDAS_TEST_SMB_PASSWORD")
+    s3 = request.getfixturevalue("s3_server")
+    monkeypatch.setenv("PDAS_TEST_S3_ACCESS_KEY", s3.access_key)
+    monkeypatch.setenv("PDAS_TEST_S3_SECRET_KEY", s3.secret_key)
+    return StorageTargetFactory(institution=inst, name="objects", url=s3.url(s3.new_bucket(object_lock=kind == "s3-locked")),
+                                access_key_env="PDAS_TEST_S3_ACCESS_KEY", secret_key_env="PDAS_TEST_S3_SECRET_KEY",
+                                ca_file=s3.ca_file)
+
+
+@pytest.mark.django_db(transaction=True)  # flush (TRUNCATE on PostgreSQL) needs no open transaction
+@pytest.mark.parametrize("kind", ["smb", "s3", "s3-locked"])
+def test_archive_rebuild_index_and_restore_on_a_share_or_an_object_store(kind, request, tmp_path, settings,
+                                                                          monkeypatch):
+    from django.core.management import call_command
+
+    from archiver.services.restore import run_restore
+    from inventory.models import Archive, ArchiveCopy
+    from sites.connections import open_target
+    from tests.archiver.restore_site import archive_patients, build_site, tree
+    from tests.archiver.test_commands_rebuild_index import _rebuild, _snapshot
+
+    settings.DATA_DIR = tmp_path / "data"
+    site = build_site(tmp_path, targets=())
+    target = _remote_target(kind, request, site["inst"], monkeypatch)
+    originals = {path: tree(site["root"] / path) for path in (site["zhang"], site["smith"])}
+    archives = archive_patients(site["inst"], list(originals))
+    assert set(ArchiveCopy.objects.values_list("status", flat=True)) == {ArchiveCopy.Status.VERIFIED}
+    with open_target(target) as backend:
+        stored = sorted(f.name for f in backend.list_files())
+        assert stored == sorted(f"{a.name}{suffix}" for a in archives.values() for suffix in ("", ".sha256", ".manifest.json"))
+        if kind == "s3-locked":  # the store itself keeps the archive until its retain_until
+            archive = archives[site["zhang"]]
+            assert backend.lock_of(archive.name).retain_until == archive.retain_until
+            assert backend.lock_of(f"{archive.name}.manifest.json").retain_until == archive.retain_until
+            with pytest.raises(StorageError, match="Object Lock"):
+                backend.remove(archive.name)
+    if kind == "s3-locked":  # later changes in PDAS reach the store once committed
+        _legal_hold_and_retention_reach_the_store(archives[site["zhang"]], site["inst"], target)
+    before = _snapshot()
+
+    call_command("flush", "--no-input", verbosity=0)  # the PDAS database is lost; the site is configured again
+    inst = InstitutionFactory(code="PUMCH", tps_url=f"file://{site['root']}")
+    _remote_target(kind, request, inst, monkeypatch)
+    StorageTargetFactory._meta.model.objects.filter(institution=inst).update(url=target.url)  # the same share/bucket
+    code, report = _rebuild("--verify")
+    assert code == 0, report
+    assert report["counts"]["created"] == 2 and _snapshot() == before
+
+    archive = Archive.objects.get(tps_path=site["zhang"])
+    record = run_restore(archive=archive, institution=inst, actor="physicist")
+    assert record.status == "done", record.reason
+    assert tree(site["root"] / site["zhang"]) == originals[site["zhang"]]
+
+
+def _legal_hold_and_retention_reach_the_store(archive, inst, target):
+    import datetime as dt
+
+    from inventory.models import Archive
+    from inventory.services.legal_hold import set_legal_hold
+    from inventory.services.retention import extend_retention
+    from sites.connections import open_target
+
+    set_legal_hold(archives=[archive], hold=True, reason="court order 17/2026", actor="test")
+    later = dt.datetime(2031, 5, 4, 8, 0, tzinfo=dt.timezone.utc)
+    assert extend_retention(institution=inst, latest_delivery={archive.mrn: later}, actor="test") >= 1
+    archive = Archive.objects.get(pk=archive.pk)
+    with open_target(target) as backend:
+        for name in (archive.name, f"{archive.name}.sha256", f"{archive.name}.manifest.json"):
+            assert backend.lock_of(name) == ObjectLock(retain_until=archive.retain_until, legal_hold=True), name
+    set_legal_hold(archives=[archive], hold=False, reason="released by the court", actor="test")
+    with open_target(target) as backend:
+        assert not backend.lock_of(archive.name).legal_hold

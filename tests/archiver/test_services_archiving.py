@@ -110,7 +110,7 @@ def test_archives_verifies_and_quarantines_only_archivable_patients(site):
 def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch, damage):
     real_upload = FileStorage.upload
 
-    def corrupting_upload(self, name, chunks, *, progress=None):
+    def corrupting_upload(self, name, chunks, *, progress=None, lock=None):
         if name.endswith(".tar.gz") and "array-2" in self.url:
             data = bytearray(b"".join(chunks))
             if damage == "flipped byte":
@@ -118,7 +118,7 @@ def test_a_corrupt_copy_is_an_error_and_nothing_is_removed(site, monkeypatch, da
             else:
                 del data[len(data) // 2:]  # the tail never arrived, yet the upload "succeeded"
             chunks = [bytes(data)]
-        return real_upload(self, name, chunks, progress=progress)
+        return real_upload(self, name, chunks, progress=progress, lock=lock)
 
     monkeypatch.setattr(FileStorage, "upload", corrupting_upload)
     run = _run(site["inst"])
@@ -191,7 +191,7 @@ def test_a_crash_mid_upload_is_finished_by_the_rerun_without_duplicates(site, mo
     real_upload = FileStorage.upload
     state = {"crashed": False}
 
-    def crashing_upload(self, name, chunks, *, progress=None):
+    def crashing_upload(self, name, chunks, *, progress=None, lock=None):
         if not state["crashed"] and name.endswith(".tar.gz"):
             state["crashed"] = True
 
@@ -200,8 +200,8 @@ def test_a_crash_mid_upload_is_finished_by_the_rerun_without_duplicates(site, mo
                     if i == 1:
                         raise SystemExit("worker killed")  # not an Exception: nothing may catch it
                     yield chunk
-            return real_upload(self, name, half(), progress=progress)
-        return real_upload(self, name, chunks, progress=progress)
+            return real_upload(self, name, half(), progress=progress, lock=lock)
+        return real_upload(self, name, chunks, progress=progress, lock=lock)
 
     monkeypatch.setattr(FileStorage, "upload", crashing_upload)
     monkeypatch.setattr("archiver.packing.stream_packer.CHUNK", 64)

@@ -71,6 +71,12 @@ STORAGE_KEYS = {
         Key("known_hosts", "known_hosts", "str"),
         Key("ca_file", "ca_file", "str"),
         Key("allow_plain_ftp", "allow_plain_ftp", "bool"),
+        Key("access_key_env", "access_key_env", "str"),
+        Key("secret_key_env", "secret_key_env", "str"),
+        Key("allow_plain_http", "allow_plain_http", "bool"),
+        Key("encrypt_to", "encrypt_to", "str_list"),
+        Key("identity_file", "identity_file", "str"),
+        Key("identity_env", "identity_env", "str"),
         Key("priority", "priority", "int"),
         Key("enabled", "enabled", "bool"),
     )
@@ -87,6 +93,11 @@ SECRET_KEYS = {
     "token": "password_env or password_file",
     "tps_password": "tps_password_env",
     "rv_password": "rv_password_env",
+    "access_key": "access_key_env",
+    "secret_key": "secret_key_env",
+    "aws_access_key_id": "access_key_env",
+    "aws_secret_access_key": "secret_key_env",
+    "identity": "identity_file or identity_env",
 }
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "bool": "true or false", "str_list": "a list of strings"}

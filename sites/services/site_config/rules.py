@@ -19,6 +19,8 @@ from sites.models import Codec
 from connectors.rv import url_problem as rv_url_problem
 from connectors.secrets import secret_problem
 from connectors.storage import url_problem as storage_url_problem
+from connectors.storage.encrypted import recipients_problem
+from connectors.storage.s3 import s3_url_problem
 from connectors.tps import url_problem as tps_url_problem
 
 CODEC_LEVELS = {Codec.GZIP: range(0, 10), Codec.ZSTD: range(0, 23)}
@@ -166,7 +168,8 @@ def storage_problems(values: dict[str, Any], *, check_local: bool = True) -> Pro
         problems.append(("url", problem))
     scheme = urlsplit(url).scheme
     if scheme == "file":
-        for field_name in ("password_env", "password_file", "key_file", "known_hosts", "ca_file"):
+        for field_name in ("password_env", "password_file", "key_file", "known_hosts", "ca_file", "access_key_env",
+                           "secret_key_env"):
             if values.get(field_name):
                 problems.append((field_name, "a file:// target takes no credentials"))
     if values.get("password_env") and values.get("password_file"):
@@ -176,16 +179,57 @@ def storage_problems(values: dict[str, Any], *, check_local: bool = True) -> Pro
                                         "never trusted on first use)"))
     if scheme == "sftp" and not any(values.get(f) for f in ("key_file", "password_env", "password_file")):
         problems.append(("key_file", "an sftp:// target needs key_file, password_env or password_file to log in"))
+    if scheme == "smb" and not any(values.get(f) for f in ("password_env", "password_file")):
+        problems.append(("password_env", "an smb:// target needs password_env or password_file to log in"))
     if scheme == "ftp" and not values.get("allow_plain_ftp"):
         problems.append(("url", "plain ftp:// sends the password and the archives in clear: use ftps://, "
                                 "or set allow_plain_ftp = true on a private storage network"))
-    if scheme in ("ftp", "sftp") and values.get("ca_file"):
-        problems.append(("ca_file", "only used with ftps://"))
+    if scheme in ("ftp", "sftp", "smb") and values.get("ca_file"):
+        problems.append(("ca_file", "only used with ftps:// and s3:// (an https endpoint)"))
     if scheme != "ftp" and values.get("allow_plain_ftp"):
         problems.append(("allow_plain_ftp", "only used with ftp://"))
+    problems.extend(_s3_problems(values, scheme))
     if values.get("password_env") and (problem := _env_problem(values["password_env"], check_local=check_local)):
         problems.append(("password_env", problem))
-    for field_name in ("password_file", "key_file", "known_hosts", "ca_file"):
+    for field_name in ("access_key_env", "secret_key_env", "identity_env"):
+        if values.get(field_name) and (problem := _env_problem(values[field_name], check_local=check_local)):
+            problems.append((field_name, problem))
+    for field_name in ("password_file", "key_file", "known_hosts", "ca_file", "identity_file"):
         if values.get(field_name) and (problem := _file_problem(values[field_name], check_local=check_local)):
             problems.append((field_name, problem))
+    problems.extend(_encryption_problems(values))
+    return problems
+
+
+def _s3_problems(values: dict[str, Any], scheme: str) -> Problems:
+    problems: Problems = []
+    if scheme == "s3":
+        for field_name in ("password_env", "password_file", "key_file", "known_hosts"):
+            if values.get(field_name):
+                problems.append((field_name, "not used with s3:// (the key pair is access_key_env and secret_key_env)"))
+        for field_name in ("access_key_env", "secret_key_env"):
+            if not values.get(field_name):
+                problems.append((field_name, "an s3:// target needs access_key_env and secret_key_env"))
+        url = values.get("url", "")
+        if not s3_url_problem(url) and (problem := s3_url_problem(url, allow_plain_http=bool(
+                values.get("allow_plain_http")))):
+            problems.append(("url", problem))
+    else:
+        for field_name in ("access_key_env", "secret_key_env", "allow_plain_http"):
+            if values.get(field_name):
+                problems.append((field_name, "only used with s3://"))
+    return problems
+
+
+def _encryption_problems(values: dict[str, Any]) -> Problems:
+    recipients = values.get("encrypt_to") or []
+    if recipients and (problem := recipients_problem(recipients)):
+        return [("encrypt_to", problem)]
+    problems: Problems = []
+    if not recipients:
+        for field_name in ("identity_file", "identity_env"):
+            if values.get(field_name):
+                problems.append((field_name, "only used with encrypt_to (the identity decrypts an encrypted target)"))
+    if values.get("identity_file") and values.get("identity_env"):
+        problems.append(("identity_env", "set identity_file or identity_env, not both"))
     return problems
