@@ -30,6 +30,7 @@ class ArchivePatientTask(BackgroundTask):
     def give_up(self, exc: Exception, task_id: int) -> str:
         task = archiving.give_up_patient(
             task_id=task_id, reason=f"gave up after {self.max_retries + 1} attempts: {exc}; originals kept")
+        curate_after(task.run.institution, f"after archive run {task.run_id}", when=task.run.finished)
         return task.result
 
 
@@ -38,8 +39,22 @@ def archive_patient_task(task_id: int) -> str:
     """Archive one patient of a run (retried while the error is retryable), then close the run if
     this was its last pending patient."""
     task = archiving.archive_patient(task_id=task_id, worker=f"{archiving.worker_name()}:{task_id}")
-    archiving.finish_run(run=task.run)
+    run = archiving.finish_run(run=task.run)
+    curate_after(run.institution, f"after archive run {run.pk}", when=run.finished)
     return task.result
+
+
+def curate_after(institution: Institution, reason: str, *, when: bool) -> None:
+    """A curation of the institution once the work that changed its pending group is over (``when``), so the
+    curation page never lists as ready what was archived meanwhile. ``reason`` names the work (it is the
+    curation's "requested by"); one curation per piece of work, however many tasks see it end."""
+    from curation.models import CurationRun
+    from curation.services.curate import create_curation
+    from curation.tasks import curate_task
+
+    if not when or CurationRun.objects.filter(institution=institution, requested_by=reason).exists():
+        return
+    dispatch(curate_task, create_curation(institution=institution, actor=reason).pk)
 
 
 @shared_task(base=BackgroundTask)
@@ -136,4 +151,8 @@ def restore_archive_task(archive_id: int, record_id: int) -> str:
 
     if not RestoreRecord.objects.filter(pk=record_id, archive_id=archive_id).exists():
         return "unknown"
-    return execute_restore(record_id=record_id).status
+    record = execute_restore(record_id=record_id)
+    # A patient restored into the TPS group the pending group curates shows there at once.
+    curate_after(record.institution, f"after restore {record.pk}",
+                 when=record.status == RestoreRecord.Status.DONE and record.destination.startswith("tps:"))
+    return record.status
