@@ -14,7 +14,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from connectors.storage.encrypted import EncryptedNames
 from sites.models import Codec, Institution, StorageTarget
+
+EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst"}  # as archiver.naming, which stands to the right
 
 
 class TpsPatient(models.Model):
@@ -255,9 +258,17 @@ class ArchiveCopy(models.Model):
 
     archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="copies")
     target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="copies")
-    path = models.CharField(max_length=1000, help_text=_("Path on the target"))
+    path = models.CharField(max_length=1000, help_text=_("Path on the target (on an encrypted target, the "
+                                                         "encrypted object's name: <sha256>.tar.gz.age)"))
     size = models.BigIntegerField(null=True, blank=True)
-    checksum = models.CharField(max_length=128, blank=True, help_text=_("Digest measured on the target"))
+    checksum = models.CharField(max_length=128, blank=True, help_text=_(
+        "Digest measured on the target (on an encrypted target, of the archive as it was encrypted)"))
+    encrypted_sha256 = models.CharField(max_length=64, blank=True, help_text=_(
+        "Encrypted target only: SHA-256 of the encrypted archive object, recorded when it was encrypted"))
+    encrypted_size = models.BigIntegerField(null=True, blank=True, help_text=_(
+        "Encrypted target only: size of the encrypted archive object"))
+    encrypted_manifest_sha256 = models.CharField(max_length=64, blank=True, help_text=_(
+        "Encrypted target only: SHA-256 of the encrypted manifest object"))
     checksum_algorithm = models.CharField(
         max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256
     )
@@ -275,6 +286,24 @@ class ArchiveCopy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.archive.name} @ {self.target.name}"
+
+    @property
+    def encrypted(self) -> bool:
+        """The copy lies on a target that keeps ciphertext only (``encrypt_to``): its objects are the
+        age-encrypted ones named after the archive's SHA-256, never the archive under its own name."""
+        return bool(self.target.encrypt_to)
+
+    def encrypted_names(self) -> EncryptedNames:
+        """The names of this copy's objects on an encrypted target (from the archive's digest and codec)."""
+        return EncryptedNames.of(self.archive.checksum, EXTENSIONS.get(self.archive.codec, ".tar.gz"))
+
+    def object_names(self) -> tuple[str, ...]:
+        """Every object on the target that makes up this copy: the archive and its sidecars (on an
+        encrypted target: the encrypted archive, the encrypted manifest and both ``.sha256``)."""
+        if self.encrypted:
+            return self.encrypted_names().all()
+        name = self.archive.name
+        return name, f"{name}.sha256", f"{name}.manifest.json"
 
 
 class FixityCheck(models.Model):

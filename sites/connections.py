@@ -89,12 +89,9 @@ def target_identities(target: StorageTarget) -> list:
 def open_target(target: StorageTarget, *, timeout: float = 30) -> StorageBackend:
     """Connect to a configured storage target.
 
-    A target with ``encrypt_to`` is refused for now: the storage side of encrypted targets exists
-    (``connectors.storage.encrypted``), but archiving, checks and restores do not go through it yet, and
-    a plain copy of a patient must never land where the site asked for ciphertext only."""
-    if target.encrypt_to:
-        raise StorageError(f"storage {target}: encrypt_to is set, and archiving, checks and restores do not "
-                           "encrypt yet (docs/contracts.md §4.5): nothing is written to or read from this target")
+    A target with ``encrypt_to`` opens like any other: what is written to it and read from it is the
+    encrypted form (``archiver.services.transfer`` and ``connectors.storage.encrypted``), decided by the
+    copy (``ArchiveCopy.encrypted``), never by this connection."""
     access_key, secret_key = target_key_pair(target)
     return open_storage(target.url, password=target_password(target), key_file=target.key_file or None,
                         known_hosts=target.known_hosts or None, ca_file=target.ca_file or None,

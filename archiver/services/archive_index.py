@@ -44,9 +44,10 @@ class TargetArchive:
 
     target: StorageTarget
     name: str
-    size: int
+    size: int | None  # None: an encrypted target's archive, whose plain size is known once decrypted
     sha256: str
     manifest: dict
+    path: str = ""  # the object on the target, when it is not ``name`` (an encrypted target's)
 
 
 @dataclass
@@ -199,12 +200,13 @@ def index_target_archive(*, institution: Institution, found: TargetArchive) -> t
                          created=_aware(p.get("created"), institution), edited=_aware(p.get("edited"), institution))
             for p in manifest.get("plans", []) if isinstance(p, dict) and isinstance(p.get("plan_id"), int)
         ])
-    elif archive.checksum != found.sha256 or (archive.size is not None and archive.size != found.size):
+    elif archive.checksum != found.sha256 or (archive.size is not None and found.size is not None
+                                              and archive.size != found.size):
         raise SidecarError(f"{found.target.name}: {found.name}: the index records another digest or size for this "
                           "name; not changed (check both copies)")
     _copy, copy_created = ArchiveCopy.objects.get_or_create(
         archive=archive, target=found.target,
-        defaults={"path": found.name, "size": found.size, "status": ArchiveCopy.Status.UPLOADED},
+        defaults={"path": found.path or found.name, "size": found.size, "status": ArchiveCopy.Status.UPLOADED},
     )
     return archive, created, copy_created
 
@@ -227,6 +229,9 @@ def verify_indexed_copy(*, archive: Archive, target: StorageTarget, backend: Sto
         if learnt and passed:
             Archive.objects.filter(pk=archive.pk).exclude(status=Archive.Status.VERIFIED).update(
                 status=Archive.Status.VERIFIED, verified_at=timezone.now())
+            if found.archive_size is not None:  # an encrypted target's archive: its size is known now
+                Archive.objects.filter(pk=archive.pk, size__isnull=True).update(size=found.archive_size)
+                ArchiveCopy.objects.filter(pk=copy.pk).update(size=found.archive_size, checksum=archive.checksum)
         elif learnt and check.outcome == FixityCheck.Outcome.FAIL and found.checksum == archive.checksum:
             # The bytes are the ones its sidecar names, and they are not the archive its manifest
             # describes: every copy of that digest is the same bad archive.
@@ -249,6 +254,9 @@ def rebuild_index(*, institution: Institution, actor, verify: bool = False) -> I
     for target in targets:
         try:
             with open_target(target) as backend:
+                if target.encrypt_to:
+                    _index_encrypted_target(institution, target, backend, report, verify=verify, actor=actor)
+                    continue
                 names = archive_names(backend)
                 report.targets.append(target.name)
                 for name in names:
@@ -262,10 +270,81 @@ def rebuild_index(*, institution: Institution, actor, verify: bool = False) -> I
     return report
 
 
-def _index_one(institution: Institution, target: StorageTarget, backend: StorageBackend, name: str,
-               report: IndexReport, *, verify: bool, actor) -> None:
+def _index_encrypted_target(institution: Institution, target: StorageTarget, backend: StorageBackend,
+                            report: IndexReport, *, verify: bool, actor) -> None:
+    """Index an encrypted target: its object names show no patient, so each manifest is decrypted with the
+    target's identity. Without one, the target is a problem line naming it (never "no archives")."""
+    from connectors.errors import SecretError
+    from connectors.storage.encrypted import IdentityMissing, encrypted_archives
+    from sites.connections import target_identities
+
+    from archiver.services.transfer import no_identity_reason
+
+    held = encrypted_archives(backend)
     try:
-        found = read_target_archive(backend, target, name)
+        identities = target_identities(target)
+    except SecretError as exc:
+        reason = no_identity_reason(target) if isinstance(exc, IdentityMissing) else str(exc)
+        report.problems.append(f"{target.name}: {reason}: its {len(held)} archive(s) cannot be read, none indexed")
+        return
+    report.targets.append(target.name)
+    for names in held:
+        report.archives_seen += 1
+        _index_one(institution, target, backend, names.archive, report, verify=verify, actor=actor,
+                   read=lambda names=names: read_encrypted_archive(backend, target, names, identities))
+
+
+def read_encrypted_archive(backend: StorageBackend, target: StorageTarget, names, identities: list) -> TargetArchive:
+    """One archive of an encrypted target, from its decrypted manifest. Its digest is the one its objects
+    are named after; its name is the one the index already gives that digest, else the one the naming
+    rules give its patient and plans (with ``_2``, ``_3`` ... past a name the index holds for another
+    digest)."""
+    where = f"{target.name}: {names.manifest}"
+    try:
+        manifest = json.loads(read_manifest_plain(backend, names, identities).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SidecarError(f"{where}: not valid JSON once decrypted ({exc})") from None
+    check_manifest(manifest, where=where)
+    return TargetArchive(target=target, name=_encrypted_archive_name(target.institution, manifest, names),
+                         size=None, sha256=names.sha256, manifest=manifest, path=names.archive)
+
+
+def read_manifest_plain(backend: StorageBackend, names, identities: list) -> bytes:
+    from connectors.storage.encrypted import read_manifest
+
+    stat = backend.stat(names.manifest)
+    if stat is None:
+        raise SidecarError(f"{backend.url}: {names.manifest}: missing")
+    if stat.size > MANIFEST_LIMIT:
+        raise SidecarError(f"{names.manifest}: {stat.size} bytes, larger than any manifest")
+    return read_manifest(backend, names, identities)
+
+
+def _encrypted_archive_name(institution: Institution, manifest: dict, names) -> str:
+    from archiver.naming import archive_name
+
+    known = Archive.objects.filter(institution=institution, checksum=names.sha256).values_list("name", flat=True)
+    if known:
+        return known[0]
+    patient = manifest["patient"]
+    edits = [_aware(p.get("edited"), institution) for p in manifest.get("plans", []) if isinstance(p, dict)]
+    edited = max((e for e in edits if e is not None), default=None) or _aware(manifest.get("packed_at"), institution)
+    local = timezone.localtime(edited, institution.zone) if edited else dt.datetime(1970, 1, 1)
+    codec = "zstd" if names.extension == ".tar.zst" else "gzip"
+    clash = 1
+    while True:
+        name = archive_name(last_name=str(patient.get("last_name") or ""), first_name=str(patient.get("first_name")
+                            or ""), mrn=patient["mrn"].strip(), edited=local, codec=codec, clash=clash)
+        if not Archive.objects.filter(institution=institution, name=name).exclude(checksum=names.sha256).exists():
+            return name
+        clash += 1
+
+
+def _index_one(institution: Institution, target: StorageTarget, backend: StorageBackend, name: str,
+               report: IndexReport, *, verify: bool, actor, read=None) -> None:
+    try:
+        found = read() if read is not None else read_target_archive(backend, target, name)
+        name = found.name
         if found.manifest.get("institution") not in (None, "", institution.code):
             raise SidecarError(f"{target.name}: {name}: the manifest belongs to institution "
                               f"{found.manifest.get('institution')!r}, not {institution.code!r}; not indexed")

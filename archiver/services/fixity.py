@@ -16,6 +16,12 @@ checked in its own transaction, so a killed sweep resumes with what it had not r
 
 Repair (``repair_copy``) re-makes a missing or corrupt copy from a verified copy on another enabled
 target of the same institution, then checks it like a new upload.
+
+On an encrypted target (``encrypt_to``) every check looks at the encrypted objects, named after the
+archive's SHA-256, and compares the digest of the encrypted bytes: no key is needed. A repair there
+encrypts the archive again from a plain verified copy on another target; an encrypted copy is a source
+only when its target's identity is configured (it is decrypted as it is read), and without one the
+repair says so (``no_identity_reason``) and tries the next source.
 """
 from __future__ import annotations
 
@@ -31,10 +37,14 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import settle_alerts
 from archiver.faults import checkpoint, checkpoint_after_first
-from archiver.services.transfer import measure_copy, record_measurement, sha256_sidecar, store_copy
+from archiver.services.transfer import (
+    measure_copy, no_identity_reason, plaintext_chunks, record_measurement, sha256_sidecar, store_copy,
+)
 from audit.events import Event
 from audit.services import record_event
+from connectors.errors import SecretError
 from connectors.storage import StorageBackend, StorageError
+from connectors.storage.encrypted import IdentityMissing, sidecar_line
 from inventory.models import Archive, ArchiveCopy, FixityCheck
 from sites.connections import open_target
 from sites.models import Institution, StorageTarget
@@ -147,18 +157,10 @@ def check_presence(*, target: StorageTarget, copies: list[ArchiveCopy], backend:
         batch = copies[batch_start:batch_start + PRESENCE_BATCH]
         checks, changed = [], []
         for copy in batch:
-            archive = copy.archive
-            problems = []
-            absent = [name for name in (archive.name, f"{archive.name}.sha256", f"{archive.name}.manifest.json")
-                      if name not in listing]
-            if absent:
-                problems.append("not on the target: " + ", ".join(absent))
-            elif archive.size is not None and listing[archive.name] != archive.size:
-                problems.append(f"size on target {listing[archive.name]} != packed {archive.size}")
-            elif listing[f"{archive.name}.sha256"] != len(sha256_sidecar(archive)):
-                problems.append(f"{archive.name}.sha256 has the wrong size")
+            copy.target = target  # one target: its encrypt_to decides the names looked for
+            problems, absent, listed_size = _presence_problems(copy, listing)
             checks.append(FixityCheck(
-                copy=copy, checked_at=now, method=FixityCheck.Method.LISTED, size=listing.get(archive.name),
+                copy=copy, checked_at=now, method=FixityCheck.Method.LISTED, size=listed_size,
                 outcome=FixityCheck.Outcome.FAIL if problems else FixityCheck.Outcome.PASS, reason="; ".join(problems)))
             old = copy.status
             copy.last_listed_at = now
@@ -176,6 +178,27 @@ def check_presence(*, target: StorageTarget, copies: list[ArchiveCopy], backend:
                 _record_state(copy, old_status=old, check=by_copy[copy.pk], actor=actor)
         results.update((check.copy_id, check) for check in checks)
     return results
+
+
+def _presence_problems(copy: ArchiveCopy, listing: dict[str, int]) -> tuple[list[str], list[str], int | None]:
+    """What one listing says of one copy: its problems, the objects absent, and the archive's listed size.
+    On an encrypted target the objects are the encrypted ones, and the size compared is the one recorded
+    when the archive was encrypted (no key needed)."""
+    archive = copy.archive
+    names = copy.object_names()
+    absent = [name for name in names if name not in listing]
+    problems = ["not on the target: " + ", ".join(absent)] if absent else []
+    main, sidecar = names[0], names[1]
+    expected_size = copy.encrypted_size if copy.encrypted else archive.size
+    expected_sidecar = (len(sidecar_line("0" * 64, main)) if copy.encrypted else len(sha256_sidecar(archive)))
+    if absent:
+        pass
+    elif expected_size is not None and listing[main] != expected_size:
+        problems.append(f"size on target {listing[main]} != {'encrypted' if copy.encrypted else 'packed'} "
+                        f"{expected_size}")
+    elif listing[sidecar] != expected_sidecar:
+        problems.append(f"{sidecar} has the wrong size")
+    return problems, absent, listing.get(main)
 
 
 # --- which copies are due ------------------------------------------------------------------------
@@ -219,15 +242,24 @@ def repair_copy(*, copy: ArchiveCopy, actor) -> FixityCheck | None:
     copy is then measured on its target like any upload, which is what proves the source whole too (a
     source that fails it is checked and recorded, and the next source is tried)."""
     archive = copy.archive
-    sources = (archive.copies.filter(status=State.VERIFIED, target__enabled=True).exclude(pk=copy.pk)
-               .select_related("target", "archive__institution").order_by("target__priority", "target__name"))
+    sources = sorted(archive.copies.filter(status=State.VERIFIED, target__enabled=True).exclude(pk=copy.pk)
+                     .select_related("target", "archive__institution"),
+                     key=lambda c: (c.encrypted, c.target.priority, c.target.name))  # plain sources first
     check = None
     for source in sources:
         try:
             with open_target(source.target) as source_backend, open_target(copy.target) as backend:
+                try:
+                    plain = plaintext_chunks(copy=source, backend=source_backend)
+                except SecretError as exc:
+                    # An encrypted source without its identity cannot give the archive's bytes.
+                    raise StorageError(no_identity_reason(source.target) if isinstance(exc, IdentityMissing)
+                                       else str(exc)) from None
                 store_copy(archive=archive, target=copy.target, backend=backend,
-                           chunks_factory=lambda: checkpoint_after_first(source_backend.read_chunks(archive.name),
-                                                                         "repair_upload"))
+                           chunks_factory=lambda: checkpoint_after_first(plain, "repair_upload"))
+                # What the upload recorded (an encrypted copy's new digests) is what the check compares.
+                copy.refresh_from_db(fields=["path", "checksum", "size", "encrypted_sha256",
+                                             "encrypted_size", "encrypted_manifest_sha256"])
                 checkpoint("repair_stored")
                 check = check_copy(copy=copy, backend=backend, actor=actor)
                 if check.outcome != FixityCheck.Outcome.PASS:

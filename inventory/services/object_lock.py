@@ -16,14 +16,13 @@ from collections.abc import Iterable
 
 from connectors.errors import ConnectorError
 from connectors.storage import ObjectLock
-from inventory.models import Archive, ArchiveCopy
+from inventory.models import ArchiveCopy
 from sites.connections import open_target
 from sites.models import Institution, StorageTarget
 
 log = logging.getLogger(__name__)
 
 LOCKING_SCHEMES = ("s3://",)  # the targets whose store can enforce a retention date and a legal hold
-SIDECARS = ("", ".sha256", ".manifest.json")
 
 
 def has_locking_target(institution: Institution) -> bool:
@@ -48,7 +47,7 @@ def mirror_object_lock(*, archive_ids: Iterable[int]) -> list[str]:
         try:
             with open_target(target) as backend:
                 for copy in target_copies:
-                    problems += _mirror_one(backend, copy.archive, str(target))
+                    problems += _mirror_one(backend, copy, str(target))
         except ConnectorError as exc:
             problems.append(f"{target}: {exc}")
     for problem in problems:
@@ -56,11 +55,11 @@ def mirror_object_lock(*, archive_ids: Iterable[int]) -> list[str]:
     return problems
 
 
-def _mirror_one(backend, archive: Archive, where: str) -> list[str]:
+def _mirror_one(backend, copy: ArchiveCopy, where: str) -> list[str]:
+    archive = copy.archive
     lock = ObjectLock(retain_until=archive.retain_until, legal_hold=archive.legal_hold)
     problems = []
-    for suffix in SIDECARS:
-        name = archive.name + suffix
+    for name in copy.object_names():  # on an encrypted target, its encrypted objects
         try:
             if backend.stat(name) is not None:
                 backend.apply_lock(name, lock)

@@ -112,13 +112,18 @@ def test_an_archive_admin_cannot_change_keys_encryption_or_identity():
             target.identity_env) == ("PDAS_A", "PDAS_B", [RECIPIENT], False, "")
 
 
-def test_a_target_with_encrypt_to_is_never_given_plain_archives(tmp_path):
-    """Until archiving encrypts, opening such a target fails: no patient's archive lands there in clear."""
-    from connectors.storage import StorageError
+def test_a_target_with_encrypt_to_opens_and_its_copies_are_encrypted(tmp_path):
+    """Such a target opens like any other; its copies say they are encrypted, and name only encrypted
+    objects (what archiving puts there: tests/archiver/test_encrypted_targets.py)."""
+    from inventory.models import ArchiveCopy
     from sites.connections import open_target
+    from tests.factories import ArchiveFactory
 
     inst = InstitutionFactory(code="ALPHA", tps_url="file:///srv/tps/Patients")
     target = StorageTargetFactory(institution=inst, name="offsite", url=f"file://{tmp_path}", encrypt_to=[RECIPIENT])
-    with pytest.raises(StorageError, match="encrypt_to is set"):
-        open_target(target)
+    with open_target(target):
+        pass
     assert list(tmp_path.iterdir()) == []
+    archive = ArchiveFactory(institution=inst, checksum="ab" * 32)
+    copy = ArchiveCopy(archive=archive, target=target, path="")
+    assert copy.encrypted and all(name.startswith("ab" * 32) and ".age" in name for name in copy.object_names())

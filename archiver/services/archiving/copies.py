@@ -1,15 +1,20 @@
 """Copies: upload to a target, measure the digest there, and read the archive back against its manifest."""
 from __future__ import annotations
 
+import io
+
 from django.db import transaction
 
 from archiver.faults import checkpoint
 from archiver.naming import mrn_part, parse_archive_name
 from archiver.packing.inspect import ArchiveListing, compare_with_manifest, inspect_archive, inspect_packed
 from archiver.services.archiving.task_rows import PatientContext, ProgressCounter
-from archiver.services.transfer import measure_copy, record_measurement, store_copy
+from archiver.services.transfer import (
+    IterStream, measure_copy, no_identity_reason, plaintext_chunks, record_measurement, store_copy,
+)
 from audit.events import Event
 from audit.services import record_event
+from connectors.errors import SecretError
 from connectors.storage import StorageError
 from inventory.models import Archive, ArchiveCopy, FixityCheck, TpsPatient
 from sites.connections import open_target
@@ -104,7 +109,17 @@ def verify_archive(archive: Archive, listing: ArchiveListing | None, info, patie
 
 def inspect_stored_copy(archive: Archive):
     """List and hash the archive as stored on the first target holding a verified copy."""
-    for copy in archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).select_related("target"):
+    skipped = []
+    for copy in sorted(archive.copies.filter(status=ArchiveCopy.Status.VERIFIED).select_related("target"),
+                       key=lambda c: (c.encrypted, c.target.priority, c.target.name)):  # plain copies first
         with open_target(copy.target) as backend:
-            return inspect_archive(backend.open_stream(archive.name), archive.codec)
-    return ArchiveListing(problems=["no verified copy to read the archive back from"])
+            if not copy.encrypted:
+                return inspect_archive(backend.open_stream(archive.name), archive.codec)
+            try:
+                plain = plaintext_chunks(copy=copy, backend=backend)
+            except SecretError:
+                skipped.append(no_identity_reason(copy.target))
+                continue
+            return inspect_archive(io.BufferedReader(IterStream(plain)), archive.codec)
+    return ArchiveListing(problems=["no verified copy to read the archive back from"
+                                    + (f" ({'; '.join(skipped)})" if skipped else "")])

@@ -31,8 +31,11 @@ from archiver.services.restore.checks import (
     staged_problems,
 )
 from archiver.services.restore.errors import ArchiveIntegrityError, RestoreError, RestoreRefused
+from connectors.errors import SecretError
 from connectors.storage import StorageError
-from sites.connections import open_target
+from connectors.storage.encrypted import IdentityMissing, decrypt_to_file
+from sites.connections import open_target, target_identities
+from archiver.services.transfer import no_identity_reason
 from connectors.tps.base import TpsError, TpsSource
 from audit.actors import actor_name
 from audit.events import Event
@@ -273,15 +276,29 @@ class _Restore:
         for copy in copies:
             target = copy.target
             self.step(f"downloading from {target.name}", bytes=0)
+            if copy.encrypted:
+                try:
+                    identities = target_identities(target)
+                except IdentityMissing:
+                    problems.append(no_identity_reason(target))
+                    continue
+                except SecretError as exc:
+                    problems.append(f"{target.name}: {exc}")
+                    continue
             try:
                 with open_target(target) as backend:
-                    if backend.stat(archive.name + SHA256_SUFFIX) is None:
+                    if copy.encrypted:
+                        path, size, digest = self._decrypt(backend, copy, identities, scratch)
+                    elif backend.stat(archive.name + SHA256_SUFFIX) is None:
                         raise SidecarError(f"{target.name}: {archive.name}.sha256 is missing")
-                    sidecar = parse_sha256_sidecar(backend.read_bytes(archive.name + SHA256_SUFFIX),
-                                                   name=archive.name, where=f"{target.name}: {archive.name}.sha256")
-                    if sidecar != archive.checksum:
-                        raise SidecarError(f"{target.name}: {archive.name}.sha256 differs from the recorded digest")
-                    path, size, digest = self._download(backend, scratch)
+                    else:
+                        sidecar = parse_sha256_sidecar(backend.read_bytes(archive.name + SHA256_SUFFIX),
+                                                       name=archive.name,
+                                                       where=f"{target.name}: {archive.name}.sha256")
+                        if sidecar != archive.checksum:
+                            raise SidecarError(f"{target.name}: {archive.name}.sha256 differs from the recorded "
+                                               "digest")
+                        path, size, digest = self._download(backend, scratch)
             except SidecarError as exc:
                 problems.append(str(exc))
                 damaged = True
@@ -319,6 +336,29 @@ class _Restore:
             path.unlink(missing_ok=True)
             raise RestoreError(f"cannot keep the download in {scratch.parent}: {exc.strerror or exc}") from None
         return path, size, hasher.hexdigest()
+
+    def _decrypt(self, backend, copy: ArchiveCopy, identities: list, scratch: Path) -> tuple[Path, int, str]:
+        """The archive of an encrypted copy, decrypted into the scratch folder as it is read: every age chunk
+        is authenticated, and the file is kept only once the whole stream did and its SHA-256 is the one
+        the object is named after (``decrypt_to_file``). The checks of a plain download then apply."""
+        path = scratch / "archive"
+        path.unlink(missing_ok=True)
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            self.step(f"downloading and decrypting from {copy.target.name}", force=False, bytes=done)
+
+        try:
+            digest = decrypt_to_file(backend, copy.encrypted_names(), identities, path, progress=progress)
+        except OSError as exc:
+            raise RestoreError(f"cannot keep the download in {scratch.parent}: {exc.strerror or exc}") from None
+        except StorageError as exc:
+            if exc.retryable:
+                raise
+            raise SidecarError(f"{copy.target.name}: {exc}") from None  # damaged: not this copy
+        return path, path.stat().st_size, digest
 
     def _validate(self, path: Path, patient_path: str):
         archive = self.archive
