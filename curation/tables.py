@@ -46,7 +46,8 @@ class CurationFindingTable(tables.Table):
     reasons = tables.Column(verbose_name=_("Reasons"), orderable=False)
     size = tables.Column(accessor="patient__total_bytes", verbose_name=_("Size"))
     last_edit = tables.DateTimeColumn(verbose_name=_("Last edit"), format="Y-m-d H:i")
-    acknowledged = tables.BooleanColumn(verbose_name=_("Acknowledged"), orderable=False)
+    # In words: ✘ would read like the archive results' × ("failed").
+    acknowledged = tables.BooleanColumn(verbose_name=_("Acknowledged"), orderable=False, yesno=(_("yes"), _("no")))
 
     class Meta:
         model = CurationFinding

@@ -71,8 +71,13 @@ def _mrn_list(value) -> str:
     return ", ".join(value or [])
 
 
+# Yes / no in words: ✔ and ✘ would read like the archive results' ✓ and × (a × means "failed" here).
+YES_NO = (_("yes"), _("no"))  # BooleanColumn: (true, false)
+
+
 class LossFindingTable(tables.Table):
     mrn = tables.Column(verbose_name=_("MRN"))
+    is_recourse = tables.BooleanColumn(verbose_name=_("Re-course"), yesno=YES_NO)
     first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
     also_known_as = tables.Column(verbose_name=_("Also known as"), orderable=False, default="")
 
@@ -139,6 +144,7 @@ class PendingPlanTable(tables.Table):
     age = tables.Column(empty_values=(), order_by=("-first_delivery",), verbose_name=_("Age (days)"))
     first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
     released_archive = tables.Column(accessor="released_archive__name", default="", verbose_name=_("Archive"))
+    is_recourse = tables.BooleanColumn(verbose_name=_("Re-course"), yesno=YES_NO)
 
     class Meta:
         model = PendingPlan

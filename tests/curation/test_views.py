@@ -128,7 +128,7 @@ def test_acknowledge_from_the_page(physicist, curated, site):
     ack = Acknowledgement.objects.get()
     assert ack.username == "physicist" and ack.note == "planning CT only, keep" and ack.category == "image_only"
     html = physicist.get(INDEX, {"tab": "image_only"}).content.decode()
-    assert '<span class="true">✔</span>' in html and '<span class="false">' not in html
+    assert '<span class="true">yes</span>' in html and '<span class="false">' not in html
 
     unreadable = site.row(curated["unreadable"]).curation_findings.get()
     response = physicist.post(reverse("curation:acknowledge", args=[unreadable.patient_id]),
