@@ -22,6 +22,9 @@ place, not yet in the ``Institution`` file, marked or recorded).
 ``rebuild_index``: ``rebuild_indexed`` (an archive's rows committed, its copy not yet verified, the next
 archives not yet read).
 
+The archive check's sweep (``archiver/services/fixity.py``): ``fixity_checked`` (one copy's full check
+recorded, the next copies not yet checked).
+
 Repairing a copy (``archiver/services/fixity.py``): ``repair_removed`` (the bad copy and its sidecars
 removed from the target, nothing sent yet), ``repair_upload`` (the new copy half sent, under its
 temporary name), ``repair_stored`` (the new copy and its sidecars stored, the copy ``uploaded``, not yet

@@ -315,6 +315,7 @@ def check_archives(*, institution: Institution, actor, target: StorageTarget | N
                 if time_budget is not None and time.monotonic() - started > time_budget:
                     break
                 last[copy.pk] = check_copy(copy=copy, backend=backend, actor=actor)
+                checkpoint("fixity_checked")  # a sweep killed here has recorded this copy's check
     repaired: set[int] = set()
     if repair:
         for copy in copies:  # their states are the ones just recorded: no second read

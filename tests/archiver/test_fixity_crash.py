@@ -110,3 +110,36 @@ def test_an_exception_half_way_through_a_repair_then_a_rerun_finishes_it(site, m
 
     failed_at = timezone.now()
     _assert_repaired(site, _rerun(site), since=failed_at, step=step)
+
+
+@pytest.mark.servers
+def test_a_sweep_sigkilled_after_one_check_resumes_without_rehashing_it(tmp_path, transactional_db):
+    """``manage.py check_archives --all`` killed right after recording its first full check: that copy keeps
+    its check and is the last one due; the next (nightly) run checks the others and leaves it alone."""
+    import datetime as dt
+
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from archiver.services.fixity import check_archives, due_copies
+    from inventory.models import ArchiveCopy, FixityCheck
+    from tests.archiver.crash_tools import park_command_and_kill
+    from tests.archiver.test_services_fixity import _archive_site
+
+    inst, _folders = _archive_site(tmp_path, patients=(1, 2, 3), fixity_cycle_days=3)
+    old = timezone.now() - dt.timedelta(days=10)
+    ArchiveCopy.objects.update(last_checked_at=old)  # all six overdue
+    full = ~Q(method="listed")  # the full checks (hashed or read back), not the presence listings
+    before = FixityCheck.objects.filter(full).count()
+
+    park_command_and_kill(["check_archives", "--institution", inst.code, "--all"], tmp_path, "fixity_checked")
+
+    finished = [c for c in ArchiveCopy.objects.all() if c.last_checked_at > old]
+    assert len(finished) == 1, "the check recorded before the kill is kept"
+    done = finished[0]
+    assert FixityCheck.objects.filter(full).count() == before + 1
+    assert done.pk not in [c.pk for c in due_copies(institution=inst)[:5]], "the finished copy is due last"
+
+    check_archives(institution=inst, actor="t")  # the next night: what is due
+    assert FixityCheck.objects.filter(full, copy=done).count() == 2, "not re-hashed (its upload check + the one)"
+    assert all(c.last_checked_at > old for c in ArchiveCopy.objects.all()), "the others were reached"
