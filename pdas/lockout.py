@@ -12,12 +12,15 @@ parameters select), so a user's own login does not wipe the count of other names
 """
 from __future__ import annotations
 
+import math
+
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
-from axes.helpers import get_failure_limit
+from axes.helpers import get_client_username, get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Sum
+from django.shortcuts import render
 
 
 def address_failures(request) -> int:
@@ -37,3 +40,25 @@ class PairLockoutHandler(AxesDatabaseHandler):
         if address_failures(request) >= settings.PDAS_LOGIN_ADDRESS_FAILURE_LIMIT:
             return max(pair, get_failure_limit(request, credentials))
         return pair
+
+
+def pair_failures(request, username: str) -> int:
+    """Failed logins of ``username`` from the request's address within the lockout time."""
+    recent = AccessAttempt.objects.filter(ip_address=getattr(request, "axes_ip_address", None), username=username,
+                                          attempt_time__gte=get_cool_off_threshold(request))
+    return recent.aggregate(total=Sum("failures_since_start"))["total"] or 0
+
+
+def lockout_minutes(request) -> int:
+    cool_off = get_cool_off(request)
+    return math.ceil(cool_off.total_seconds() / 60) if cool_off else 0
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """The locked-out page, saying what was locked (this name at this workstation, or this workstation for
+    every name) and for how many minutes (``AXES_LOCKOUT_CALLABLE``)."""
+    by_address = address_failures(request) >= settings.PDAS_LOGIN_ADDRESS_FAILURE_LIMIT
+    context = {"username": get_client_username(request, credentials) or "", "by_address": by_address,
+               "failure_limit": settings.PDAS_LOGIN_ADDRESS_FAILURE_LIMIT if by_address
+               else get_failure_limit(request, credentials), "minutes": lockout_minutes(request)}
+    return render(request, "registration/locked_out.html", context, status=429)

@@ -151,6 +151,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "pdas.lockout.lockout_response"  # says what was locked, and for how many minutes
 AXES_VERBOSE = False
 # Reverse proxies in front of PDAS (each appends to X-Forwarded-For): the client address is read
 # through them for lockouts and the audit log (core/client.py). 0: use REMOTE_ADDR.

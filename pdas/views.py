@@ -1,10 +1,13 @@
 """Project-wide pages: the home page with one card per institution of the user."""
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from sites.access import has_no_institution, institutions_for
+from pdas.lockout import lockout_minutes, pair_failures
 from pdas.selectors import institution_cards
 
 
@@ -13,3 +16,16 @@ def home(request):
     """Counts only (no patient is named), so any logged-in user may see their institutions' cards."""
     cards = institution_cards(institutions=institutions_for(request.user))
     return render(request, "home.html", {"cards": cards, "no_access": not cards and has_no_institution(request.user)})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, warning before the attempt that would lock the name at this workstation."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = context.get("form")
+        if self.request.method == "POST" and form is not None and form.errors:
+            username = self.request.POST.get("username", "")
+            if settings.AXES_FAILURE_LIMIT - pair_failures(self.request, username) == 1:
+                context["last_attempt"] = {"username": username, "minutes": lockout_minutes(self.request)}
+        return context

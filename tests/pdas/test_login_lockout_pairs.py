@@ -53,3 +53,26 @@ def test_a_success_clears_its_own_pair_not_the_names_tried_before_from_there(cli
     client.post(reverse("logout"))
 
     assert _log_in(client, "colleague0", "guess", SPRAYER) == 429
+
+
+def test_the_page_warns_before_the_last_attempt_and_says_what_was_locked_and_for_how_long(client, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    make_user("physicist", password=PASSWORD)
+    first = client.post(reverse("login"), {"username": "physicist", "password": "x"}, REMOTE_ADDR=ATTACKER)
+    assert 'id="last-attempt"' not in first.content.decode()
+    second = client.post(reverse("login"), {"username": "physicist", "password": "x"}, REMOTE_ADDR=ATTACKER)
+    assert 'One more failed attempt locks the user name “physicist” at this workstation for 30 minutes.' \
+        in second.content.decode()
+    locked = client.post(reverse("login"), {"username": "physicist", "password": "x"}, REMOTE_ADDR=ATTACKER)
+    body = locked.content.decode()
+    assert locked.status_code == 429
+    assert "The user name “physicist” is locked at this workstation after 3 failed log-in attempts" in body
+    assert "it still logs in from other workstations" in body and "Try again in 30 minutes" in body
+
+
+def test_a_workstation_locked_for_every_name_says_so(client, settings):
+    settings.PDAS_LOGIN_ADDRESS_FAILURE_LIMIT = 4
+    for n in range(4):
+        client.post(reverse("login"), {"username": f"guess{n}", "password": "x"}, REMOTE_ADDR=SPRAYER)
+    body = client.post(reverse("login"), {"username": "another", "password": "x"}, REMOTE_ADDR=SPRAYER).content.decode()
+    assert "This workstation is locked for every user name after 4 failed log-in attempts" in body
