@@ -245,7 +245,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
+DJANGO_TABLES2_TEMPLATE = "includes/table.html"  # bootstrap5, with "Nothing here." in an empty table
 
 LOGGING = {
     "version": 1,

@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -207,3 +207,13 @@ def test_every_message_has_a_compiled_chinese_translation():
 
     assert "Plan data archiving system" in msgids
     assert [msgid for msgid in msgids if msgid not in translated] == []  # .mo is stale or a msgstr is empty
+
+
+@pytest.mark.parametrize("language, words", [("en", "Nothing here."), ("zh-hans", "暂无内容。")])
+def test_an_empty_table_says_so(user, user_client, language, words):
+    from sites.roles import VIEWER
+
+    user.groups.add(*Group.objects.filter(name=VIEWER))
+    user_client.cookies["django_language"] = language
+    body = user_client.get(reverse("archiver:run-list")).content.decode()
+    assert '<tr class="pdas-empty">' in body and words in body
