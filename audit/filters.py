@@ -1,4 +1,4 @@
-"""The auditor page's search: user, event, MRN, UTC date range, institution, outcome."""
+"""The auditor page's search: user, event, MRN, date range (site time), institution, outcome."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,14 +6,16 @@ import json
 
 import django_filters
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from sites.models import Institution
 from audit.models import AuditEvent
 
 
-def _utc_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
+def _midnight(day: dt.date) -> dt.datetime:
+    """The start of ``day`` in the active (the site's) time zone: the dates a person picks are the page's."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -25,10 +27,10 @@ class AuditEventFilter(django_filters.FilterSet):
                                                    to_field_name="code", method="filter_institution",
                                                    label=_("Institution"))
     outcome = django_filters.ChoiceFilter(choices=AuditEvent.Outcome.choices, label=_("Outcome"))
-    day_from = django_filters.DateFilter(method="filter_day_from", label=_("From (UTC)"),
-                                         widget=forms.DateInput(attrs={"type": "date"}))
-    day_to = django_filters.DateFilter(method="filter_day_to", label=_("To (UTC)"),
-                                       widget=forms.DateInput(attrs={"type": "date"}))
+    day_from = django_filters.DateFilter(method="filter_day_from", label=_("From"),
+                                         widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}))
+    day_to = django_filters.DateFilter(method="filter_day_to", label=_("To"),
+                                       widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}))
 
     class Meta:
         model = AuditEvent
@@ -43,7 +45,7 @@ class AuditEventFilter(django_filters.FilterSet):
         return queryset.filter(institution=value.code)
 
     def filter_day_from(self, queryset, name, value):
-        return queryset.filter(at__gte=_utc_midnight(value))
+        return queryset.filter(at__gte=_midnight(value))
 
     def filter_day_to(self, queryset, name, value):
-        return queryset.filter(at__lt=_utc_midnight(value + dt.timedelta(days=1)))
+        return queryset.filter(at__lt=_midnight(value + dt.timedelta(days=1)))

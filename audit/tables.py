@@ -1,20 +1,24 @@
-"""The audit log as a table: times in UTC; the hashes are exported but not shown."""
+"""The audit log as a table: times in the site's zone (exports with their UTC offset); long MRN lists and
+details fold open on a click; the hashes are exported but not shown."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import django_tables2 as tables
-from django.utils.translation import gettext_lazy as _
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _, ngettext
 
 from audit.models import AuditEvent
 
+SHOWN_MRNS = 3  # more fold into a "and N more" that opens on a click
+SHORT_DETAIL = 80  # characters of a detail shown before it folds
 OUTCOME_ROWS = {AuditEvent.Outcome.DENIED: "table-warning", AuditEvent.Outcome.FAILED: "table-danger"}
 
 
 class AuditEventTable(tables.Table):
     id = tables.Column(verbose_name="#")
-    at = tables.Column(verbose_name=_("Time (UTC)"))
+    at = tables.Column(verbose_name=_("Time"))
     actor = tables.Column(verbose_name=_("User"))
     event = tables.Column(verbose_name=_("Event"))
     institution = tables.Column(verbose_name=_("Institution"))
@@ -33,16 +37,30 @@ class AuditEventTable(tables.Table):
         row_attrs = {"class": lambda record: OUTCOME_ROWS.get(record.outcome, "")}
 
     def render_at(self, value):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
 
     def value_at(self, value):
-        return value.astimezone(dt.timezone.utc).isoformat()
+        return timezone.localtime(value).isoformat()
 
     def render_mrns(self, value):
+        if len(value) <= SHOWN_MRNS:
+            return ", ".join(value)
+        return format_html('<details><summary>{} {}</summary>{}</details>', ", ".join(value[:SHOWN_MRNS]),
+                           ngettext("and %(n)d more", "and %(n)d more", len(value) - SHOWN_MRNS)
+                           % {"n": len(value) - SHOWN_MRNS}, ", ".join(value))
+
+    def value_mrns(self, value):
         return ", ".join(value)
 
     def render_object(self, value, record):
         return f"{value} {record.object_id}".strip()
 
     def render_detail(self, value):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if len(text) <= SHORT_DETAIL:
+            return text
+        return format_html('<details><summary>{}…</summary><pre class="mb-0 small">{}</pre></details>',
+                           text[:SHORT_DETAIL], json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2))
+
+    def value_detail(self, value):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
