@@ -4,12 +4,15 @@
 #   deploy/dev.sh setup            system packages, .venv, Python packages (idempotent, quick when done)
 #   deploy/dev.sh test [ARGS...]   setup, ruff and mypy, then the whole suite on SQLite and again on PostgreSQL
 #   deploy/dev.sh demo             setup, demo site and data, a `demo` login, serve on 127.0.0.1:8000
+#                                  (its own database in var/demo-data, made anew each time; refused at once,
+#                                  changing nothing, while the port is taken: a running demo is never touched)
 #   deploy/dev.sh freeze           rewrite requirements/constraints.txt from the current .venv
 #
 # Runs as root or through sudo on Debian 12 / Ubuntu. It never starts system services: the tests
 # start their own servers on free loopback ports. Environment:
 #   PDAS_PYTHON=python3.12       the interpreter for a new .venv (default python3, needs >= 3.11)
 #   PDAS_DEMO_NO_SERVE=1         demo: prepare everything but do not serve
+#   PDAS_DEMO_PORT=8000          demo: the loopback port to serve on
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,6 +81,47 @@ install_system_packages() {
         as_root rm -f /usr/sbin/policy-rc.d
     fi
     [ "$status" -eq 0 ] || die "apt-get install failed (status $status)"
+    disable_boot_services "${available[@]}"
+}
+
+disable_boot_services() {
+    # The tests start their own servers; a server package installed here is not left to start at boot
+    # (Debian enables its unit on install). Only the packages this run installed: an sshd that was
+    # already there (how someone logs in) is left as it was.
+    local package unit
+    for package in "$@"; do
+        case "$package" in
+            openssh-server) set -- ssh.service ;;
+            redis-server) set -- redis-server.service ;;
+            samba) set -- smbd.service nmbd.service samba-ad-dc.service ;;
+            postgresql|postgresql-[0-9]*) set -- postgresql.service ;;
+            vsftpd) set -- vsftpd.service ;;
+            *) continue ;;
+        esac
+        for unit in "$@"; do
+            as_root deb-systemd-helper disable "$unit" >/dev/null 2>&1 || true
+            if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable "$unit" >/dev/null 2>&1 || true; fi
+        done
+    done
+}
+
+port_holder() {
+    # Prints who listens on 127.0.0.1:$1 and succeeds when someone does.
+    "${PDAS_PYTHON:-python3}" - "$1" <<'PY' || return 1
+import socket, sys
+port = int(sys.argv[1])
+with socket.socket() as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        sys.exit(0)
+sys.exit(1)
+PY
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\(.*\))).*/\1/p' | head -1
+    fi
+    return 0
 }
 
 setup_stamp() {
@@ -229,7 +273,15 @@ run_demo_step() {
 }
 
 cmd_demo() {
+    local port="${PDAS_DEMO_PORT:-8000}" holder
+    if [ "${PDAS_DEMO_NO_SERVE:-}" != "1" ] && holder="$(port_holder "$port")"; then
+        die "127.0.0.1:$port is in use${holder:+ by $holder}: stop it (or set PDAS_DEMO_PORT); nothing was changed"
+    fi
     cmd_setup
+    # The demo's own data folder, made anew with its files: no archive row outlives the files it names.
+    export PDAS_DATA_DIR="$REPO/var/demo-data"
+    mkdir -p "$PDAS_DATA_DIR"
+    rm -f "$PDAS_DATA_DIR/pdas.sqlite3" "$PDAS_DATA_DIR/pdas.sqlite3-wal" "$PDAS_DATA_DIR/pdas.sqlite3-shm"
     say "Preparing the demo database"
     manage migrate --noinput
     if has_command make_demo_site; then
@@ -259,13 +311,13 @@ user.save()
 '
     manage collectstatic --noinput -v 0
     echo
-    echo "    Log in at http://127.0.0.1:8000 as demo / $password"
+    echo "    Log in at http://127.0.0.1:$port as demo / $password"
     echo
     if [ "${PDAS_DEMO_NO_SERVE:-}" = "1" ]; then
         return 0
     fi
     # Debug pages stay off (DJANGO_DEBUG unset): --insecure lets runserver serve the static files anyway.
-    exec "$VENV/bin/python" "$REPO/manage.py" runserver 127.0.0.1:8000 --noreload --insecure
+    exec "$VENV/bin/python" "$REPO/manage.py" runserver "127.0.0.1:$port" --noreload --insecure
 }
 
 usage() {
