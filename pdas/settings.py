@@ -120,6 +120,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env.string("DATABASE_URL", f"sqlite:///{DATA_DIR / 'pdas.sqlite3'}"),
         conn_max_age=env.integer("DATABASE_CONN_MAX_AGE", 0),
+        # A connection kept open between requests (DATABASE_CONN_MAX_AGE) is checked before a request
+        # reuses it: after a database restart the dead one is replaced instead of failing the request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

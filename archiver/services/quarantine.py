@@ -10,6 +10,7 @@ from __future__ import annotations
 from connectors.tps import relative_to_root
 
 import datetime as dt
+import logging
 import posixpath
 
 from django.db import transaction
@@ -24,6 +25,7 @@ from audit.events import Event
 from audit.services import record_event
 
 DEFAULT_DIR = ".pdas-quarantine"
+log = logging.getLogger("archiver.services.quarantine")
 
 
 def quarantine_root(institution: Institution) -> str:
@@ -62,6 +64,7 @@ def _complete(row: QuarantinedPatient, *, institution: Institution, source: TpsS
         remove_patient_lite(source, institution_dir=institution_dir, patient_path=patient.tps_path)
     except (ParseError, TpsError) as exc:
         header_note = f"Institution file not updated: {exc}"
+    _discard_packed(source, row.archive)
     moved_at = timezone.now()
     # The move is recorded (moved_at), the patient marked gone and the removal audited in one
     # transaction: a crash before the commit leaves moved_at empty, and recovery completes it again.
@@ -74,6 +77,20 @@ def _complete(row: QuarantinedPatient, *, institution: Institution, source: TpsS
                      obj=row, detail={"tps_path": patient.tps_path, "quarantine_path": row.quarantine_path,
                                       "archive": row.archive.name, "purge_after": row.purge_after.isoformat(),
                                       "note": header_note})
+
+
+def _discard_packed(source: TpsSource, archive: Archive) -> None:
+    """The packed file has served once the originals moved: removed from the TPS host's work folder before
+    the move is recorded, so a recorded removal never leaves it behind, whoever records it (this attempt,
+    its retry, the next run's recovery): no later attempt of the patient comes to take it away. A failure
+    leaves litter, never an error."""
+    from archiver.packing.packed import discard_packed_files
+    from archiver.services.archiving.task_rows import WORK_DIR
+
+    try:
+        discard_packed_files(tps=source, work_dir=WORK_DIR, name=archive.name)
+    except (OSError, TpsError) as exc:
+        log.warning("could not remove the packed file of %s: %s", archive.name, exc)
 
 
 def complete_interrupted_move(*, institution: Institution, source: TpsSource, patient: TpsPatient, actor) -> bool:

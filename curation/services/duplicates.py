@@ -14,9 +14,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from inventory.models import Archive, TpsPatient
+from inventory.models import Archive, QuarantinedPatient, TpsPatient
 from sites.models import Institution
 from pinnacle.reader import scan_patient
 from connectors.tps.base import TpsError, TpsSource
@@ -33,6 +33,7 @@ class ArchiveRef:
     source_fingerprint: str
     raw_bytes: int | None
     patient_id: int | None
+    originals_moved: bool = False  # a recorded move of the patient's folder into the quarantine
 
 
 def verified_archives_by_mrn(
@@ -40,9 +41,12 @@ def verified_archives_by_mrn(
 ) -> dict[str, list[ArchiveRef]]:
     """Safely stored archives of the institution whose MRN is one of ``patients``' (one query). An archive
     that lost its copies is no reason to hold a patient back: it is archived again."""
+    moved = QuarantinedPatient.objects.filter(archive=OuterRef("pk"), moved_at__isnull=False)
     rows = (Archive.objects.filter(institution=institution, status=Archive.Status.VERIFIED,
                                    mrn__in=patients.exclude(mrn="").values("mrn")).safely_stored()
-            .values_list("pk", "name", "mrn", "source_fingerprint", "raw_bytes", "patient_id").order_by("pk"))
+            .annotate(originals_moved=Exists(moved))
+            .values_list("pk", "name", "mrn", "source_fingerprint", "raw_bytes", "patient_id", "originals_moved")
+            .order_by("pk"))
     result: dict[str, list[ArchiveRef]] = {}
     for row in rows:
         ref = ArchiveRef(*row)
@@ -119,9 +123,12 @@ class DuplicateFinder:
     def interrupted_removal(self, *, mrn: str, patient_pk: int, fingerprint: str) -> str | None:
         """The reason when this very folder, unchanged, was archived and its originals never moved: a run
         stopped between verifying and removing. Such a patient is not a duplicate but unfinished work:
-        the archiver takes it again, measures the copies on their targets again and finishes the removal."""
+        the archiver takes it again, measures the copies on their targets again and finishes the removal.
+        When the originals did move, the folder is the archive put back (a restore not yet marked, one that
+        stopped after moving the patient into place): a duplicate, never taken away from the physicist."""
         for archive in self.archives_by_mrn.get(mrn.strip(), []) if mrn.strip() else []:
-            if fingerprint and archive.patient_id == patient_pk and archive.source_fingerprint == fingerprint:
+            if (fingerprint and archive.patient_id == patient_pk and archive.source_fingerprint == fingerprint
+                    and not archive.originals_moved):
                 return (f"archived in {archive.name} by a run that stopped before moving the originals: the next "
                         "run checks the copies on their targets again and finishes the removal")
         return None

@@ -119,4 +119,6 @@ def test_sigkill_then_rerun_loses_nothing_and_finishes(celery_worker, site, tmp_
     names = sorted(p.name for p in site["array"].iterdir())
     archives = [n for n in names if n.endswith(".tar.gz")]
     assert len(archives) == 2 and not [n for n in names if n.startswith(".")], names
+    work = site["root"] / ".pdas-work"  # the packed files go once the originals moved, whoever recorded it
+    assert not work.exists() or not list(work.iterdir()), list(work.iterdir())
     assert rerun.status == "done"

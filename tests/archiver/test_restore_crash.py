@@ -151,3 +151,39 @@ def test_a_restore_still_running_elsewhere_is_left_alone(site, tmp_path):
     record = run_restore(archive=site["archive"], institution=site["inst"], actor="physicist")
     assert record.status == RestoreRecord.Status.DONE
     assert (staging / site["path"] / "Patient").read_bytes() == b"half"
+
+
+def test_an_archive_run_before_the_restore_is_asked_again_leaves_the_restored_patient_alone(site, tmp_path,
+                                                                                           monkeypatch):
+    """A restore stopped after the patient moved into place, not yet marked restored, and an archive run
+    comes first (the nightly one): the folder is the archive's content put back, not a run that stopped
+    before moving its originals. Curation holds it back as a duplicate, so the archiver does not move the
+    physicist's patient back into the quarantine; the restore asked again then finishes. (Found by the soak
+    test, tests/soak.)"""
+    from archiver.services import archiving
+    from archiver.tasks import start_archive_run
+    from curation.models import CurationFinding
+
+    path = site["smith"]  # an MRN of its own: nothing else holds it back
+    original = tree(site["root"] / path)
+    archive = archive_patients(site["inst"], [path])[path]
+    monkeypatch.setenv("PDAS_FAULT_RAISE", "restore_moved")
+    with pytest.raises(RestoreError):
+        run_restore(archive=archive, institution=site["inst"], actor="physicist")
+    monkeypatch.delenv("PDAS_FAULT_RAISE")
+    assert tree(site["root"] / path) == original
+
+    run = start_archive_run(archiving.prepare_archive_run(institution=site["inst"], actor="nightly"))
+    assert not run.tasks.filter(patient__tps_path=path).exists(), [
+        (t.patient.tps_path, t.result, t.reason) for t in run.tasks.select_related("patient")]
+    latest = CurationFinding.objects.filter(tps_path=path).latest("run_id").run_id
+    categories = set(CurationFinding.objects.filter(tps_path=path, run_id=latest).values_list("category", flat=True))
+    assert categories == {"duplicate"}, categories
+    assert tree(site["root"] / path) == original
+
+    record = run_restore(archive=archive, institution=site["inst"], actor="physicist")
+    assert record.status == RestoreRecord.Status.DONE, record.reason
+    assert tree(site["root"] / path) == original
+    row = TpsPatient.objects.get(institution=site["inst"], tps_path=path)
+    assert row.present and row.restored_from == archive and row.is_unchanged_restore
+    assert _leftovers(site, tmp_path) == []

@@ -413,3 +413,59 @@ def test_a_retry_says_when_it_comes_and_which_attempt_it_is(site, monkeypatch, s
     task.refresh_from_db()
     assert task.result == "pending"
     assert re.fullmatch(r"retrying at \d\d:\d\d:\d\d \(attempt 2 of 7\): array-1: connection refused", task.reason)
+
+
+def _database_failure():
+    """What the database says when it fails under the work: SQLite's lock timeout, PostgreSQL shutting down."""
+    from django.db import OperationalError, connection
+
+    if connection.vendor == "sqlite":
+        return OperationalError("database is locked")
+    import psycopg
+
+    error = OperationalError("terminating connection due to administrator command")
+    error.__cause__ = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    return error
+
+
+@pytest.mark.parametrize("failure", ["database", "connector"])
+def test_a_failure_a_later_try_may_not_meet_retries_the_patient_which_resumes(site, monkeypatch, failure):
+    """The database failing under the work (a restart, a lock timeout), or any connector error that says a
+    retry may help: the patient is tried again (core.dispatch) and resumes what the first try finished."""
+    from connectors.errors import ConnectorError
+
+    real_verify = archiving.patient.verify_archive
+    failed = []
+
+    def verify_failing_once(*args):
+        if not failed:
+            failed.append(1)
+            raise _database_failure() if failure == "database" else ConnectorError("busy", retryable=True)
+        return real_verify(*args)
+
+    monkeypatch.setattr(archiving.patient, "verify_archive", verify_failing_once)
+    run = _run(site["inst"])
+    tasks = {t.patient.tps_path: t for t in run.tasks.select_related("patient")}
+    assert {t.result for t in tasks.values()} == {"pass"}, [t.reason for t in tasks.values()]
+    assert sorted(t.attempts for t in tasks.values()) == [1, 2]
+    assert Archive.objects.count() == 2, "the retry reused the first try's archive"
+    assert run.status == "done" and not any(p.name.startswith(".") for a in site["arrays"] for p in a.iterdir())
+
+
+@pytest.mark.parametrize("error", ["a bug", "a query that can never work"])
+def test_an_unexpected_error_ends_the_patient_at_once_with_its_originals_kept_and_the_run_closes(site, monkeypatch,
+                                                                                                 error):
+    """Not retried (a retry would meet it again): × with the error named, so the run closes by itself."""
+    from django.db import OperationalError
+
+    def failing(*args):
+        raise KeyError("manifest") if error == "a bug" else OperationalError("no such column: x.y")
+
+    monkeypatch.setattr(archiving.patient, "verify_archive", failing)
+    run = _run(site["inst"])
+    named = "KeyError: 'manifest'" if error == "a bug" else "OperationalError: no such column: x.y"
+    for task in run.tasks.all():
+        assert task.result == "error" and task.attempts == 1, task.reason
+        assert task.reason == f"stopped by an unexpected error at the verifying step: {named}; originals kept"
+    assert run.status == "done" and (site["root"] / site["ready"]).is_dir() and (site["root"] / site["other"]).is_dir()
+    assert not TpsPatient.objects.exclude(claimed_by="").exists(), "the claims were released"

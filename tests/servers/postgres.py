@@ -10,7 +10,8 @@ synchronous commit) are off: the cluster lives for one run.
 
 The ``postgres_server`` fixture yields a cluster for tests that need PostgreSQL explicitly; when
 ``DATABASE_URL`` already points at PostgreSQL (the second half of ``deploy/dev.sh test``) it is
-reused instead of starting another.
+reused instead of starting another. ``postgres_disposable`` is a cluster of one test's own, which the
+test may restart (``restart()``: every connection dropped, the same port and files).
 """
 from __future__ import annotations
 
@@ -75,6 +76,20 @@ class PostgresServer:
             for name in self._created:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         self._created.clear()
+
+    def restart(self, *, timeout: float = 30) -> None:
+        """Stop the server and start it again on the same port and files, and wait until it answers. The
+        stop is PostgreSQL's fast shutdown: every client connection is dropped at once, as in a real restart.
+        Only a server this process started can be restarted (not one ``DATABASE_URL`` names: a session's
+        shared server is never restarted under its other tests; start a disposable one instead)."""
+        if self.process is None:
+            raise RuntimeError(f"PostgreSQL on {self.host}:{self.port} was not started here and cannot be restarted")
+        old = self.process
+        old.stop(timeout=20)
+        again = ServerProcess(old.name, old.argv, log_path=old.log_path, cwd=old.cwd, user=old.user, group=old.group,
+                              stop_signal=old.stop_signal)
+        self.process = again.start()
+        again.wait_ready(lambda: _answers(self.port, self.password), timeout=timeout)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -185,6 +200,17 @@ def postgres_server() -> Iterator[PostgresServer]:
             server.drop_created_databases()
         finally:
             server.stop()
+
+
+@pytest.fixture
+def postgres_disposable() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test's own (about a second to start), to restart or stop: ``restart()``."""
+    require_binary("initdb", *glob.glob("/usr/lib/postgresql/*/bin/initdb"), package="postgresql")
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -29,17 +29,33 @@ from archiver.services.claims import claim_patient, release_claim, renew_claim
 from archiver.services.quarantine import quarantine_patient
 from audit.events import Event
 from audit.services import record_event
+from connectors.errors import unforeseen
 from connectors.storage import StorageError
 from connectors.tps.base import TpsError
-from core.dispatch import MAX_RETRIES, retry_delay
+from core.dispatch import MAX_RETRIES, is_retryable, retry_delay
 from inventory.models import Archive, ArchiveCopy, TpsPatient
 
 log = logging.getLogger("archiver.services.archiving")
 
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
 
 def archive_patient(*, task_id: int, worker: str | None = None) -> PatientArchiveTask:
-    """Run (or resume) one patient's archiving. Raises ``TransientArchiveError`` when a retry may help."""
+    """Run (or resume) one patient's archiving. Raises ``TransientArchiveError`` when a retry may help:
+    a retryable TPS or storage error, or the database failing under the work (a restart, a dropped
+    connection, SQLite's lock timeout), after which the retry resumes what this attempt finished. Any
+    other error ends the patient × with the error named, its originals kept (see ``_stopped_by_error``)."""
     worker = worker or worker_name()
+    try:
+        return _archive_patient(task_id=task_id, worker=worker)
+    except DATABASE_ERRORS as exc:  # before the patient was claimed (the claimed part raises its own)
+        if not _database_gone(exc):
+            raise
+        _drop_broken_connection()
+        raise _database_failed(exc) from exc
+
+
+def _archive_patient(*, task_id: int, worker: str) -> PatientArchiveTask:
     task = PatientArchiveTask.objects.select_related("patient__institution", "run").get(pk=task_id)
     if task.result != Result.PENDING:
         return task  # already decided: a redelivered message does nothing
@@ -64,8 +80,90 @@ def archive_patient(*, task_id: int, worker: str | None = None) -> PatientArchiv
             set_task(task, reason=f"{note}: {exc}"[:2000])
             raise TransientArchiveError(str(exc)) from exc
         return finish_task(task, Result.ERROR, f"{exc}; originals kept")
+    except DATABASE_ERRORS as exc:
+        if not _database_gone(exc):
+            return _stopped_by_error(ctx, exc)  # a query that can never work (a schema out of date)
+        _drop_broken_connection()  # so that the claim's release below, and the retry, get a new connection
+        raise _database_failed(exc) from exc
+    except Exception as exc:  # a bug must not leave the patient pending and its run open for ever
+        if is_retryable(exc):
+            raise  # another connector's error that says a later try may help: core.dispatch retries it
+        return _stopped_by_error(ctx, exc)
     finally:
-        release_claim(patient_id=patient.pk, worker=worker)
+        _release_quietly(patient_id=patient.pk, worker=worker)
+
+
+def _stopped_by_error(ctx: PatientContext, exc: Exception) -> PatientArchiveTask:
+    """An error nobody planned for (a bug) stopped the patient: it ends × with the error named and its
+    originals kept, so the run still closes; it is not retried (a retry would meet the same bug), the next
+    run resumes the patient. When the error came after the folder moved into the quarantine, the move is
+    recorded now, as the next run's recovery would. Call it from the ``except`` clause (it logs the trace)."""
+    from sites.connections import open_institution_tps
+
+    step = ctx.task.step
+    log.exception("archiving %s stopped by an unexpected error at the %s step", ctx.patient.tps_path, step)
+    error = unforeseen(exc)
+    if step == Step.REMOVING:
+        try:
+            with open_institution_tps(ctx.institution) as tps:
+                if tps.stat(ctx.patient.tps_path) is None:
+                    finished = _finish_interrupted_removal(
+                        ctx, tps, reason=f"the originals had moved when an unexpected error stopped the removal "
+                                         f"({error}); the move is recorded")
+                    if finished is not None:
+                        return finished
+        except TpsError as tps_exc:
+            error += f" (the TPS could not be read after it: {tps_exc})"
+    return finish_task(ctx.task, Result.ERROR, f"stopped by an unexpected error at the {step} step: {error}; "
+                                               "originals kept")
+
+
+# PostgreSQL's SQLSTATE classes of a failure a later try may not meet: 08 connection exception, 40 transaction
+# rollback (deadlock, serialization), 53 insufficient resources (too many connections), 57 operator
+# intervention (shut down, restarting); and 55P03, a lock not available.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def _database_gone(exc: Exception) -> bool:
+    """The database failed under the work, which a later try may not meet: the connection is dead or could
+    not be made (a restart, a failover, a dropped connection), a deadlock, or SQLite's lock timeout ran out.
+    Not a query that can never work (SQLite calls a missing column an OperationalError too)."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if connection.vendor == "sqlite":
+        return any(word in str(exc) for word in ("locked", "busy", "disk I/O error", "unable to open"))
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    if sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03":
+        return True
+    try:
+        return connection.connection is None or not connection.is_usable()
+    except Exception:  # noqa: BLE001 - a connection too broken to be asked
+        return True
+
+
+def _database_failed(exc: Exception) -> TransientArchiveError:
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return TransientArchiveError(f"the database failed under the work: {first_line}")
+
+
+def _drop_broken_connection() -> None:
+    """Close this thread's database connection after the database failed under it, so the next query opens
+    a new one (Django reconnects only a closed connection). Not inside a transaction: a test's own."""
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+
+
+def _release_quietly(*, patient_id: int, worker: str) -> None:
+    """Release the claim; when the database cannot be reached the claim runs out by itself (its lease)."""
+    try:
+        release_claim(patient_id=patient_id, worker=worker)
+    except DATABASE_ERRORS as exc:
+        _drop_broken_connection()
+        log.warning("claim on patient %s not released (it runs out by itself): %s", patient_id, exc)
 
 
 def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
@@ -142,8 +240,7 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
             return finish_task(task, Result.WARNING, f"archived, but the folder holds {len(links)} link(s) or "
                                                  f"special file(s) not in the archive ({shown}); originals kept")
         quarantine_patient(institution=institution, source=tps, patient=patient, archive=archive,
-                           institution_dir=info.institution_dir, actor=ctx.worker)
-        _discard_quietly(packed)
+                           institution_dir=info.institution_dir, actor=ctx.worker)  # discards the packed file
     return finish_task(task, Result.PASS)
 
 
@@ -156,16 +253,6 @@ def _refuse(ctx: PatientContext, archive: Archive, problems: list[str], outcome:
                      mrns=[ctx.patient.mrn], obj=archive, outcome="failed", detail={"problems": problems[:20]})
     shown = problems[:5] + ([f"and {len(problems) - 5} more"] if len(problems) > 5 else [])
     return finish_task(ctx.task, Result.ERROR, "; ".join(shown + ([outcome] if outcome else [])) + "; originals kept")
-
-
-def _discard_quietly(packed) -> None:
-    """Remove the packed file from the work folder; a failure leaves litter, never an error."""
-    if packed is None:
-        return
-    try:
-        packed.discard()
-    except (OSError, TpsError) as exc:
-        log.warning("could not remove packed file %s: %s", packed.name, exc)
 
 
 def _image_only_acknowledged(patient: TpsPatient, fingerprint: str) -> bool:
@@ -181,15 +268,18 @@ def _renew(ctx: PatientContext) -> None:
         raise TpsError("the claim on this patient ran out and was taken by another worker", retryable=False)
 
 
-def _finish_interrupted_removal(ctx: PatientContext, tps) -> PatientArchiveTask | None:
-    """The folder is gone because an earlier attempt of this patient removed it: say so.
+def _finish_interrupted_removal(ctx: PatientContext, tps, *,
+                                reason: str = "finished the removal an interrupted attempt had started",
+                                ) -> PatientArchiveTask | None:
+    """The folder is gone because an earlier attempt of this patient (or this one, stopped by an error)
+    removed it: say so.
 
     Either the move was recorded (the attempt died just after), or it was not (finish recording it)."""
     from inventory.models import QuarantinedPatient
     from archiver.services.quarantine import complete_interrupted_move
 
     if complete_interrupted_move(institution=ctx.institution, source=tps, patient=ctx.patient, actor=ctx.worker):
-        return finish_task(ctx.task, Result.PASS, "finished the removal an interrupted attempt had started")
+        return finish_task(ctx.task, Result.PASS, reason)
     done = QuarantinedPatient.objects.filter(
         institution=ctx.institution, tps_path=ctx.patient.tps_path, moved_at__isnull=False,
         archive__patient=ctx.patient, archive__status=Archive.Status.VERIFIED,
