@@ -161,7 +161,7 @@ def test_query_count_does_not_grow_with_the_group(physicist, site, django_assert
     for n in range(1, 4):
         site.add(n)
     run_curation(institution=site.inst, actor="tester")
-    with django_assert_max_num_queries(20) as small:
+    with django_assert_max_num_queries(21) as small:
         physicist.get(INDEX, {"tab": "ready"})
     for n in range(4, 30):
         site.add(n)
