@@ -26,7 +26,7 @@ from sites.models import StorageTarget
 from archiver.faults import checkpoint
 from archiver.naming import parse_archive_name
 from archiver.packing.manifest import manifest_bytes
-from connectors.storage.base import ObjectLock, ProgressFn, StorageBackend, StorageError, is_temporary
+from connectors.storage.base import ChunkStream, ObjectLock, ProgressFn, StorageBackend, StorageError, is_temporary
 from connectors.storage.encrypted import EncryptedCopy, measure_encrypted, parse_recipients, store_encrypted
 
 
@@ -255,7 +255,7 @@ def _measure_encrypted_content(*, copy: ArchiveCopy, backend: StorageBackend) ->
         found.problems.append(no_identity_reason(copy.target) + ": the archive's content cannot be read back")
         return found
     try:
-        listing = inspect_packed(io.BufferedReader(IterStream(plain)), archive.codec, sha256=archive.checksum,
+        listing = inspect_packed(io.BufferedReader(ChunkStream(plain)), archive.codec, sha256=archive.checksum,
                                  size=archive.size or 0)
         found.archive_size = listing.size
         if archive.size is not None and listing.size != archive.size:
@@ -284,27 +284,6 @@ def plaintext_chunks(*, copy: ArchiveCopy, backend: StorageBackend):
 def no_identity_reason(target: StorageTarget) -> str:
     """The one line said wherever an encrypted target would have to be decrypted and cannot be."""
     return f"target {target.name} is encrypted and no identity is configured (identity_file or identity_env)"
-
-
-class IterStream(io.RawIOBase):
-    """A raw readable stream over an iterator of chunks (for ``io.BufferedReader``)."""
-
-    def __init__(self, chunks):
-        super().__init__()
-        self._chunks, self._buffer = iter(chunks), b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n], self._buffer = self._buffer[:n], self._buffer[n:]
-        return n
 
 
 def _compare_digest(found: Measurement, archive: Archive) -> None:

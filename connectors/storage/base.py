@@ -155,7 +155,7 @@ class StorageBackend(ABC):
 
     def open_stream(self, name: str) -> io.BufferedReader:
         """A readable file-like stream of a stored file (over ``read_chunks``)."""
-        return io.BufferedReader(_ChunkStream(self.read_chunks(name)), buffer_size=CHUNK)
+        return io.BufferedReader(ChunkStream(self.read_chunks(name)), buffer_size=CHUNK)
 
     def digest(self, name: str) -> Digest:
         """SHA-256 of a stored file: hashed on the target where possible, else read back and hashed."""
@@ -170,8 +170,8 @@ class StorageBackend(ABC):
         return Digest(sha256=hasher.hexdigest(), size=size, method="read_back")
 
 
-class _ChunkStream(io.RawIOBase):
-    """A raw readable stream over an iterator of chunks."""
+class ChunkStream(io.RawIOBase):
+    """A raw readable stream over an iterator of chunks (wrap it in ``io.BufferedReader``)."""
 
     def __init__(self, chunks: Iterable[bytes]):
         super().__init__()

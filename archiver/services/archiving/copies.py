@@ -9,8 +9,9 @@ from archiver.faults import checkpoint
 from archiver.naming import mrn_part, parse_archive_name
 from archiver.packing.inspect import ArchiveListing, compare_with_manifest, inspect_archive, inspect_packed
 from archiver.services.archiving.task_rows import PatientContext, ProgressCounter
+from connectors.storage.base import ChunkStream
 from archiver.services.transfer import (
-    IterStream, measure_copy, no_identity_reason, plaintext_chunks, record_measurement, store_copy,
+    measure_copy, no_identity_reason, plaintext_chunks, record_measurement, store_copy,
 )
 from audit.events import Event
 from audit.services import record_event
@@ -120,6 +121,6 @@ def inspect_stored_copy(archive: Archive):
             except SecretError:
                 skipped.append(no_identity_reason(copy.target))
                 continue
-            return inspect_archive(io.BufferedReader(IterStream(plain)), archive.codec)
+            return inspect_archive(io.BufferedReader(ChunkStream(plain)), archive.codec)
     return ArchiveListing(problems=["no verified copy to read the archive back from"
                                     + (f" ({'; '.join(skipped)})" if skipped else "")])
