@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from unittest import mock
 
 import pytest
 from django.urls import reverse
 
-from audit.models import AuditEvent
 from audit.services import record_event
 from sites.roles import AUDITOR
 from tests.factories import InstitutionFactory, make_user
@@ -16,9 +16,10 @@ pytestmark = pytest.mark.django_db
 
 def test_times_are_the_sites_and_long_lists_fold(client, settings):
     inst = InstitutionFactory(code="AUD", time_zone="Asia/Shanghai")
-    event = record_event(actor="t", event="patient.view", institution="AUD",
-                         mrns=["M1", "M2", "M3", "M4", "M5"], detail={"query": "x" * 200, "rows": 5})
-    AuditEvent.objects.filter(pk=event.pk).update(at=dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.timezone.utc))
+    at = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.timezone.utc)
+    with mock.patch("audit.services.timezone.now", return_value=at):  # the log is append-only: no UPDATE
+        record_event(actor="t", event="patient.view", institution="AUD",
+                     mrns=["M1", "M2", "M3", "M4", "M5"], detail={"query": "x" * 200, "rows": 5})
     client.force_login(make_user("aud", roles=[AUDITOR], institutions=[inst]))
     body = client.get(reverse("audit:log")).content.decode()
     assert "2026-03-02 07:30:00" in body, "Shanghai time, not UTC"
