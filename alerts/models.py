@@ -53,10 +53,6 @@ class Alert(models.Model):
         """The patient an alert is about, if any (an archive's): the admin audits its reading."""
         return str(self.detail.get("mrn", "")) if isinstance(self.detail, dict) else ""
 
-    @property
-    def is_standing(self) -> bool:
-        return self.cleared_at is None
-
     def message(self) -> str:
         """One line in the active language, from ``detail`` (the names in it are PDAS's own, not a patient's)."""
         from alerts.messages import alert_message

@@ -182,12 +182,11 @@ def target_overviews(*, targets: QuerySet[StorageTarget], now: dt.datetime | Non
     for drill in latest.select_related("archive").defer("archive__manifest"):
         if rows[drill.target_id].last_drill is None:
             rows[drill.target_id].last_drill = drill
-    for name, institution_id in (Alert.objects.standing().filter(kind=Alert.Kind.TARGET_UNREACHABLE,
-                                                                 institution_id__in=by_institution)
-                                 .values_list("subject", "institution_id")):
-        for row in rows.values():
-            if row.target.institution_id == institution_id and row.target.name == name:
-                row.standing_alerts += 1
+    by_name = {(row.target.institution_id, row.target.name): row for row in rows.values()}
+    for key in (Alert.objects.standing().filter(kind=Alert.Kind.TARGET_UNREACHABLE, institution_id__in=by_institution)
+                .values_list("institution_id", "subject")):
+        if key in by_name:
+            by_name[key].standing_alerts += 1
     return list(rows.values())
 
 
