@@ -26,6 +26,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, Q, QuerySet
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404
 
 from sites.models import Institution
@@ -124,11 +125,20 @@ def get_scoped_object_or_404(request, queryset: QuerySet, **lookup) -> Model:
 
 def limit_choices(form, user):
     """Narrow every model choice of ``form`` (institutions, storage targets, ...) to the user's
-    institutions, so another institution is neither offered nor accepted. Returns the form."""
+    institutions, so another institution is neither offered nor accepted. Returns the form.
+
+    A user of one institution gets it chosen already (no empty choice to pick past): most departments
+    run one institution, and a filter or a "Start" form that asks for it every time is noise."""
     for field in form.fields.values():
         queryset = getattr(field, "queryset", None)
         if queryset is not None and institution_path(queryset.model) is not None:
             field.queryset = scope(queryset, user)
+            if queryset.model is Institution and isinstance(field, ModelChoiceField) \
+                    and not isinstance(field, ModelMultipleChoiceField):
+                only = list(field.queryset[:2])
+                if len(only) == 1:
+                    field.empty_label = None
+                    field.initial = getattr(only[0], field.to_field_name or "pk")
     return form
 
 
