@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,21 @@ def decode_text(data: bytes, *, name: str) -> str:
         return data.decode("gb18030").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise RvError(f"{name}: neither UTF-8 nor GB18030 (undecodable byte at offset {exc.start})") from None
+
+
+def csv_rows(reader) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(line, cells, "") for each row of a ``csv.reader``, or (line, None, problem) for a row the csv module
+    refuses (a field over its 128 KiB limit, a quote in an unquoted field): that row is reported and the
+    next one is read, so one hostile or broken row never stops the file. ``line`` is where the row ends."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader has consumed the bad row; it goes on with the next line
+            yield reader.line_num, None, f"not CSV ({exc})"
+            continue
+        yield reader.line_num, cells, ""
 
 
 # What spreadsheets write when they save a date cell as text: year first, the same separator
@@ -79,13 +95,19 @@ class CsvSource(RvSource):
             data = self.path.read_bytes()
         except OSError as exc:
             raise RvError(f"{self.path}: cannot read ({exc.strerror})", retryable=True) from None
-        reader = csv.reader(io.StringIO(decode_text(data, name=str(self.path)), newline=""))
-        columns = self._columns(next(reader, None))
+        rows = csv_rows(csv.reader(io.StringIO(decode_text(data, name=str(self.path)), newline="")))
+        line, header, problem = next(rows, (1, None, ""))
+        if problem:
+            raise RvError(f"{self.path}: row {line}: the header is {problem}")
+        columns = self._columns(header)
         result = RvReadResult()
-        for row in reader:
+        for line, row, problem in rows:
+            where = f"{self.path.name} row {line}"
+            if row is None:
+                result.problems.append(RowProblem(where, problem))
+                continue
             if not any(cell.strip() for cell in row):
                 continue  # blank line
-            where = f"{self.path.name} row {reader.line_num}"
             try:
                 result.records.append(self._record(row, columns))
             except ValueError as exc:

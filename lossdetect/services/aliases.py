@@ -23,7 +23,7 @@ from audit.actors import actor_name
 from audit.events import Event
 from audit.services import record_event
 from connectors.rv.base import RvError
-from connectors.rv.csv_source import decode_text
+from connectors.rv.csv_source import csv_rows, decode_text
 from lossdetect.models import MrnAlias
 from lossdetect.selectors import alias_graph
 from lossdetect.services.alias_graph import MrnAliasGraph
@@ -165,32 +165,28 @@ def read_alias_file(path: Path) -> tuple[list[AliasRow], list[dict[str, Any]]]:
         text = decode_text(data, name=str(path))
     except RvError as exc:
         raise AliasFileError(str(exc)) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [cell.strip().lower() for cell in next(reader, [])]
-    except csv.Error as exc:
-        raise AliasFileError(f"{path}: row 1: {exc}") from None
+    rows = csv_rows(csv.reader(io.StringIO(text, newline="")))
+    line, cells, problem = next(rows, (1, [], ""))
+    if problem:
+        raise AliasFileError(f"{path}: row {line}: the header is {problem}")
+    header = [cell.strip().lower() for cell in cells or []]
     if not header or header[:2] != ["old_mrn", "new_mrn"] or header[2:] not in ([], ["reason"]):
         raise AliasFileError(f"{path}: row 1: the header must be {','.join(ALIAS_COLUMNS)} "
                              f"(found {','.join(header) or 'nothing'})")
-    rows: list[AliasRow] = []
+    aliases: list[AliasRow] = []
     errors: list[dict[str, Any]] = []
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # an unclosed quote: the rest of the file is one field
-            errors.append({"row": reader.line_num, "error": f"not CSV ({exc})"})
-            break
+    for line, cells, problem in rows:
+        if cells is None:
+            errors.append({"row": line, "error": problem})
+            continue
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            errors.append({"row": reader.line_num, "error": f"has {len(cells)} fields, the header has {len(header)} "
-                                                             f"({','.join(header)})"})
+            errors.append({"row": line, "error": f"has {len(cells)} fields, the header has {len(header)} "
+                                                 f"({','.join(header)})"})
             continue
-        rows.append(AliasRow(reader.line_num, cells[0], cells[1], cells[2] if len(cells) > 2 else ""))
-    return rows, errors
+        aliases.append(AliasRow(line, cells[0], cells[1], cells[2] if len(cells) > 2 else ""))
+    return aliases, errors
 
 
 def import_mrn_aliases(*, institution: Institution, path: Path, actor: Any) -> ImportReport:

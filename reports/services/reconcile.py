@@ -35,7 +35,7 @@ from audit.models import AuditEvent
 from audit.events import Event
 from audit.services import record_event
 from connectors.rv.base import RvError
-from connectors.rv.csv_source import decode_text
+from connectors.rv.csv_source import csv_rows, decode_text
 from reports.models import ReconciliationEntry, ReconciliationImport
 
 Outcome = ReconciliationEntry.Outcome
@@ -115,20 +115,21 @@ def read_listing(data: bytes, *, name: str) -> list[ListedFile]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if "\t" in first else ",")
     files: list[ListedFile] = []
     columns = None
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
+    for line, row, problem in csv_rows(reader):
+        if row is None:
             if columns is None:
-                header = [cell.strip().lower().replace(" ", "_") for cell in row]
-                line = reader.line_num
-                columns = (_column(header, NAME_COLUMNS, listing=name, line=line, required=True),
-                           _column(header, SIZE_COLUMNS, listing=name, line=line, required=True),
-                           _column(header, SHA256_COLUMNS, listing=name, line=line, required=False))
-                continue
-            files.append(_listed(row, reader.line_num, columns))
-    except csv.Error as exc:
-        raise ReconcileError(f"{name}: line {reader.line_num}: {exc}") from None
+                raise ReconcileError(f"{name}: line {line}: the header is {problem}")
+            files.append(ListedFile(line, "", problem=f"line {line}: {problem}"))
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        if columns is None:
+            header = [cell.strip().lower().replace(" ", "_") for cell in row]
+            columns = (_column(header, NAME_COLUMNS, listing=name, line=line, required=True),
+                       _column(header, SIZE_COLUMNS, listing=name, line=line, required=True),
+                       _column(header, SHA256_COLUMNS, listing=name, line=line, required=False))
+            continue
+        files.append(_listed(row, line, columns))
     if not files:
         raise ReconcileError(f"{name}: no file rows after the header")
     return files

@@ -168,3 +168,21 @@ def test_bom_files_and_the_tps_column(tmp_path, encoding):
     assert result.problems == []
     assert [(r.mrn, r.patient_name, r.planning_system) for r in result.records] == [
         ("000123", "张三", "Monaco"), ("000124", "李四", "")]
+
+
+def test_a_field_over_128_kib_skips_its_row_only(tmp_path):
+    """The csv module refuses a field over 131072 characters; that row is reported and the next rows read."""
+    path = tmp_path / "deliveries.csv"
+    path.write_text(HEADER + "1,A,P,1,2024-03-19 08:05,,\n" + f"2,{'B' * 200_000},P,1,2024-03-19 08:05,,\n"
+                    + "3,C,P,1,2024-03-20 08:05,,\n", encoding="utf-8")
+    result = read(path)
+    assert [r.mrn for r in result.records] == ["1", "3"]
+    assert [str(p) for p in result.problems] == [
+        "deliveries.csv row 3: not CSV (field larger than field limit (131072))"]
+
+
+def test_a_header_over_the_field_limit_names_the_file(tmp_path):
+    path = tmp_path / "deliveries.csv"
+    path.write_text("mrn," + "x" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(RvError, match=r"deliveries.csv: row 1: the header is not CSV \(field larger than"):
+        read(path)

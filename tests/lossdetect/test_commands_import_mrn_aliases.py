@@ -119,3 +119,12 @@ def test_the_institution_is_named_when_there_are_several(institution, tmp_path):
     code, data, _err = run(str(path), "--institution", "CAMS", "--json")
     assert code == 0 and data["institution"] == "CAMS"
     assert list(MrnAlias.objects.values_list("institution", flat=True)) == [other.pk]
+
+
+def test_a_field_over_128_kib_refuses_its_row_and_the_next_rows_are_added(institution, tmp_path):
+    path = write(tmp_path, "old_mrn,new_mrn,reason\n000100,000200,\n000300,000400," + "x" * 200_000
+                 + "\n000500,000600,\n", bom=False)
+    code, data, _err = run(str(path), "--json")
+    assert code == 1
+    assert data["added"] == [{"old_mrn": "000100", "mrn": "000200"}, {"old_mrn": "000500", "mrn": "000600"}]
+    assert data["errors"] == [{"row": 3, "error": "not CSV (field larger than field limit (131072))"}]

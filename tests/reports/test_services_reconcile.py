@@ -192,3 +192,9 @@ def test_a_target_file_name_that_is_not_utf8_is_an_unreadable_row(index, tmp_pat
     result = reconcile_target(institution=inst, target=target, actor="qa")
     entry = result.entries.get(outcome=Outcome.UNREADABLE)
     assert entry.path == "\ufffd\ufffd_000123.tar.gz" and "is not valid UTF-8" in entry.detail
+
+
+def test_a_field_over_128_kib_is_one_unreadable_row():
+    files = read_listing(b"name,size\na.tar.gz,5\n" + b"b" * 200_000 + b",6\nc.tar.gz,7\n", name="l.csv")
+    assert [(f.path, f.problem) for f in files] == [
+        ("a.tar.gz", ""), ("", "line 3: not CSV (field larger than field limit (131072))"), ("c.tar.gz", "")]
