@@ -4,13 +4,18 @@ Defaults are created for an institution that has none (of that kind) when it is 
 to switch a default off, disable it in the admin (deleting every rule brings the defaults back).
 The site's MRN pattern (``Institution.mrn_pattern``) is checked beside the rules, always from the
 institution's current setting, so editing it there takes effect at once.
+
+Expressions come from admins and run over names from the TPS, so each search has a time bound
+(``SEARCH_SECONDS``, with the ``regex`` module: Python's ``re`` has none). A rule that runs out of time on
+a value (catastrophic backtracking such as ``^(a|aa)+$``) is not guessed at: the patient gets a reason
+naming the rule, so a person looks, and the curation of every other patient goes on.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable
 
+import regex
 from django.db import transaction
 
 from sites.models import Institution
@@ -58,17 +63,37 @@ def ensure_default_rules(*, institution: Institution) -> None:
 
 # --- compiled rules ----------------------------------------------------------------------------------
 
+SEARCH_SECONDS = 0.25  # per value: names are short, a sane expression takes microseconds
+
+
+def compile_rule(text: str, *, ignore_case: bool = False) -> regex.Pattern:
+    """An admin's expression, compiled as Python's ``re`` reads it (``regex.V0``); ``regex.error`` if bad."""
+    return regex.compile(text, regex.V0 | (regex.IGNORECASE if ignore_case else 0))
+
+
+class RuleTooSlow(Exception):
+    """A rule's expression ran out of its time on one value; the message names the rule."""
+
+
+def _search(pattern: regex.Pattern, value: str, *, whole: bool = False, rule: str):
+    try:
+        return (pattern.fullmatch if whole else pattern.search)(value, timeout=SEARCH_SECONDS)
+    except TimeoutError:
+        raise RuleTooSlow(f"{rule} ran out of time ({SEARCH_SECONDS} s) on {value[:80]!r} and was not applied; "
+                          "simplify the expression") from None
+
 
 @dataclass(frozen=True)
 class CompiledRule:
     applies_to: str
     must_match: bool
-    pattern: re.Pattern
+    pattern: regex.Pattern
     message: str
 
     def broken_by(self, value: str) -> str | None:
-        """None when ``value`` keeps the rule, else the reason's detail (what matched, if anything)."""
-        found = self.pattern.search(value)
+        """None when ``value`` keeps the rule, else the reason's detail (what matched, if anything).
+        ``RuleTooSlow`` when the expression runs out of time on ``value``."""
+        found = _search(self.pattern, value, rule=f"naming rule {self.pattern.pattern!r} ({self.message})")
         if self.must_match:
             return None if found else ""
         return None if found is None else found.group()
@@ -76,7 +101,7 @@ class CompiledRule:
 
 @dataclass(frozen=True)
 class CompiledPattern:
-    pattern: re.Pattern
+    pattern: regex.Pattern
     message: str
 
 
@@ -84,7 +109,7 @@ class CompiledPattern:
 class RuleBook:
     naming: tuple[CompiledRule, ...]
     transitional: tuple[CompiledPattern, ...]
-    mrn_pattern: re.Pattern | None
+    mrn_pattern: regex.Pattern | None
     mrn_pattern_text: str
     problems: tuple[str, ...]  # rules that could not be used (a bad expression saved by other means)
 
@@ -95,22 +120,22 @@ def load_rule_book(*, institution: Institution) -> RuleBook:
     naming = []
     for rule in NamingRule.objects.filter(institution=institution, enabled=True).order_by("order", "pk"):
         try:
-            naming.append(CompiledRule(rule.applies_to, rule.mode == M.MUST_MATCH, re.compile(rule.regex),
+            naming.append(CompiledRule(rule.applies_to, rule.mode == M.MUST_MATCH, compile_rule(rule.regex),
                                        rule.message))
-        except re.error as exc:
+        except regex.error as exc:
             problems.append(f"naming rule {rule.pk} {rule.regex!r}: bad regular expression: {exc}; not applied")
     transitional = []
     for pattern in TransitionalPattern.objects.filter(institution=institution, enabled=True).order_by("pk"):
         try:
-            transitional.append(CompiledPattern(re.compile(pattern.regex, re.IGNORECASE), pattern.message))
-        except re.error as exc:
+            transitional.append(CompiledPattern(compile_rule(pattern.regex, ignore_case=True), pattern.message))
+        except regex.error as exc:
             problems.append(f"transitional pattern {pattern.pk} {pattern.regex!r}: bad regular expression: {exc}; "
                             "not applied")
     mrn_pattern = None
     if institution.mrn_pattern:
         try:
-            mrn_pattern = re.compile(institution.mrn_pattern)
-        except re.error as exc:
+            mrn_pattern = compile_rule(institution.mrn_pattern)
+        except regex.error as exc:
             problems.append(f"institution {institution.code} mrn_pattern {institution.mrn_pattern!r}: bad regular "
                             f"expression: {exc}; not applied")
     return RuleBook(tuple(naming), tuple(transitional), mrn_pattern, institution.mrn_pattern, tuple(problems))
@@ -151,7 +176,11 @@ def naming_reasons(book: RuleBook, *, last_name: str, first_name: str, middle_na
     for rule in book.naming:
         if rule.applies_to in patient_values:
             what, value = patient_values[rule.applies_to]
-            detail = rule.broken_by(value)
+            try:
+                detail = rule.broken_by(value)
+            except RuleTooSlow as exc:
+                reasons.append(f"{what}: {exc}")
+                continue
             if detail is not None:
                 reasons.append(_reason(what, value, rule.message, detail, show_empty=False))
             continue
@@ -161,14 +190,23 @@ def naming_reasons(book: RuleBook, *, last_name: str, first_name: str, middle_na
             else:
                 checks = [(f"plan Plan_{plan.plan_id} {plan.name!r} trial", t) for t in plan.trial_names]
             for what, value in checks:
-                detail = rule.broken_by(value)
-                if detail is None:
-                    continue
-                reasons.append(_reason(what, value, rule.message, detail, show_empty=True))
+                try:
+                    detail = rule.broken_by(value)
+                except RuleTooSlow as exc:
+                    reason = f"{what}: {exc}"
+                else:
+                    if detail is None:
+                        continue
+                    reason = _reason(what, value, rule.message, detail, show_empty=True)
+                reasons.append(reason)
                 if plan.plan_id not in plan_ids:
                     plan_ids.append(plan.plan_id)
-    if book.mrn_pattern is not None and mrn and not book.mrn_pattern.fullmatch(mrn):
-        reasons.append(f"MRN {mrn!r} does not match the site's MRN pattern {book.mrn_pattern_text!r}")
+    if book.mrn_pattern is not None and mrn:
+        try:
+            if not _search(book.mrn_pattern, mrn, whole=True, rule=f"the site's MRN pattern {book.mrn_pattern_text!r}"):
+                reasons.append(f"MRN {mrn!r} does not match the site's MRN pattern {book.mrn_pattern_text!r}")
+        except RuleTooSlow as exc:
+            reasons.append(f"MRN: {exc}")
     return reasons, plan_ids
 
 
@@ -178,7 +216,14 @@ def transitional_name_reasons(book: RuleBook, plans: Iterable[PlanNames]) -> tup
     plan_ids: list[int] = []
     for plan in plans:
         for pattern in book.transitional:
-            if pattern.pattern.search(plan.name):
+            try:
+                found = _search(pattern.pattern, plan.name, rule=f"transitional pattern {pattern.pattern.pattern!r}")
+            except RuleTooSlow as exc:
+                # Not guessed either way: the plan is named in the reasons so a person decides.
+                reasons.append(f"plan Plan_{plan.plan_id} {plan.name!r}: {exc}")
+                plan_ids.append(plan.plan_id)
+                break
+            if found:
                 reasons.append(f"plan Plan_{plan.plan_id} {plan.name!r} looks like an intermediate plan: "
                                f"{pattern.message}")
                 plan_ids.append(plan.plan_id)
