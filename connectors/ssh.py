@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from connectors.urls import redact_url
 
@@ -80,3 +81,44 @@ def connect(address: SshAddress, *, password: str | None = None, key_file: str |
     if transport is not None:
         transport.set_keepalive(30)
     return client
+
+
+def decode_name(raw: bytes) -> str:
+    """A file name from an SSH host, whose names are bytes: UTF-8, with any other byte kept as a surrogate
+    (``surrogateescape``) so the name still round-trips to the host (``encode_name``)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode_name(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def list_raw(sftp: paramiko.SFTPClient, path: bytes, *, connected) -> list[tuple[str, paramiko.SFTPAttributes]]:
+    """(name, attributes) of each entry of the folder ``path`` (``.`` and ``..`` left out).
+
+    paramiko's ``listdir_attr`` decodes names as strict UTF-8 (one GB18030 or Latin-1 name planted in the
+    folder makes every listing fail) and takes a dropped link for the end of the folder; this reads raw
+    names (``decode_name``) and treats only a confirmed end as the end: an EOF while ``connected()`` is
+    false is raised. ``paramiko.SFTPError``/``OSError`` as paramiko raises them."""
+    kind, msg = sftp._request(CMD_OPENDIR, path)
+    if kind != CMD_HANDLE:
+        raise paramiko.SFTPError("unexpected answer to opendir")
+    handle = msg.get_binary()
+    entries = []
+    while True:
+        try:
+            kind, msg = sftp._request(CMD_READDIR, handle)
+        except EOFError:
+            if not connected():
+                raise
+            break
+        if kind != CMD_NAME:
+            raise paramiko.SFTPError("unexpected answer to readdir")
+        for _ in range(msg.get_int()):
+            raw = msg.get_string()
+            msg.get_string()  # the "ls -l" line
+            attrs = paramiko.SFTPAttributes._from_msg(msg)
+            if raw not in (b".", b".."):
+                entries.append((decode_name(raw), attrs))
+    sftp._request(CMD_CLOSE, handle)  # also proves the link survived the listing
+    return entries

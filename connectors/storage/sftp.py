@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 import paramiko
 
-from connectors.ssh import SshAddress, SshConnectError, connect
+from connectors.ssh import SshAddress, SshConnectError, connect, encode_name, list_raw
 from connectors.urls import redact_url
 from connectors.storage.base import (
     CHUNK, Digest, ProgressFn, RemoteFile, StorageBackend, StorageError, check_name, is_temporary, join,
@@ -49,12 +49,19 @@ class SftpStorage(StorageBackend):
             return StorageError(f"{self.url}: {what}: {exc}")
         return StorageError(f"{self.url}: {what}: {exc}", retryable=True)
 
+    def _connected(self) -> bool:
+        transport = self.client.get_transport() if self.client else None
+        return transport is not None and transport.is_active()
+
     def list_files(self) -> list[RemoteFile]:
+        """Regular files at the root. A name that is not UTF-8 (planted, or from another system) is listed
+        with surrogate escapes rather than failing the listing: it matches no archive, so it is reported
+        where listings are compared, and restores and rebuild_index go on."""
         try:
-            attrs = self.sftp.listdir_attr(self.root)
-        except (OSError, *_TRANSIENT) as exc:
+            entries = list_raw(self.sftp, encode_name(self.root), connected=self._connected)
+        except (OSError, paramiko.SFTPError, *_TRANSIENT) as exc:
             raise self._fail("cannot list", exc) from None
-        return sorted((RemoteFile(a.filename, a.st_size or 0) for a in attrs if stat_mode.S_ISREG(a.st_mode or 0)),
+        return sorted((RemoteFile(name, a.st_size or 0) for name, a in entries if stat_mode.S_ISREG(a.st_mode or 0)),
                       key=lambda f: f.name)
 
     def stat(self, name: str) -> RemoteFile | None:

@@ -30,9 +30,9 @@ from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 import paramiko
-from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, CMD_REALPATH
+from paramiko.sftp import CMD_NAME, CMD_REALPATH
 
-from connectors.ssh import SshAddress, SshConnectError, connect
+from connectors.ssh import SshAddress, SshConnectError, connect, decode_name, encode_name, list_raw
 from connectors.tps.base import CommandResult, Entry, EntryKind, TpsError, TpsSource, clean_relpath, entry_kind
 from connectors.tps.local import TEMP_PREFIX
 from connectors.urls import redact_url
@@ -41,14 +41,6 @@ CHUNK = 256 * 1024
 # A broken link or a busy server, where trying again later may help.
 _TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, paramiko.SSHException)
 _FIND_KINDS: dict[bytes, EntryKind] = {b"f": "file", b"d": "dir", b"l": "symlink"}
-
-
-def _encode(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
-
-
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
 
 
 def _reason(exc: BaseException) -> str:
@@ -110,7 +102,7 @@ class SshTpsSource(TpsSource):
         except ValueError as exc:
             raise TpsError(f"TPS URL {exc}") from None
         self.root = self.address.path
-        self._root_b = _encode(self.root)
+        self._root_b = encode_name(self.root)
         self._io_timeout = io_timeout
         self._connect_timeout = connect_timeout
         self._find_printf: bool | None = None  # does the host have GNU find? (asked once)
@@ -168,10 +160,10 @@ class SshTpsSource(TpsSource):
             raise self._fail(exc, what, rel) from None
 
     def _remote(self, clean: str) -> bytes:
-        return self._root_b.rstrip(b"/") + b"/" + _encode(clean) if clean else self._root_b
+        return self._root_b.rstrip(b"/") + b"/" + encode_name(clean) if clean else self._root_b
 
     def _real(self, clean: str) -> bytes:
-        return self._root_real.rstrip(b"/") + b"/" + _encode(clean) if clean else self._root_real
+        return self._root_real.rstrip(b"/") + b"/" + encode_name(clean) if clean else self._root_real
 
     def _realpath(self, path: bytes) -> bytes:
         # paramiko's normalize() decodes the answer as strict UTF-8; ask for the raw bytes instead.
@@ -202,32 +194,9 @@ class SshTpsSource(TpsSource):
             return None
 
     def _listdir(self, clean: str) -> list[Entry]:
-        # paramiko's listdir_attr decodes names as strict UTF-8 and takes a dropped link for the
-        # end of the folder; this reads raw names and treats only a confirmed end as the end.
-        kind, msg = self._sftp._request(CMD_OPENDIR, self._remote(clean))
-        if kind != CMD_HANDLE:
-            raise paramiko.SFTPError("unexpected answer to opendir")
-        handle = msg.get_binary()
-        entries = []
-        while True:
-            try:
-                kind, msg = self._sftp._request(CMD_READDIR, handle)
-            except EOFError:
-                if not self._connected():
-                    raise
-                break
-            if kind != CMD_NAME:
-                raise paramiko.SFTPError("unexpected answer to readdir")
-            for _ in range(msg.get_int()):
-                raw = msg.get_string()
-                msg.get_string()  # the "ls -l" line
-                attrs = paramiko.SFTPAttributes._from_msg(msg)
-                if raw in (b".", b".."):
-                    continue
-                name = _decode(raw)
-                entries.append(Entry(name, _join(clean, name), entry_kind(attrs.st_mode), attrs.st_size or 0,
-                                     float(attrs.st_mtime or 0)))
-        self._sftp._request(CMD_CLOSE, handle)  # also proves the link survived the listing
+        entries = [Entry(name, _join(clean, name), entry_kind(attrs.st_mode), attrs.st_size or 0,
+                         float(attrs.st_mtime or 0))
+                   for name, attrs in list_raw(self._sftp, self._remote(clean), connected=self._connected)]
         return sorted(entries, key=lambda e: e.name)
 
     # --- reading -------------------------------------------------------------------------------
@@ -420,7 +389,7 @@ class SshTpsSource(TpsSource):
         return CommandResult(status, bytes(out), bytes(err))
 
     def _command_in_root(self, argv: list[str]) -> bytes:
-        return _encode(f"cd {shlex.quote(self.root)} && exec {shlex.join(argv)}")
+        return encode_name(f"cd {shlex.quote(self.root)} && exec {shlex.join(argv)}")
 
     def run(self, argv: list[str], *, stdin: bytes | None = None, timeout: float = 3600) -> CommandResult:
         if not argv:
@@ -460,7 +429,7 @@ class SshTpsSource(TpsSource):
         argv = ["find", "-P", clean or ".", "-mindepth", "1", "-printf", r"%y\t%s\t%T@\t%P\0"]
         found = self._exec(self._command_in_root(argv), stdin=None, timeout=3600, what="find")
         if found.exit_status != 0:
-            first = _decode(found.stderr).strip().splitlines()[:1] or [f"exit status {found.exit_status}"]
+            first = decode_name(found.stderr).strip().splitlines()[:1] or [f"exit status {found.exit_status}"]
             # A partial listing is not a listing: what find could not read may hold patient files.
             raise TpsError(f"{self._where}: cannot walk {clean or '/'}: {first[0]}")
         yield from _walk_order(clean, _parse_find(clean, found.stdout))
@@ -473,7 +442,7 @@ def _parse_find(start: str, output: bytes) -> dict[str, list[Entry]]:
         if not record:
             continue
         kind, size, mtime, below = record.split(b"\t", 3)
-        path = _join(start, _decode(below))
+        path = _join(start, decode_name(below))
         parent, _, name = path.rpartition("/")
         # Whole seconds, as SFTP reports them (see the module docstring).
         entry = Entry(name, path, _FIND_KINDS.get(kind, "other"), int(size), float(int(float(mtime))))

@@ -6,8 +6,10 @@ with nothing of it (no staging folder either), and an existing patient folder is
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -525,6 +527,31 @@ def test_restore_from_a_remote_target_is_byte_for_byte(remote_site):
     assert mtimes(site["root"] / path) == site["mtimes"][path]
     copy = site["archives"][path].copies.get()
     assert copy.fixity_checks.latest("checked_at").outcome == "pass"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("remote_site", ["sftp"], indirect=True)
+def test_a_file_name_that_is_not_utf8_on_an_sftp_target_stops_nothing(remote_site):
+    """A GB18030 name (测试) planted beside the archives: paramiko's strict decoding made every listing, and
+    so every restore search and rebuild_index of the institution, fail. It is listed with surrogate escapes,
+    matches no archive, and is named printably where it is reported."""
+    from archiver.services.archive_index import rebuild_index
+    from sites.models import StorageTarget
+
+    site = remote_site
+    folder = Path(urlsplit(StorageTarget.objects.get(institution=site["inst"]).url).path)
+    planted = os.path.join(os.fsencode(folder), "测试".encode("gb18030") + b".tar.gz")
+    with open(planted, "wb") as handle:
+        handle.write(b"not an archive")
+    os.chown(planted, folder.stat().st_uid, folder.stat().st_gid)
+
+    record = _restore(site, site["smith"])
+    assert record.status == "done", record.reason
+    assert tree(site["root"] / site["smith"]) == site["originals"][site["smith"]]
+
+    report = rebuild_index(institution=site["inst"], actor="it")
+    assert report.targets == ["sftp-array"] and report.archives_seen == 2 and report.known == 2
+    assert all(problem.isprintable() and "\\udc" not in repr(problem) for problem in report.problems)
 
 
 @pytest.mark.servers
