@@ -12,7 +12,7 @@ from audit.events import Event
 from audit.services import record_event
 from sites.admin_base import InstitutionScopedAdmin
 from sites.models import Institution, StorageTarget
-from sites.services.site_config import institution_problems, storage_problems
+from sites.services.site_config import institution_problems, shared_folder_problem, storage_problems
 
 # --- configuration: editable, checked like site.toml, every save audited --------------------------
 
@@ -47,6 +47,18 @@ class StorageTargetForm(_RulesForm):
     class Meta:
         model = StorageTarget
         fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        institution = cleaned.get("institution") or getattr(self.instance, "institution", None)
+        url = cleaned.get("url", self.instance.url)
+        if institution is not None and url and "url" not in self.errors:
+            others = StorageTarget.objects.values_list("institution__code", "name", "url")
+            if institution.pk is not None:  # an institution being added has no targets yet
+                others = others.exclude(institution=institution)
+            if problem := shared_folder_problem(url, institution=institution.code, others=others):
+                self.add_error("url" if "url" in self.fields else None, problem)
+        return cleaned
 
 
 def _audit_config(request, obj: Institution | StorageTarget, *, action: str, fields=()) -> None:

@@ -340,14 +340,23 @@ def _encrypted_archive_name(institution: Institution, manifest: dict, names) -> 
         clash += 1
 
 
+def check_institution(found: TargetArchive, institution: Institution) -> None:
+    """``SidecarError`` unless the archive's manifest is the institution's (or names none: packed before
+    manifests named one). Every path that learns an archive from a target asks this (rebuild_index, the
+    restore search, a restore by name), so a file of another institution on a shared array is never shown,
+    indexed or restored here."""
+    owner = found.manifest.get("institution")
+    if owner not in (None, "", institution.code):
+        raise SidecarError(f"{found.target.name}: {found.name}: the manifest belongs to institution {owner!r}, "
+                           f"not {institution.code!r}; left alone")
+
+
 def _index_one(institution: Institution, target: StorageTarget, backend: StorageBackend, name: str,
                report: IndexReport, *, verify: bool, actor, read=None) -> None:
     try:
         found = read() if read is not None else read_target_archive(backend, target, name)
         name = found.name
-        if found.manifest.get("institution") not in (None, "", institution.code):
-            raise SidecarError(f"{target.name}: {name}: the manifest belongs to institution "
-                              f"{found.manifest.get('institution')!r}, not {institution.code!r}; not indexed")
+        check_institution(found, institution)
         with transaction.atomic():  # an archive added to the index and its audit row commit together
             archive, created, copy_created = index_target_archive(institution=institution, found=found)
             if created:

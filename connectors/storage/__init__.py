@@ -1,8 +1,9 @@
 """Storage targets behind one interface. ``open_target`` connects to a configured StorageTarget."""
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from connectors.ssh import SshAddress
 from connectors.errors import ConnectorError, unforeseen
@@ -12,7 +13,7 @@ from connectors.storage.s3 import s3_url_problem
 from connectors.storage.smb import smb_url_problem
 
 __all__ = ["SCHEMES", "Digest", "ObjectLock", "RemoteFile", "StorageBackend", "StorageError", "open_storage",
-           "url_problem", "url_shape_problem"]
+           "same_place", "target_location", "url_problem", "url_shape_problem"]
 
 # The scheme registry: what the opener accepts is what the site configuration accepts.
 SCHEMES = {"file": "a local or mounted folder", "ftp": "FTP (only with allow_plain_ftp)",
@@ -55,6 +56,41 @@ def url_shape_problem(url: str) -> str | None:
     return (f"{shown}: unsupported target {parts.scheme or '(none)'!r}: use file:///absolute/path, ftps://, ftp://, "
             "sftp://user@host[:port]/folder, smb://user@host[:port]/share/folder or "
             "s3://bucket/prefix?endpoint=https://host")
+
+
+_DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22, "smb": 445}
+
+
+def target_location(url: str) -> tuple[str, str, str]:
+    """(kind of server, server, folder) a target URL stores into, normalised so two spellings of one folder
+    compare equal: host in lower case with its default port, ``.``/``..``/repeated and trailing slashes
+    resolved, SMB share and path case-folded (Windows compares names that way), FTP and FTPS one server,
+    an S3 bucket and prefix at its endpoint. A URL whose shape is wrong gives its text as the folder."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    path = posixpath.normpath("/" + unquote(parts.path).strip("/"))
+    if scheme == "file":
+        return "file", "", path
+    if scheme == "s3":
+        endpoint = urlsplit(dict(parse_qsl(parts.query)).get("endpoint", ""))
+        return "s3", f"{endpoint.hostname or ''}:{endpoint.port or ''}", f"/{(parts.hostname or '').lower()}{path}"
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        return scheme, "", url
+    server = f"{(parts.hostname or '').lower()}:{port}"
+    if scheme == "smb":
+        return "smb", server, path.casefold()
+    return ("ftp" if scheme == "ftps" else scheme), server, path
+
+
+def same_place(one: str, other: str) -> bool:
+    """Whether two target URLs store into one folder, or one inside the other (``/srv/a`` and ``/srv/a/b``)."""
+    a, b = target_location(one), target_location(other)
+    if a[:2] != b[:2]:
+        return False
+    inner, outer = sorted((a[2], b[2]), key=len, reverse=True)
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
 def open_storage(url: str, *, password: str | None = None, key_file: str | None = None,

@@ -649,3 +649,33 @@ def test_letters_in_an_mrn_and_a_name_match_in_any_case_and_width(site):
         "AB000124"]
     assert archive.name in [c.name for c in find_candidates(institution=site["inst"], name="ＳＭＩＴＨ",
                                                             search_targets=False)]
+
+
+# --- an array reached by two institutions ------------------------------------------------------------------
+
+
+def test_another_institutions_archive_on_our_target_is_never_found_indexed_or_restored(tmp_path):
+    """A folder both institutions reach (the site rules refuse one URL for two; a mount or a second host
+    name slips past them): OTHER's physicist must not find, index or restore PUMCH's patient."""
+    import shutil
+
+    from archiver.services.archive_index import rebuild_index
+    from tests.factories import InstitutionFactory, StorageTargetFactory
+
+    site = build_site(tmp_path, targets=("array-1",))
+    archives = archive_patients(site["inst"], [site["smith"]])
+    name = archives[site["smith"]].name
+    ours = tmp_path / "other-array"
+    ours.mkdir()
+    other = InstitutionFactory(code="OTHER", tps_url=f"file://{tmp_path / 'other-tps'}")
+    StorageTargetFactory(institution=other, name="array", url=f"file://{ours}")
+    for planted in site["arrays"][0].iterdir():
+        shutil.copy2(planted, ours / planted.name)
+
+    assert list(find_candidates(institution=other, mrn="000124", actor="physicist")) == []
+    assert list(find_candidates(institution=other, name="Smith", actor="physicist")) == []
+    with pytest.raises(RestoreRefused, match="the manifest belongs to institution 'PUMCH', not 'OTHER'"):
+        ensure_indexed(institution=other, name=name, actor="physicist")
+    report = rebuild_index(institution=other, actor="it")
+    assert report.created == [] and any("belongs to institution 'PUMCH'" in p for p in report.problems)
+    assert not Archive.objects.filter(institution=other).exists()

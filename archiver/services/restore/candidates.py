@@ -16,8 +16,8 @@ from inventory.models import Archive, ArchiveCopy
 from sites.models import Institution
 from archiver.naming import mrn_part, name_part, parse_archive_name
 from archiver.services.archive_index import (
-    MANIFEST_SUFFIX, SidecarError, TargetArchive, archive_names, index_target_archive, manifest_patient_path,
-    read_target_archive,
+    MANIFEST_SUFFIX, SidecarError, TargetArchive, archive_names, check_institution, index_target_archive,
+    manifest_patient_path, read_target_archive,
 )
 from archiver.services.restore.errors import RestoreRefused
 from lossdetect.selectors import alias_graph
@@ -172,7 +172,9 @@ def _target_candidates(institution: Institution, mrns: tuple[str, ...], tokens: 
                         break
                     budget -= 1
                     try:
-                        candidate = _candidate_from_target(read_target_archive(backend, target, name), institution)
+                        read = read_target_archive(backend, target, name)
+                        check_institution(read, institution)
+                        candidate = _candidate_from_target(read, institution)
                     except SidecarError:
                         continue  # not restorable as it stands; rebuild_index reports it
                     if mrns and candidate.mrn not in mrns:
@@ -247,6 +249,7 @@ def ensure_indexed(*, institution: Institution, name: str, actor) -> Archive:
                 if backend.stat(name + MANIFEST_SUFFIX) is None:
                     continue
                 found = read_target_archive(backend, target, name)
+                check_institution(found, institution)
             with transaction.atomic():  # the index rows and their audit row commit together
                 archive, _created, _copy = index_target_archive(institution=institution, found=found)
                 record_event(actor=actor, event=Event.ARCHIVE_INDEX, institution=institution.code, mrns=[archive.mrn],

@@ -21,12 +21,12 @@ from django.db import transaction
 
 from sites.models import Institution, StorageTarget
 from sites.services.site_config.reader import Reader, Row, SiteConfigError
-from sites.services.site_config.rules import institution_problems, storage_problems
+from sites.services.site_config.rules import institution_problems, shared_folder_problem, storage_problems
 from audit.events import Event
 from audit.services import record_event
 
 __all__ = ["Change", "SiteConfigError", "SiteConfigReport", "institution_problems", "load_site_config",
-           "storage_problems"]
+           "shared_folder_problem", "storage_problems"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,10 @@ def load_site_config(*, path: Path, actor: Any = None) -> SiteConfigReport:
     with transaction.atomic():
         existing = {institution.code: institution for institution in
                     Institution.objects.select_for_update().prefetch_related("storage_targets")}
+        codes = {row.values["code"] for row in rows}
+        reader.check_shared_folders(rows, others=[
+            (code, target.name, target.url) for code, institution in existing.items() if code not in codes
+            for target in institution.storage_targets.all()])
         for row in rows:
             code = row.values["code"]
             known = existing.get(code)
@@ -111,7 +115,6 @@ def load_site_config(*, path: Path, actor: Any = None) -> SiteConfigReport:
                 _apply(reader, target_row, target, report=report, kind="storage", key=f"{code}/{name}")
             named = {target_row.values["name"] for target_row in row.targets}
             report.not_in_file += [Change("storage", f"{code}/{name}") for name in sorted(set(targets) - named)]
-        codes = {row.values["code"] for row in rows}
         report.not_in_file += [Change("institution", code) for code in sorted(existing) if code not in codes]
         record_event(
             actor=actor,

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from django.core.exceptions import ValidationError
 
 from sites.models import Institution, StorageTarget
-from sites.services.site_config.rules import Problems, institution_problems, storage_problems
+from sites.services.site_config.rules import Problems, institution_problems, shared_folder_problem, storage_problems
 
 
 class SiteConfigError(Exception):
@@ -149,7 +149,20 @@ class Reader:
             raise self.fail("", "institution", "the file has no [[institution]] table")
         rows = [self._institution(index, table) for index, table in enumerate(tables, start=1)]
         self._check_unique(rows, "code", "institution code")
+        self.check_shared_folders(rows, others=[])
         return rows
+
+    def check_shared_folders(self, rows: list[Row], *, others: list[tuple[str, str, str]]) -> None:
+        """No target of the file stores into the folder of another institution's target, in the file or
+        in ``others`` (institution code, target name, URL: the database's targets of other institutions)."""
+        seen = list(others)
+        for row in rows:
+            code = row.values["code"]
+            for target in row.targets:
+                url = target.values["url"]
+                if problem := shared_folder_problem(url, institution=code, others=seen):
+                    raise self.fail(target.where, "url", problem)
+            seen += [(code, target.values["name"], target.values["url"]) for target in row.targets]
 
     def _tables(self, data: dict, key: str, where: str, form: str) -> list[dict]:
         tables = data.get(key, [])

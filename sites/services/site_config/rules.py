@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,8 @@ from django.views.decorators.debug import sensitive_variables
 from sites.models import Codec
 from connectors.rv import url_problem as rv_url_problem
 from connectors.secrets import secret_problem
-from connectors.storage import url_problem as storage_url_problem
+from connectors.storage import same_place, url_problem as storage_url_problem
+from connectors.urls import redact_url
 from connectors.storage.encrypted import recipients_problem
 from connectors.storage.s3 import s3_url_problem
 from connectors.tps import url_problem as tps_url_problem
@@ -199,6 +200,18 @@ def storage_problems(values: dict[str, Any], *, check_local: bool = True) -> Pro
             problems.append((field_name, problem))
     problems.extend(_encryption_problems(values))
     return problems
+
+
+def shared_folder_problem(url: str, *, institution: str, others: Iterable[tuple[str, str, str]]) -> str | None:
+    """Why ``url`` may not be a target of ``institution``: it stores into the folder of another institution's
+    target (or inside it, or around it). ``others``: (institution code, target name, URL) of other targets.
+    Two institutions in one folder would each find the other's patients in a restore search or a
+    rebuild_index there, and one's purge could trust the other's copies."""
+    for code, name, other in others:
+        if code != institution and same_place(url, other):
+            return (f"{redact_url(url)} stores into the folder of institution {code}'s target {name!r} "
+                    f"({redact_url(other)}), or inside or around it: institutions never share a target folder")
+    return None
 
 
 def _s3_problems(values: dict[str, Any], scheme: str) -> Problems:
