@@ -321,7 +321,20 @@ class SshTpsSource(TpsSource):
         if entry.kind != "dir":
             raise TpsError(f"{self._where}: cannot remove {clean}: not a folder")
         with self._failing_as("remove", clean):
-            # Post-order: a folder goes once it is empty. Links are unlinked, never entered.
+            self._refuse_links(clean, "remove")
+        if self._has_gnu_find():
+            # GNU find walks by descriptors (fts, physical): a folder swapped for a link to another
+            # patient's folder while the removal runs is unlinked, never entered.
+            argv = ["find", "-P", clean, "-depth", "-delete"]
+            done = self._exec(self._command_in_root(argv), stdin=None, timeout=3600, what="find")
+            if done.exit_status != 0 or self._lstat(clean) is not None:
+                first = decode_name(done.stderr).strip().splitlines()[:1] or [f"exit status {done.exit_status}"]
+                raise TpsError(f"{self._where}: cannot remove {clean}: {first[0]}")
+            return
+        with self._failing_as("remove", clean):
+            # SFTP follows a link given as a folder to open, so each folder is proved link-free (its real
+            # path is where it should be) right before it is listed. Post-order: a folder goes once it is
+            # empty. Links are unlinked, never entered.
             stack: list[tuple[str, bool]] = [(clean, False)]
             while stack:
                 current, emptied = stack.pop()
@@ -329,6 +342,7 @@ class SshTpsSource(TpsSource):
                     self._sftp.rmdir(self._remote(current))
                     continue
                 stack.append((current, True))
+                self._refuse_links(current, "remove")
                 for child in self._listdir(current):
                     if child.kind == "dir":
                         stack.append((child.path, False))

@@ -265,3 +265,44 @@ def test_stopped_server_gives_retryable_errors(sshd_disposable, pinnacle_sample)
         SshTpsSource(server.url(tree), key_file=server.key_file, known_hosts=server.known_hosts, connect_timeout=3)
     assert err.value.retryable
     assert f"{server.host}:{server.port}" in str(err.value)
+
+
+@pytest.mark.parametrize("gnu_find", [True, False], ids=["find", "sftp"])
+def test_a_folder_swapped_for_a_link_mid_removal_is_not_followed(source, tree, sshd, monkeypatch, gnu_find):
+    """The attack: while PDAS removes patient 1's folder, a Pinnacle user replaces its sub-folder by a link
+    to patient 2's folder. Patient 2's files must survive (remote find walks by descriptors; over plain
+    SFTP each folder's real path is checked right before it is opened)."""
+    victim = tree / "Institution_1/Mount_0/Patient_2"
+    victim.mkdir()
+    for name in ("Patient", "ImageSet_0.img", "plan.Trial"):
+        (victim / name).write_text("patient 2's data")
+    sshd.give_to_user(victim)  # PDAS's account could delete them: only not following the link saves them
+    before = sorted(p.name for p in victim.iterdir())
+    swapped = False
+    real_listdir = source._listdir
+
+    def listdir_then_swap(clean):
+        nonlocal swapped
+        entries = real_listdir(clean)
+        sub = next((e for e in entries if e.kind == "dir"), None)
+        if not swapped and sub is not None:
+            swapped = True
+            target = tree / sub.path
+            os.rename(target, tree / f"{sub.path}.moved")
+            os.symlink(victim, target)
+        return entries
+
+    monkeypatch.setattr(source, "_has_gnu_find", lambda: gnu_find)
+    if gnu_find:
+        # find's walk cannot be paused from here: swap before it starts; -P unlinks the link, never enters it.
+        sub = next(e for e in source.list_dir(P) if e.kind == "dir" and not e.name.startswith("Plan_7"))
+        os.rename(tree / sub.path, tree / f"{sub.path}.moved")
+        os.symlink(victim, tree / sub.path)
+        source.remove_tree(P)
+        assert not (tree / P).exists()
+    else:
+        monkeypatch.setattr(source, "_listdir", listdir_then_swap)
+        with pytest.raises(TpsError, match="symbolic link"):
+            source.remove_tree(P)
+        assert swapped
+    assert sorted(p.name for p in victim.iterdir()) == before
