@@ -12,12 +12,12 @@ import zoneinfo
 from django.conf import settings
 from django.utils import timezone
 
-from sites.access import institutions_for
+from sites.access import institution_facts
+
 
 def site_zone_name(user) -> str:
     """The zone a user's pages are shown in (see the module docstring)."""
-    zones = {zone or settings.TIME_ZONE for zone in
-             institutions_for(user).order_by().values_list("time_zone", flat=True).distinct()}
+    zones = {zone or settings.TIME_ZONE for _pk, _code, zone in institution_facts(user)}
     return zones.pop() if len(zones) == 1 else settings.TIME_ZONE
 
 

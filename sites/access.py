@@ -53,6 +53,19 @@ def institutions_for(user) -> QuerySet[Institution]:
     return Institution.objects.filter(memberships__user=user)
 
 
+def institution_facts(user) -> list[tuple[int, str, str]]:
+    """(pk, code, time_zone) of the user's institutions, read once per user object, that is once per request
+    (the site-time-zone middleware asks first; forms' institution choices reuse it)."""
+    cached = getattr(user, "_pdas_institution_facts", None)
+    if cached is None:
+        cached = list(institutions_for(user).order_by("pk").values_list("pk", "code", "time_zone"))
+        try:
+            user._pdas_institution_facts = cached
+        except AttributeError:
+            pass  # an object that takes no attributes: asked again next time
+    return cached
+
+
 def has_no_institution(user) -> bool:
     """Institutions exist but the user is a member of none: pages say so instead of "none configured"."""
     return not institutions_for(user).exists() and Institution.objects.exists()
@@ -135,10 +148,14 @@ def limit_choices(form, user):
             field.queryset = scope(queryset, user)
             if queryset.model is Institution and isinstance(field, ModelChoiceField) \
                     and not isinstance(field, ModelMultipleChoiceField):
-                only = list(field.queryset[:2])
-                if len(only) == 1:
+                facts = institution_facts(user)
+                if len(facts) == 1:
+                    pk, code, _zone = facts[0]
                     field.empty_label = None
-                    field.initial = getattr(only[0], field.to_field_name or "pk")
+                    field.initial = code if field.to_field_name == "code" else pk
+                    # Read once: without an empty choice the widget looks at the first choice to decide on
+                    # "required", which would run the query a second time.
+                    field.widget.choices = list(iter(field.choices))  # iter: list() would ask len(), a COUNT
     return form
 
 
