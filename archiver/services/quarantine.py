@@ -52,9 +52,41 @@ def quarantine_patient(*, institution: Institution, source: TpsSource, patient: 
     source.make_dirs(posixpath.dirname(target))
     source.rename(patient.tps_path, target)
     checkpoint("removal")
+    # Pinnacle may have written into the folder between the last check and the move: what was moved is
+    # proved to be what was archived, else it goes back (the next run archives the new state).
+    if _fingerprint_at(source, target, as_path=patient.tps_path) != archive.source_fingerprint:
+        _move_back(row, source=source, patient=patient)
+        raise OriginalsChanged(f"archived, but {patient.tps_path} changed while it was being removed; originals "
+                               "kept (the next run archives the new state)")
     _complete(row, institution=institution, source=source, patient=patient, institution_dir=institution_dir,
               actor=actor)
     return row
+
+
+class OriginalsChanged(TpsError):
+    """The moved folder is not what was archived; it was put back (or, if its place was taken meanwhile,
+    kept in the quarantine unrecorded for a person, never purged: no row names it)."""
+
+
+def _fingerprint_at(source: TpsSource, folder: str, *, as_path: str) -> str:
+    """The patient fingerprint of ``folder`` as if it stood at ``as_path`` (fingerprints name files by path)."""
+    from pinnacle.reader import FileInfo, fingerprint_files, scan_patient_files
+
+    files, _junk, _links = scan_patient_files(source, folder)
+    return fingerprint_files([FileInfo(path=as_path + f.path[len(folder):], size=f.size, mtime=f.mtime)
+                              for f in files])
+
+
+def _move_back(row: QuarantinedPatient, *, source: TpsSource, patient: TpsPatient) -> None:
+    if source.stat(patient.tps_path) is None:
+        source.rename(row.quarantine_path, patient.tps_path)
+        row.delete()
+        return
+    # Pinnacle wrote a new folder at the old place meanwhile: both stay, the quarantined one kept by
+    # nobody's purge (its row is dropped), and the move is logged for a person.
+    log.warning("%s changed during removal and its place was taken; the moved folder stays at %s",
+                patient.tps_path, row.quarantine_path)
+    row.delete()
 
 
 def _complete(row: QuarantinedPatient, *, institution: Institution, source: TpsSource, patient: TpsPatient,
@@ -94,27 +126,43 @@ def _discard_packed(source: TpsSource, archive: Archive) -> None:
 
 
 def complete_interrupted_move(*, institution: Institution, source: TpsSource, patient: TpsPatient, actor) -> bool:
-    """Finish a removal that moved the folder but died before recording it; False if there is none."""
+    """Finish a removal that moved the folder but died before recording it; False if there is none (or the
+    moved folder had changed and went back)."""
     row = (QuarantinedPatient.objects.filter(institution=institution, tps_path=patient.tps_path, moved_at__isnull=True)
            .select_related("archive").order_by("-id").first())
     if row is None or source.stat(row.quarantine_path) is None or source.stat(patient.tps_path) is not None:
         return False
-    institution_dir = patient.tps_path.split("/", 1)[0]
-    _complete(row, institution=institution, source=source, patient=patient, institution_dir=institution_dir,
-              actor=actor)
+    return _settle_moved(row, institution=institution, source=source, patient=patient, actor=actor)
+
+
+def _settle_moved(row: QuarantinedPatient, *, institution: Institution, source: TpsSource, patient: TpsPatient,
+                  actor) -> bool:
+    """Record a move a crash interrupted (True), once what was moved is proved to be what was archived; a
+    folder that changed before the crash goes back instead (False)."""
+    if _fingerprint_at(source, row.quarantine_path, as_path=patient.tps_path) != row.archive.source_fingerprint:
+        _move_back(row, source=source, patient=patient)
+        return False
+    _complete(row, institution=institution, source=source, patient=patient,
+              institution_dir=patient.tps_path.split("/", 1)[0], actor=actor)
     return True
 
 
 def recover_interrupted_moves(*, institution: Institution, source: TpsSource, actor) -> int:
-    """Settle every removal a crash interrupted: moved -> record it; never moved -> drop the row."""
+    """Settle every removal a crash interrupted: moved -> record it; never moved -> drop the row.
+
+    A row whose patient a live worker still claims is that worker's removal in progress (created, the
+    move not yet made): it is left alone, or this recovery would drop the row under the worker's move."""
     settled = 0
-    for row in QuarantinedPatient.objects.filter(institution=institution, moved_at__isnull=True):
+    now = timezone.now()
+    for row in QuarantinedPatient.objects.filter(institution=institution, moved_at__isnull=True).select_related(
+            "archive"):
+        patient = TpsPatient.objects.filter(institution=institution, tps_path=row.tps_path).first()
+        if patient is not None and patient.claimed_by and patient.claim_expires and patient.claim_expires > now:
+            continue
         in_quarantine = source.stat(row.quarantine_path) is not None
         in_tps = source.stat(row.tps_path) is not None
-        patient = TpsPatient.objects.filter(institution=institution, tps_path=row.tps_path).first()
         if in_quarantine and not in_tps and patient is not None:
-            _complete(row, institution=institution, source=source, patient=patient,
-                      institution_dir=row.tps_path.split("/", 1)[0], actor=actor)
+            _settle_moved(row, institution=institution, source=source, patient=patient, actor=actor)
             settled += 1
         elif in_tps and not in_quarantine:
             row.delete()  # the move never happened: the originals are where they were

@@ -26,7 +26,7 @@ from archiver.services.archiving.task_rows import (
     worker_name,
 )
 from archiver.services.claims import claim_patient, release_claim, renew_claim
-from archiver.services.quarantine import quarantine_patient
+from archiver.services.quarantine import OriginalsChanged, quarantine_patient
 from audit.events import Event
 from audit.services import record_event
 from connectors.errors import unforeseen
@@ -239,8 +239,11 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
             shown = ", ".join(link.rsplit("/", 1)[-1] for link in links[:5]) + (" ..." if len(links) > 5 else "")
             return finish_task(task, Result.WARNING, f"archived, but the folder holds {len(links)} link(s) or "
                                                  f"special file(s) not in the archive ({shown}); originals kept")
-        quarantine_patient(institution=institution, source=tps, patient=patient, archive=archive,
-                           institution_dir=info.institution_dir, actor=ctx.worker)  # discards the packed file
+        try:
+            quarantine_patient(institution=institution, source=tps, patient=patient, archive=archive,
+                               institution_dir=info.institution_dir, actor=ctx.worker)  # discards the packed file
+        except OriginalsChanged as exc:
+            return finish_task(task, Result.WARNING, str(exc))
     return finish_task(task, Result.PASS)
 
 
