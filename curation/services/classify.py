@@ -7,11 +7,14 @@ Order of the checks for one patient, and why:
 1. ``unreadable`` (its ``read_error``, verbatim) alone: what was last read may be stale, so no
    other verdict about it can be trusted;
 2. ``restored`` alone: an unchanged PDAS restore is exactly an archive's content; nothing else
-   about it matters because it is not archived again;
+   about it matters because it is not archived again. It is known by the restore's own record
+   (``TpsPatient.restored_from`` and the fingerprint then), not by MRN, so an MRN alias changes
+   nothing; the reason names both numbers when the archive's MRN is another;
 3. otherwise every check that applies, one finding per category: ``naming`` (rules, the site's
    MRN pattern, an MRN shared with another patient of the group, or an MRN that is an alias of
    another's: docs/contracts.md §2.7), ``transitional`` (name patterns,
-   and plans never delivered while a sibling was), ``duplicate`` (already in a verified archive),
+   and plans never delivered while a sibling was), ``duplicate`` (already in a verified archive of
+   any of the patient's MRNs, through the aliases),
    ``image_only`` (no plan);
 4. ``ready`` when none applies.
 """
@@ -31,7 +34,7 @@ from lossdetect.services.alias_graph import MrnAliasGraph
 
 _PATIENT_FIELDS = ("pk", "tps_path", "mrn", "last_name", "first_name", "middle_name", "image_sets", "file_count",
                    "total_bytes", "latest_mtime", "fingerprint", "read_error", "restored_from_id",
-                   "restored_fingerprint", "restored_from__name")
+                   "restored_fingerprint", "restored_from__name", "restored_from__mrn")
 _PLAN_FIELDS = ("pk", "patient_id", "plan_id", "name", "trial_names", "edited", "has_directory")
 
 
@@ -63,6 +66,7 @@ class PatientRow:
     restored_from_name: str | None
     is_unchanged_restore: bool
     plans: list[PlanRow] = field(default_factory=list)
+    restored_from_mrn: str = ""
 
     @property
     def display_name(self) -> str:
@@ -96,6 +100,7 @@ def pending_patients(*, institution: Institution) -> list[PatientRow]:
             read_error=values["read_error"], restored_from_name=values["restored_from__name"],
             is_unchanged_restore=bool(values["restored_from_id"])
             and values["restored_fingerprint"] == values["fingerprint"],
+            restored_from_mrn=(values["restored_from__mrn"] or "").strip(),
         )
     plans = TpsPlan.objects.filter(patient__in=patients).values(*_PLAN_FIELDS).order_by("patient_id", "plan_id")
     for values in plans:
@@ -142,6 +147,18 @@ def _shared_mrns(patients: list[PatientRow], aliases: MrnAliasGraph | None = Non
     return reasons
 
 
+def _restored_reason(patient: PatientRow, aliases: MrnAliasGraph) -> str:
+    under = ""
+    archived = patient.restored_from_mrn
+    if archived and archived != patient.mrn:
+        if patient.mrn and aliases.patient_of(archived) == aliases.patient_of(patient.mrn):
+            under = f" (archived under MRN {archived!r}, an MRN alias of this patient's {patient.mrn!r})"
+        else:
+            under = f" (archived under MRN {archived!r}; the folder's MRN is {patient.mrn!r})"
+    return (f"restored by PDAS from {patient.restored_from_name or 'an archive'}{under} and unchanged since: "
+            "not archived again")
+
+
 def _undelivered(patient: PatientRow, deliveries: Deliveries) -> tuple[list[str], list[int]]:
     if not deliveries.known:
         return [], []
@@ -161,6 +178,7 @@ def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries:
                       duplicates: DuplicateFinder, aliases: MrnAliasGraph | None = None) -> list[Verdict]:
     """Every patient's findings (at least one per patient); pure but for the duplicate content check.
     ``aliases``: the institution's MRN aliases (none: MRNs compared as written)."""
+    aliases = aliases or MrnAliasGraph()
     shared = _shared_mrns(patients, aliases)
     pending_content: list[tuple[PatientRow, list]] = []
     verdicts: dict[int, list[Verdict]] = {}
@@ -172,9 +190,7 @@ def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries:
             found.append(Verdict(patient, Category.UNREADABLE, [patient.read_error]))
             continue
         if patient.is_unchanged_restore:
-            found.append(Verdict(patient, Category.RESTORED, [
-                f"restored by PDAS from {patient.restored_from_name or 'an archive'} and unchanged since: "
-                "not archived again"]))
+            found.append(Verdict(patient, Category.RESTORED, [_restored_reason(patient, aliases)]))
             continue
         plans = [p.names() for p in patient.plans]
         reasons, plan_ids = naming_reasons(book, last_name=patient.last_name, first_name=patient.first_name,
@@ -213,7 +229,8 @@ def classify_patients(patients: list[PatientRow], *, book: RuleBook, deliveries:
     if pending_content:
         by_pk = manifests(sorted({a.pk for _, candidates in pending_content for a in candidates}))
         for patient, candidates in pending_content:
-            reason = duplicates.compare(tps_path=patient.tps_path, candidates=candidates, manifests_by_pk=by_pk)
+            reason = duplicates.compare(tps_path=patient.tps_path, candidates=candidates, manifests_by_pk=by_pk,
+                                        mrn=patient.mrn)
             if reason:
                 verdicts[patient.pk].append(Verdict(patient, Category.DUPLICATE, [reason]))
 
@@ -242,8 +259,11 @@ def classify_pending_group(*, institution: Institution) -> Classification:
     aliases = alias_graph(institution=institution)
     deliveries = delivered_plans(institution=institution, mrns={p.mrn for p in patients if p.mrn}, aliases=aliases)
     pending = TpsPatient.objects.filter(institution=institution, group=institution.pending_group, present=True)
-    finder = DuplicateFinder(verified_archives_by_mrn(institution=institution, patients=pending),
-                             open_source=lambda: open_institution_tps(institution))
+    # Archives made under another MRN of a pending patient count as under its own (MRN aliases).
+    mrns = {p.mrn for p in patients if p.mrn}
+    archives = verified_archives_by_mrn(institution=institution, patients=pending,
+                                        also_mrns=aliases.expand(m for m in mrns if m in aliases.patients) - mrns)
+    finder = DuplicateFinder(archives, open_source=lambda: open_institution_tps(institution), aliases=aliases)
     try:
         verdicts = classify_patients(patients, book=book, deliveries=deliveries, duplicates=finder, aliases=aliases)
     finally:

@@ -5,21 +5,26 @@ Two ways to know, cheapest first:
   patient's current fingerprint: the very files were archived;
 - the archive's manifest lists the same files (path inside the patient folder, size, sha256) as the
   patient holds now. This catches a copy put back by hand or by Pinnacle's own restore (new mtimes,
-  same bytes). Only archives of the same MRN whose packed bytes equal the patient's are looked at,
-  and the patient's files are hashed only when names and sizes already agree.
+  same bytes). Only archives of the patient's MRNs whose packed bytes equal the patient's are looked
+  at, and the patient's files are hashed only when names and sizes already agree.
+
+"The patient's MRNs": its MRN and, through the MRN aliases (docs/contracts.md §2.7), every other MRN
+of the same patient, so an archive made under an old MRN counts for the folder under the new one as
+it would under one MRN; the reason then names both MRNs.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Collection
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from inventory.models import Archive, QuarantinedPatient, TpsPatient
 from sites.models import Institution
 from pinnacle.reader import scan_patient
 from connectors.tps.base import TpsError, TpsSource
+from lossdetect.services.alias_graph import MrnAliasGraph
 
 HASH_CHUNK = 1 << 20
 MANIFEST_BATCH = 500
@@ -37,13 +42,16 @@ class ArchiveRef:
 
 
 def verified_archives_by_mrn(
-    *, institution: Institution, patients: QuerySet[TpsPatient]
+    *, institution: Institution, patients: QuerySet[TpsPatient], also_mrns: Collection[str] = ()
 ) -> dict[str, list[ArchiveRef]]:
-    """Safely stored archives of the institution whose MRN is one of ``patients``' (one query). An archive
-    that lost its copies is no reason to hold a patient back: it is archived again."""
+    """Safely stored archives of the institution whose MRN is one of ``patients``' or of ``also_mrns``
+    (their other MRNs through the aliases; one query). An archive that lost its copies is no reason to
+    hold a patient back: it is archived again."""
     moved = QuarantinedPatient.objects.filter(archive=OuterRef("pk"), moved_at__isnull=False)
-    rows = (Archive.objects.filter(institution=institution, status=Archive.Status.VERIFIED,
-                                   mrn__in=patients.exclude(mrn="").values("mrn")).safely_stored()
+    mrns = Q(mrn__in=patients.exclude(mrn="").values("mrn"))
+    if also_mrns:
+        mrns |= Q(mrn__in=sorted(also_mrns))
+    rows = (Archive.objects.filter(mrns, institution=institution, status=Archive.Status.VERIFIED).safely_stored()
             .annotate(originals_moved=Exists(moved))
             .values_list("pk", "name", "mrn", "source_fingerprint", "raw_bytes", "patient_id", "originals_moved")
             .order_by("pk"))
@@ -98,14 +106,31 @@ def same_content(source: TpsSource, tps_path: str, manifest: dict) -> bool:
     return True
 
 
-class DuplicateFinder:
-    """Duplicate checks for one run: the archive index loaded once, the TPS opened only if needed."""
+def _under(archive: ArchiveRef, mrn: str) -> str:
+    """Both numbers when the archive was made under another MRN of the patient (an MRN alias)."""
+    if archive.mrn.strip() == mrn.strip():
+        return ""
+    return f" (archived under MRN {archive.mrn.strip()!r}, an MRN alias of this patient's {mrn.strip()!r})"
 
-    def __init__(self, archives_by_mrn: dict[str, list[ArchiveRef]], open_source: Callable[[], TpsSource]):
+
+class DuplicateFinder:
+    """Duplicate checks for one run: the archive index loaded once, the TPS opened only if needed.
+    ``aliases``: the institution's MRN aliases (none: archives of the same MRN only)."""
+
+    def __init__(self, archives_by_mrn: dict[str, list[ArchiveRef]], open_source: Callable[[], TpsSource],
+                 aliases: MrnAliasGraph | None = None):
         self.archives_by_mrn = archives_by_mrn
+        self.aliases = aliases or MrnAliasGraph()
         self._open_source = open_source
         self._source: TpsSource | None = None
         self.warnings: list[str] = []
+
+    def archives_of(self, mrn: str) -> list[ArchiveRef]:
+        """The archives of every MRN of ``mrn``'s patient, oldest first (none for an empty MRN)."""
+        if not mrn.strip():
+            return []
+        found = [a for other in self.aliases.mrns_of(mrn) for a in self.archives_by_mrn.get(other, [])]
+        return sorted(found, key=lambda archive: archive.pk)
 
     def close(self) -> None:
         if self._source is not None:
@@ -114,10 +139,11 @@ class DuplicateFinder:
 
     def plan(self, *, mrn: str, fingerprint: str, total_bytes: int) -> tuple[str | None, list[ArchiveRef]]:
         """(reason when the fingerprint already proves a duplicate, archives whose content must be compared)."""
-        archives = self.archives_by_mrn.get(mrn.strip(), []) if mrn.strip() else []
+        archives = self.archives_of(mrn)
         for archive in archives:
             if fingerprint and archive.source_fingerprint == fingerprint:
-                return (f"the same files (names, sizes, times) are in verified archive {archive.name}", [])
+                return (f"the same files (names, sizes, times) are in verified archive {archive.name}"
+                        f"{_under(archive, mrn)}", [])
         return None, [a for a in archives if a.raw_bytes is None or a.raw_bytes == total_bytes]
 
     def interrupted_removal(self, *, mrn: str, patient_pk: int, fingerprint: str) -> str | None:
@@ -126,15 +152,17 @@ class DuplicateFinder:
         the archiver takes it again, measures the copies on their targets again and finishes the removal.
         When the originals did move, the folder is the archive put back (a restore not yet marked, one that
         stopped after moving the patient into place): a duplicate, never taken away from the physicist."""
-        for archive in self.archives_by_mrn.get(mrn.strip(), []) if mrn.strip() else []:
+        for archive in self.archives_of(mrn):
             if (fingerprint and archive.patient_id == patient_pk and archive.source_fingerprint == fingerprint
                     and not archive.originals_moved):
-                return (f"archived in {archive.name} by a run that stopped before moving the originals: the next "
-                        "run checks the copies on their targets again and finishes the removal")
+                return (f"archived in {archive.name}{_under(archive, mrn)} by a run that stopped before moving the "
+                        "originals: the next run checks the copies on their targets again and finishes the removal")
         return None
 
-    def compare(self, *, tps_path: str, candidates: list[ArchiveRef], manifests_by_pk: dict[int, dict]) -> str | None:
-        """The reason when one candidate's manifest matches the patient's files, byte for byte."""
+    def compare(self, *, tps_path: str, candidates: list[ArchiveRef], manifests_by_pk: dict[int, dict],
+                mrn: str = "") -> str | None:
+        """The reason when one candidate's manifest matches the patient's files, byte for byte (``mrn``: the
+        patient's, to name both numbers when the archive has another)."""
         for archive in candidates:
             manifest = manifests_by_pk.get(archive.pk)
             if not manifest:
@@ -143,7 +171,8 @@ class DuplicateFinder:
                 if self._source is None:
                     self._source = self._open_source()
                 if same_content(self._source, tps_path, manifest):
-                    return f"identical content (every file's sha256) is in verified archive {archive.name}"
+                    return (f"identical content (every file's sha256) is in verified archive {archive.name}"
+                            f"{_under(archive, mrn) if mrn else ''}")
             except TpsError as exc:
                 self.warnings.append(f"{tps_path}: could not compare with archive {archive.name}: {exc}")
                 return None

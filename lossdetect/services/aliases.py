@@ -2,7 +2,8 @@
 
 Every write checks the alias against the institution's others first (``MrnAliasGraph.problem``: never
 an MRN to itself, one MRN per old MRN, no cycle) and writes the row and its ``mrnalias.change`` event
-in one transaction. The admin and ``manage.py import_mrn_aliases`` both come through here.
+in one transaction. The admin, ``manage.py import_mrn_aliases`` and the HL7 listener
+(``lossdetect.services.hl7_listener``) all come through here.
 
 Why strict: an alias makes a loss scan treat two MRNs as one patient, so a wrong one can make a lost
 plan look archived (another patient's archive) while a missing one only shows a plan as lost that a
@@ -70,11 +71,12 @@ def _reason(value: str) -> str:
 
 
 def add_mrn_alias(*, institution: Institution, old_mrn: str, mrn: str, reason: str = "", actor: Any,
-                  source: str = MrnAlias.Source.ADMIN) -> tuple[MrnAlias, bool]:
+                  source: str = MrnAlias.Source.ADMIN, detail: dict | None = None) -> tuple[MrnAlias, bool]:
     """Record that ``old_mrn`` now goes by ``mrn``: (the alias, True when it was added).
 
     The same alias already recorded is returned with False and nothing is written. Raises
     ``AliasRefused`` for an alias of an MRN to itself, a second MRN for ``old_mrn`` or a cycle.
+    ``detail``: more for the audit row's detail (an HL7 message's control ID, type and sender).
     """
     old_mrn, mrn, reason = _checked(old_mrn, "old_mrn"), _checked(mrn, "new_mrn"), _reason(reason)
     with transaction.atomic():
@@ -84,16 +86,18 @@ def add_mrn_alias(*, institution: Institution, old_mrn: str, mrn: str, reason: s
         existing = MrnAlias.objects.filter(institution=institution, old_mrn=old_mrn, mrn=mrn).first()
         if existing is not None:
             return existing, False
-        alias = _create(institution, old_mrn, mrn, reason, actor, source)
+        alias = _create(institution, old_mrn, mrn, reason, actor, source, detail)
     return alias, True
 
 
-def _create(institution: Institution, old_mrn: str, mrn: str, reason: str, actor: Any, source: str) -> MrnAlias:
+def _create(institution: Institution, old_mrn: str, mrn: str, reason: str, actor: Any, source: str,
+            detail: dict | None = None) -> MrnAlias:
     alias = MrnAlias(institution=institution, old_mrn=old_mrn, mrn=mrn, reason=reason, source=source,
                      recorded_by=actor_name(actor), recorded_at=timezone.now())
     alias.full_clean()
     alias.save()
-    _audit(actor, alias, action="add", mrns=[old_mrn, mrn], detail={"old_mrn": old_mrn, "mrn": mrn, "reason": reason})
+    _audit(actor, alias, action="add", mrns=[old_mrn, mrn],
+           detail={"old_mrn": old_mrn, "mrn": mrn, "reason": reason, **(detail or {})})
     return alias
 
 

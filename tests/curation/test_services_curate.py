@@ -212,6 +212,60 @@ def test_duplicates_by_fingerprint_and_by_identical_content(site):
     assert found[different] == {"ready": []}  # same sizes, other bytes; the failed archive does not count
 
 
+def test_an_archive_under_another_mrn_of_the_patient_counts_as_under_its_own(site):
+    """Archived under one MRN, in the pending group under another, the two MRNs aliases of each other: found as
+    already archived the same as with one MRN, in both directions and along a chain, both numbers named."""
+    from lossdetect.models import MrnAlias
+
+    same_files = site.add(1, mrn="000201")  # archived under 000101 -> 000201
+    same_bytes = site.add(2, mrn="000102")  # archived under 000302, along 000102 -> 000202 -> 000302
+    unfinished = site.add(3, mrn="000203")  # a run under 000103 stopped before moving the originals
+    stranger = site.add(4, mrn="000204")  # an archive of 000104 with the same files, and no alias
+    curate(site)
+    site.verified_archive_of(same_files, name="A.tar.gz", mrn="000101", manifest={},
+                             source_fingerprint=site.row(same_files).fingerprint)
+    site.verified_archive_of(same_bytes, name="B.tar.gz", mrn="000302")
+    site.verified_archive_of(unfinished, name="C.tar.gz", mrn="000103", patient=site.row(unfinished),
+                             source_fingerprint=site.row(unfinished).fingerprint)
+    site.verified_archive_of(stranger, name="D.tar.gz", mrn="000104", manifest={},
+                             source_fingerprint=site.row(stranger).fingerprint)
+    found = by_path(curate(site))
+    assert [found[path] for path in (same_files, same_bytes, unfinished, stranger)] == [{"ready": []}] * 4
+
+    for old, new in (("000101", "000201"), ("000102", "000202"), ("000202", "000302"), ("000103", "000203")):
+        MrnAlias.objects.create(institution=site.inst, old_mrn=old, mrn=new)
+    found = by_path(curate(site))
+    assert found[same_files] == {"duplicate": [
+        "the same files (names, sizes, times) are in verified archive A.tar.gz (archived under MRN '000101', an "
+        "MRN alias of this patient's '000201')"]}
+    assert found[same_bytes] == {"duplicate": [
+        "identical content (every file's sha256) is in verified archive B.tar.gz (archived under MRN '000302', an "
+        "MRN alias of this patient's '000102')"]}
+    assert found[unfinished] == {"ready": [
+        "archived in C.tar.gz (archived under MRN '000103', an MRN alias of this patient's '000203') by a run that "
+        "stopped before moving the originals: the next run checks the copies on their targets again and finishes "
+        "the removal"]}
+    assert found[stranger] == {"ready": []}  # another patient's number: never a duplicate
+
+
+def test_a_restore_of_an_archive_under_another_mrn_of_the_patient_is_restored_with_both_numbers(site):
+    """"Restored" is known by the restore's record, not by MRN: an alias changes nothing but the words."""
+    from lossdetect.models import MrnAlias
+
+    path = site.add(1, mrn="000201")
+    curate(site)
+    row = site.row(path)
+    archive = site.verified_archive_of(path, name="OLD_000101.tar.gz", mrn="000101")
+    TpsPatient.objects.filter(pk=row.pk).update(restored_from=archive, restored_fingerprint=row.fingerprint)
+    assert by_path(curate(site))[path] == {"restored": [
+        "restored by PDAS from OLD_000101.tar.gz (archived under MRN '000101'; the folder's MRN is '000201') and "
+        "unchanged since: not archived again"]}
+    MrnAlias.objects.create(institution=site.inst, old_mrn="000101", mrn="000201")
+    assert by_path(curate(site))[path] == {"restored": [
+        "restored by PDAS from OLD_000101.tar.gz (archived under MRN '000101', an MRN alias of this patient's "
+        "'000201') and unchanged since: not archived again"]}
+
+
 @pytest.mark.parametrize("copy_status", ["missing", "corrupt", "unreachable"])
 def test_an_archive_whose_only_copy_is_gone_holds_nobody_back(site, copy_status):
     """Verified once, its only copy now bad: the patient is ready to be archived again, not a duplicate."""
