@@ -24,7 +24,9 @@ def verified_patient(tmp_path):
     inst = InstitutionFactory(code="QT", tps_url=f"file://{root}", quarantine_days=30)
     sync_institution(institution=inst, actor="t")
     patient = TpsPatient.objects.get(institution=inst, tps_path=path)
-    return inst, root, patient, ArchiveFactory(institution=inst, patient=patient, mrn=patient.mrn)
+    # Archived as it is now: the removal proves the moved folder is what was archived.
+    return inst, root, patient, ArchiveFactory(institution=inst, patient=patient, mrn=patient.mrn,
+                                               source_fingerprint=patient.fingerprint)
 
 
 def _remove(inst, root, patient, archive) -> None:
