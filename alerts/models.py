@@ -26,17 +26,23 @@ class Alert(models.Model):
         FIXITY_BEHIND = "fixity_behind", _("Archive checks behind their cycle")
         TARGET_UNREACHABLE = "target_unreachable", _("Storage target unreachable")
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="alerts")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("institution"),
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices, verbose_name=_("kind"))
     subject = models.CharField(max_length=300, blank=True,
                                help_text=_("What the alert is about: an archive or target name; blank for the "
-                                           "whole institution"))
-    detail = models.JSONField(default=dict, blank=True)
-    raised_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField(help_text=_("When a check last found the condition"))
-    cleared_at = models.DateTimeField(null=True, blank=True)
-    notified_at = models.DateTimeField(null=True, blank=True, help_text=_("When the e-mail went out"))
-    notify_error = models.CharField(max_length=500, blank=True)
+                                           "whole institution"), verbose_name=_("subject"))
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("detail"))
+    raised_at = models.DateTimeField(verbose_name=_("raised at"))
+    last_seen_at = models.DateTimeField(
+        help_text=_("When a check last found the condition"), verbose_name=_("last seen at"),
+    )
+    cleared_at = models.DateTimeField(null=True, blank=True, verbose_name=_("cleared at"))
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the e-mail went out"), verbose_name=_("notified at"),
+    )
+    notify_error = models.CharField(max_length=500, blank=True, verbose_name=_("notification error"))
 
     objects = AlertQuerySet.as_manager()
 
@@ -44,6 +50,8 @@ class Alert(models.Model):
         ordering = ["-raised_at"]
         constraints = [models.UniqueConstraint(fields=["institution", "kind", "subject"],
                                                condition=Q(cleared_at__isnull=True), name="one_standing_alert")]
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.kind} {self.subject}".strip()

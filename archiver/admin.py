@@ -19,7 +19,7 @@ class ArchiveRunAdmin(ViewOnlyAdmin):
 @admin.register(PatientArchiveTask)
 class PatientArchiveTaskAdmin(PatientDataAdmin):
     mrn_path = "patient__mrn"
-    list_display = ("run_id", "patient", "step", "result", "reason", "attempts", "finished_at")
+    list_display = ("run", "patient", "step", "result", "reason", "attempts", "finished_at")
     list_filter = ("result", "step", "run__institution")
     list_select_related = ("patient",)
     search_fields = ("patient__mrn", "patient__last_name", "patient__first_name")

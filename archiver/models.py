@@ -30,12 +30,16 @@ class ArchiveRun(JobRow):
     Status = JobStatus
     audit_event = Event.ARCHIVE_RUN
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="archive_runs")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="archive_runs", verbose_name=_("institution"),
+    )
 
     objects = ArchiveRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("archive run")
+        verbose_name_plural = _("archive runs")
 
     def outcome(self, *, errors: int, warnings: int) -> tuple[str, str]:
         """(css key, label) a person reads: a finished run with a × is "Done with errors", never a plain
@@ -68,23 +72,32 @@ class PatientArchiveTask(models.Model):
         ERROR = "error", "×"
         WARNING = "warning", "!"
 
-    run = models.ForeignKey(ArchiveRun, on_delete=models.CASCADE, related_name="tasks")
-    patient = models.ForeignKey(TpsPatient, on_delete=models.PROTECT, related_name="archive_tasks")
-    archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    run = models.ForeignKey(ArchiveRun, on_delete=models.CASCADE, related_name="tasks", verbose_name=_("run"))
+    patient = models.ForeignKey(
+        TpsPatient, on_delete=models.PROTECT, related_name="archive_tasks", verbose_name=_("patient"),
+    )
+    archive = models.ForeignKey(
+        Archive, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks", verbose_name=_("archive"),
+    )
     step = models.CharField(verbose_name=_("Step"), max_length=16, choices=Step.choices, default=Step.QUEUED)
     result = models.CharField(verbose_name=_("Result"), max_length=16, choices=Result.choices, default=Result.PENDING)
     reason = models.TextField(verbose_name=_("Reason"), blank=True)
     bytes_done = models.BigIntegerField(verbose_name=_("Bytes done"), default=0)
     bytes_total = models.BigIntegerField(verbose_name=_("Bytes total"), default=0)
-    claimed_by = models.CharField(max_length=200, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True, verbose_name=_("claimed by"))
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed at"))
     attempts = models.PositiveSmallIntegerField(verbose_name=_("Attempts"), default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
         ordering = ["run", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "patient"], name="uniq_run_patient")]
+        verbose_name = _("patient archive task")
+        verbose_name_plural = _("patient archive tasks")
+
+    def __str__(self) -> str:
+        return f"{self.patient} ({self.run})"
 
 
 class RestoreRecord(JobRow):
@@ -102,8 +115,10 @@ class RestoreRecord(JobRow):
 
     audit_event = Event.RESTORE
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="restores")
-    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="restores")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="restores", verbose_name=_("institution"),
+    )
+    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="restores", verbose_name=_("archive"))
     destination = models.CharField(verbose_name=_("Destination"), max_length=1000)
     tps_path = models.CharField(verbose_name=_("TPS path"), max_length=500, blank=True)
     status = models.CharField(verbose_name=_("Status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -116,6 +131,8 @@ class RestoreRecord(JobRow):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("restore")
+        verbose_name_plural = _("restores")
 
 
 class RestoreDrill(models.Model):
@@ -128,15 +145,19 @@ class RestoreDrill(models.Model):
         FAIL = "fail", _("Fail")
         UNKNOWN = "unknown", _("Unknown: the target could not be read")
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="restore_drills")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="restore_drills", verbose_name=_("institution"),
+    )
     target = models.ForeignKey(StorageTarget, verbose_name=_("Target"),
                                on_delete=models.PROTECT, related_name="restore_drills")
     archive = models.ForeignKey(Archive, verbose_name=_("Archive"),
                                 on_delete=models.PROTECT, related_name="restore_drills")
-    restore = models.ForeignKey(RestoreRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    requested_by = models.CharField(max_length=150)
+    restore = models.ForeignKey(
+        RestoreRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("restore"),
+    )
+    requested_by = models.CharField(max_length=150, verbose_name=_("requested by"))
     started_at = models.DateTimeField(verbose_name=_("Started"), default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
     outcome = models.CharField(verbose_name=_("Outcome"), max_length=8, choices=Outcome.choices, default=Outcome.FAIL)
     files = models.PositiveIntegerField(verbose_name=_("Files"),
                                         default=0, help_text=_("Files compared with the manifest"))
@@ -146,3 +167,8 @@ class RestoreDrill(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        verbose_name = _("restore drill")
+        verbose_name_plural = _("restore drills")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"

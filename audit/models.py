@@ -19,20 +19,26 @@ class AuditEvent(models.Model):
         DENIED = "denied", _("Denied")
         FAILED = "failed", _("Failed")
 
-    at = models.DateTimeField(db_index=True, help_text=_("UTC"))
-    actor = models.CharField(max_length=150, help_text=_("User name, or 'scheduler' / 'system'"))
-    event = models.CharField(max_length=64, db_index=True, help_text=_("Keyword, see docs/audit.md"))
-    institution = models.CharField(max_length=32, blank=True, db_index=True)
-    mrns = models.JSONField(default=list, blank=True)
-    object_type = models.CharField(max_length=64, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
-    detail = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField(db_index=True, help_text=_("UTC"), verbose_name=_("time"))
+    actor = models.CharField(
+        max_length=150, help_text=_("User name, or 'scheduler' / 'system'"), verbose_name=_("actor"),
+    )
+    event = models.CharField(
+        max_length=64, db_index=True, help_text=_("Keyword, see docs/audit.md"), verbose_name=_("event"),
+    )
+    institution = models.CharField(max_length=32, blank=True, db_index=True, verbose_name=_("institution"))
+    mrns = models.JSONField(default=list, blank=True, verbose_name=_("MRNs"))
+    object_type = models.CharField(max_length=64, blank=True, verbose_name=_("object type"))
+    object_id = models.CharField(max_length=64, blank=True, verbose_name=_("object id"))
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK, verbose_name=_("outcome"))
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("detail"))
+    prev_hash = models.CharField(max_length=64, verbose_name=_("previous hash"))
+    hash = models.CharField(max_length=64, unique=True, verbose_name=_("hash"))
 
     class Meta:
         ordering = ["id"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.event}"

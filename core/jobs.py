@@ -77,6 +77,9 @@ class JobRow(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"
+
     @property
     def finished(self) -> bool:
         """Done, failed (or a status of the job's own, such as refused): the status says, not the clock."""

@@ -62,7 +62,7 @@ class CurationRunAdmin(ViewOnlyAdmin):
 
 @admin.register(CurationFinding)
 class CurationFindingAdmin(PatientDataAdmin):
-    list_display = ("mrn", "patient_name", "tps_path", "category", "run_id")
+    list_display = ("mrn", "patient_name", "tps_path", "category", "run")
     list_filter = ("category", "run__institution")
     search_fields = ("mrn", "patient_name", "tps_path")
 

@@ -72,17 +72,25 @@ class NamingRule(models.Model):
         MUST_MATCH = "must_match", _("must match")
         MUST_NOT_MATCH = "must_not_match", _("must not match")
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="naming_rules")
-    applies_to = models.CharField(max_length=16, choices=AppliesTo.choices)
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="naming_rules", verbose_name=_("institution"),
+    )
+    applies_to = models.CharField(max_length=16, choices=AppliesTo.choices, verbose_name=_("applies to"))
     regex = models.CharField(max_length=500, validators=[validate_regex],
-                             help_text=_("Python regular expression, searched anywhere in the value"))
-    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.MUST_MATCH)
-    message = models.CharField(max_length=300, help_text=_("What the physicist reads when the rule is broken"))
-    enabled = models.BooleanField(default=True)
-    order = models.PositiveIntegerField(default=100)
+                             help_text=_("Python regular expression, searched anywhere in the value"),
+                             verbose_name=_("regular expression"),
+                         )
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.MUST_MATCH, verbose_name=_("mode"))
+    message = models.CharField(
+        max_length=300, help_text=_("What the physicist reads when the rule is broken"), verbose_name=_("message"),
+    )
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    order = models.PositiveIntegerField(default=100, verbose_name=_("order"))
 
     class Meta:
         ordering = ["institution", "order", "pk"]
+        verbose_name = _("naming rule")
+        verbose_name_plural = _("naming rules")
 
     def __str__(self) -> str:
         return f"{self.get_applies_to_display()} {self.get_mode_display()} {self.regex}"
@@ -91,14 +99,20 @@ class NamingRule(models.Model):
 class TransitionalPattern(models.Model):
     """A plan name pattern (case-insensitive, searched anywhere) marking an intermediate plan."""
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="transitional_patterns")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="transitional_patterns", verbose_name=_("institution"),
+    )
     regex = models.CharField(max_length=500, validators=[validate_regex],
-                             help_text=_("Python regular expression, case-insensitive, searched in the plan name"))
-    message = models.CharField(max_length=300)
-    enabled = models.BooleanField(default=True)
+                             help_text=_("Python regular expression, case-insensitive, searched in the plan name"),
+                             verbose_name=_("regular expression"),
+                         )
+    message = models.CharField(max_length=300, verbose_name=_("message"))
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
 
     class Meta:
         ordering = ["institution", "pk"]
+        verbose_name = _("transitional plan pattern")
+        verbose_name_plural = _("transitional plan patterns")
 
     def __str__(self) -> str:
         return self.regex
@@ -114,13 +128,21 @@ class CurationRun(JobRow):
     Status = JobStatus
     audit_event = Event.CURATION_RUN
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="curation_runs")
-    counts = models.JSONField(default=dict, blank=True, help_text=_("Patients per category, and timings"))
-    warnings = models.JSONField(default=list, blank=True, help_text=_("Checks that could not be made"))
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="curation_runs", verbose_name=_("institution"),
+    )
+    counts = models.JSONField(
+        default=dict, blank=True, help_text=_("Patients per category, and timings"), verbose_name=_("counts"),
+    )
+    warnings = models.JSONField(
+        default=list, blank=True, help_text=_("Checks that could not be made"), verbose_name=_("warnings"),
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["institution", "status", "-finished_at"])]
+        verbose_name = _("curation run")
+        verbose_name_plural = _("curation runs")
 
     def __str__(self) -> str:
         return f"{self.institution.code} curation {self.pk} ({self.get_status_display()})"
@@ -130,20 +152,28 @@ class CurationFinding(models.Model):
     """One patient in one category of a run, with every reason. ``fingerprint``, ``mrn``,
     ``patient_name`` and ``tps_path`` are what the run saw."""
 
-    run = models.ForeignKey(CurationRun, on_delete=models.CASCADE, related_name="findings")
-    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="curation_findings")
-    category = models.CharField(max_length=16, choices=Category.choices, db_index=True)
-    reasons = models.JSONField(default=list, blank=True)
-    plan_ids = models.JSONField(default=list, blank=True, help_text=_("PlanIDs the reasons concern"))
-    fingerprint = models.CharField(max_length=64, blank=True)
-    mrn = models.CharField(max_length=64, blank=True, db_index=True)
-    patient_name = models.CharField(max_length=400, blank=True)
-    tps_path = models.CharField(max_length=500)
-    last_edit = models.DateTimeField(null=True, blank=True, help_text=_("Latest plan edit, else the folder's mtime"))
+    run = models.ForeignKey(CurationRun, on_delete=models.CASCADE, related_name="findings", verbose_name=_("run"))
+    patient = models.ForeignKey(
+        TpsPatient, on_delete=models.CASCADE, related_name="curation_findings", verbose_name=_("patient"),
+    )
+    category = models.CharField(max_length=16, choices=Category.choices, db_index=True, verbose_name=_("category"))
+    reasons = models.JSONField(default=list, blank=True, verbose_name=_("reasons"))
+    plan_ids = models.JSONField(
+        default=list, blank=True, help_text=_("PlanIDs the reasons concern"), verbose_name=_("plan ids"),
+    )
+    fingerprint = models.CharField(max_length=64, blank=True, verbose_name=_("fingerprint"))
+    mrn = models.CharField(max_length=64, blank=True, db_index=True, verbose_name=_("MRN"))
+    patient_name = models.CharField(max_length=400, blank=True, verbose_name=_("patient name"))
+    tps_path = models.CharField(max_length=500, verbose_name=_("TPS path"))
+    last_edit = models.DateTimeField(
+        null=True, blank=True, help_text=_("Latest plan edit, else the folder's mtime"), verbose_name=_("last edit"),
+    )
 
     class Meta:
         ordering = ["run", "tps_path", "category"]
         constraints = [models.UniqueConstraint(fields=["run", "patient", "category"], name="uniq_run_patient_category")]
+        verbose_name = _("curation finding")
+        verbose_name_plural = _("curation findings")
 
     def __str__(self) -> str:
         return f"{self.tps_path} {self.category}"
@@ -164,19 +194,25 @@ class Acknowledgement(models.Model):
     Valid only while the patient's fingerprint equals ``fingerprint``.
     """
 
-    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="curation_acknowledgements")
-    category = models.CharField(max_length=16, choices=Category.choices)
-    fingerprint = models.CharField(max_length=64)
+    patient = models.ForeignKey(
+        TpsPatient, on_delete=models.CASCADE, related_name="curation_acknowledgements", verbose_name=_("patient"),
+    )
+    category = models.CharField(max_length=16, choices=Category.choices, verbose_name=_("category"))
+    fingerprint = models.CharField(max_length=64, verbose_name=_("fingerprint"))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+")
-    username = models.CharField(max_length=150)
-    at = models.DateTimeField(default=timezone.now)
-    note = models.TextField()
-    reasons = models.JSONField(default=list, blank=True, help_text=_("The reasons that were reviewed"))
+                             related_name="+", verbose_name=_("user"))
+    username = models.CharField(max_length=150, verbose_name=_("user name"))
+    at = models.DateTimeField(default=timezone.now, verbose_name=_("time"))
+    note = models.TextField(verbose_name=_("note"))
+    reasons = models.JSONField(
+        default=list, blank=True, help_text=_("The reasons that were reviewed"), verbose_name=_("reasons"),
+    )
 
     class Meta:
         ordering = ["-at"]
         indexes = [models.Index(fields=["patient", "category", "fingerprint"])]
+        verbose_name = _("acknowledgement")
+        verbose_name_plural = _("acknowledgements")
 
     def __str__(self) -> str:
         return f"{self.patient_id} {self.category} by {self.username}"

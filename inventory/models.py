@@ -28,38 +28,45 @@ class TpsPatient(models.Model):
     ``present=False`` so findings can still point at it.
     """
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="tps_patients")
-    group = models.CharField(max_length=200, db_index=True)
-    tps_path = models.CharField(max_length=500, help_text=_("Relative to the TPS root"))
-    tps_patient_id = models.IntegerField(null=True, blank=True)
-    mrn = models.CharField(max_length=64, blank=True, db_index=True)
-    last_name = models.CharField(max_length=200, blank=True)
-    first_name = models.CharField(max_length=200, blank=True)
-    middle_name = models.CharField(max_length=200, blank=True)
-    image_sets = models.JSONField(default=list, blank=True)
-    file_count = models.PositiveIntegerField(default=0)
-    total_bytes = models.BigIntegerField(default=0)
-    latest_mtime = models.DateTimeField(null=True, blank=True)
-    fingerprint = models.CharField(max_length=64, blank=True)
-    read_error = models.TextField(blank=True, help_text=_("Why the patient could not be read; blank: read fine"))
-    present = models.BooleanField(default=True, db_index=True)
-    first_seen = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now)
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="tps_patients", verbose_name=_("institution"),
+    )
+    group = models.CharField(max_length=200, db_index=True, verbose_name=_("TPS group"))
+    tps_path = models.CharField(max_length=500, help_text=_("Relative to the TPS root"), verbose_name=_("TPS path"))
+    tps_patient_id = models.IntegerField(null=True, blank=True, verbose_name=_("TPS patient id"))
+    mrn = models.CharField(max_length=64, blank=True, db_index=True, verbose_name=_("MRN"))
+    last_name = models.CharField(max_length=200, blank=True, verbose_name=_("last name"))
+    first_name = models.CharField(max_length=200, blank=True, verbose_name=_("first name"))
+    middle_name = models.CharField(max_length=200, blank=True, verbose_name=_("middle name"))
+    image_sets = models.JSONField(default=list, blank=True, verbose_name=_("image sets"))
+    file_count = models.PositiveIntegerField(default=0, verbose_name=_("file count"))
+    total_bytes = models.BigIntegerField(default=0, verbose_name=_("total bytes"))
+    latest_mtime = models.DateTimeField(null=True, blank=True, verbose_name=_("latest file change"))
+    fingerprint = models.CharField(max_length=64, blank=True, verbose_name=_("fingerprint"))
+    read_error = models.TextField(
+        blank=True, help_text=_("Why the patient could not be read; blank: read fine"), verbose_name=_("read error"),
+    )
+    present = models.BooleanField(default=True, db_index=True, verbose_name=_("present"))
+    first_seen = models.DateTimeField(default=timezone.now, verbose_name=_("first seen"))
+    last_seen = models.DateTimeField(default=timezone.now, verbose_name=_("last seen"))
     restored_from = models.ForeignKey(
         "Archive", null=True, blank=True, on_delete=models.SET_NULL, related_name="restored_patients",
         help_text=_("Set when PDAS restored this directory; cleared when its content changes"),
+        verbose_name=_("restored from"),
     )
-    restored_fingerprint = models.CharField(max_length=64, blank=True)
+    restored_fingerprint = models.CharField(max_length=64, blank=True, verbose_name=_("fingerprint when restored"))
     # The archiving claim: a worker owns the patient while ``claim_expires`` is in the future and
     # renews it as it works; a killed worker's claim simply runs out.
-    claimed_by = models.CharField(max_length=200, blank=True)
-    claim_expires = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True, verbose_name=_("claimed by"))
+    claim_expires = models.DateTimeField(null=True, blank=True, verbose_name=_("claim expires"))
 
     class Meta:
         db_table = "archiver_tpspatient"  # the table keeps the name of the app it was created in
         ordering = ["institution", "group", "tps_path"]
         constraints = [models.UniqueConstraint(fields=["institution", "tps_path"], name="uniq_tps_path")]
         indexes = [models.Index(fields=["institution", "present", "group"])]
+        verbose_name = _("TPS patient")
+        verbose_name_plural = _("TPS patients")
 
     def __str__(self) -> str:
         return f"{self.display_name} [{self.mrn or '?'}] {self.tps_path}"
@@ -81,18 +88,20 @@ class TpsPatient(models.Model):
 class TpsPlan(models.Model):
     """A plan of a TPS patient, from the Patient file's PlanList and its Plan_N directory."""
 
-    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="plans")
-    plan_id = models.IntegerField()
-    name = models.CharField(max_length=200, blank=True)
-    trial_names = models.JSONField(default=list, blank=True)
-    created = models.DateTimeField(null=True, blank=True)
-    edited = models.DateTimeField(null=True, blank=True)
-    has_directory = models.BooleanField(default=True)
+    patient = models.ForeignKey(TpsPatient, on_delete=models.CASCADE, related_name="plans", verbose_name=_("patient"))
+    plan_id = models.IntegerField(verbose_name=_("plan id"))
+    name = models.CharField(max_length=200, blank=True, verbose_name=_("plan name"))
+    trial_names = models.JSONField(default=list, blank=True, verbose_name=_("trial names"))
+    created = models.DateTimeField(null=True, blank=True, verbose_name=_("created"))
+    edited = models.DateTimeField(null=True, blank=True, verbose_name=_("edited"))
+    has_directory = models.BooleanField(default=True, verbose_name=_("has plan folder"))
 
     class Meta:
         db_table = "archiver_tpsplan"  # the table keeps the name of the app it was created in
         ordering = ["patient", "plan_id"]
         constraints = [models.UniqueConstraint(fields=["patient", "plan_id"], name="uniq_tps_plan")]
+        verbose_name = _("TPS plan")
+        verbose_name_plural = _("TPS plans")
 
     def __str__(self) -> str:
         return f"Plan_{self.plan_id} {self.name}"
@@ -162,33 +171,49 @@ class Archive(models.Model):
         VERIFIED = "verified", _("Verified")
         FAILED = "failed", _("Failed")
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="archives")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="archives", verbose_name=_("institution"),
+    )
     patient = models.ForeignKey(
-        TpsPatient, null=True, blank=True, on_delete=models.SET_NULL, related_name="archives"
+        TpsPatient, null=True, blank=True, on_delete=models.SET_NULL, related_name="archives",
+        verbose_name=_("TPS patient"),
     )
-    name = models.CharField(max_length=255, help_text=_("File name on the targets"))
-    mrn = models.CharField(max_length=64, db_index=True)
-    last_name = models.CharField(max_length=200, blank=True)
-    first_name = models.CharField(max_length=200, blank=True)
-    group = models.CharField(max_length=200, blank=True)
-    tps_path = models.CharField(max_length=500, blank=True)
-    codec = models.CharField(max_length=8, choices=Codec.choices, default=Codec.GZIP)
-    size = models.BigIntegerField(null=True, blank=True, help_text=_("Bytes of the archive file"))
-    raw_bytes = models.BigIntegerField(null=True, blank=True, help_text=_("Bytes of the packed files"))
-    checksum = models.CharField(max_length=128, blank=True)
+    name = models.CharField(
+        max_length=255, help_text=_("File name on the targets"), verbose_name=_("archive file name"),
+    )
+    mrn = models.CharField(max_length=64, db_index=True, verbose_name=_("MRN"))
+    last_name = models.CharField(max_length=200, blank=True, verbose_name=_("last name"))
+    first_name = models.CharField(max_length=200, blank=True, verbose_name=_("first name"))
+    group = models.CharField(max_length=200, blank=True, verbose_name=_("TPS group"))
+    tps_path = models.CharField(max_length=500, blank=True, verbose_name=_("TPS path"))
+    codec = models.CharField(max_length=8, choices=Codec.choices, default=Codec.GZIP, verbose_name=_("compression"))
+    size = models.BigIntegerField(
+        null=True, blank=True, help_text=_("Bytes of the archive file"), verbose_name=_("size"),
+    )
+    raw_bytes = models.BigIntegerField(
+        null=True, blank=True, help_text=_("Bytes of the packed files"), verbose_name=_("uncompressed bytes"),
+    )
+    checksum = models.CharField(max_length=128, blank=True, verbose_name=_("checksum"))
     checksum_algorithm = models.CharField(
-        max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256
+        max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256,
+        verbose_name=_("checksum algorithm"),
     )
-    manifest = models.JSONField(default=dict, blank=True)
-    source_fingerprint = models.CharField(max_length=64, blank=True, help_text=_("Patient fingerprint when packed"))
-    packed_at = models.DateTimeField(null=True, blank=True)
-    verified_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PACKING)
-    created_at = models.DateTimeField(auto_now_add=True)
+    manifest = models.JSONField(default=dict, blank=True, verbose_name=_("manifest"))
+    source_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text=_("Patient fingerprint when packed"), verbose_name=_("source fingerprint"),
+    )
+    packed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("packed at"))
+    verified_at = models.DateTimeField(null=True, blank=True, verbose_name=_("verified at"))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PACKING, verbose_name=_("status"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     retain_until = models.DateTimeField(
         null=True, blank=True,
-        help_text=_("Kept at least until then: latest first delivery (or the archive date) + retention years"))
-    legal_hold = models.BooleanField(default=False, help_text=_("Never deleted while set"))
+        help_text=_("Kept at least until then: latest first delivery (or the archive date) + retention years"),
+        verbose_name=_("retain until"),
+    )
+    legal_hold = models.BooleanField(
+        default=False, help_text=_("Never deleted while set"), verbose_name=_("legal hold"),
+    )
 
     objects = ArchiveQuerySet.as_manager()
 
@@ -197,6 +222,8 @@ class Archive(models.Model):
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["institution", "name"], name="uniq_archive_name")]
         indexes = [models.Index(fields=["institution", "mrn"])]
+        verbose_name = _("archive")
+        verbose_name_plural = _("archives")
 
     def __str__(self) -> str:
         return self.name
@@ -232,17 +259,22 @@ class Archive(models.Model):
 class ArchivedPlan(models.Model):
     """A plan inside an archive, from its manifest: the index loss detection matches against."""
 
-    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="plans")
-    plan_id = models.IntegerField()
-    name = models.CharField(max_length=200, blank=True)
-    trial_names = models.JSONField(default=list, blank=True)
-    created = models.DateTimeField(null=True, blank=True)
-    edited = models.DateTimeField(null=True, blank=True)
+    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="plans", verbose_name=_("archive"))
+    plan_id = models.IntegerField(verbose_name=_("plan id"))
+    name = models.CharField(max_length=200, blank=True, verbose_name=_("plan name"))
+    trial_names = models.JSONField(default=list, blank=True, verbose_name=_("trial names"))
+    created = models.DateTimeField(null=True, blank=True, verbose_name=_("created"))
+    edited = models.DateTimeField(null=True, blank=True, verbose_name=_("edited"))
 
     class Meta:
         db_table = "archiver_archivedplan"  # the table keeps the name of the app it was created in
         ordering = ["archive", "plan_id"]
         constraints = [models.UniqueConstraint(fields=["archive", "plan_id"], name="uniq_archived_plan")]
+        verbose_name = _("archived plan")
+        verbose_name_plural = _("archived plans")
+
+    def __str__(self) -> str:
+        return f"{self.name or '-'} (Plan_{self.plan_id})"
 
 
 class ArchiveCopy(models.Model):
@@ -256,33 +288,52 @@ class ArchiveCopy(models.Model):
         MISSING = "missing", _("Missing")
         UNREACHABLE = "unreachable", _("Unreachable (unknown)")
 
-    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="copies")
-    target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="copies")
-    path = models.CharField(max_length=1000, help_text=_("Path on the target (on an encrypted target, the "
-                                                         "encrypted object's name: <sha256>.tar.gz.age)"))
-    size = models.BigIntegerField(null=True, blank=True)
-    checksum = models.CharField(max_length=128, blank=True, help_text=_(
-        "Digest measured on the target (on an encrypted target, of the archive as it was encrypted)"))
-    encrypted_sha256 = models.CharField(max_length=64, blank=True, help_text=_(
-        "Encrypted target only: SHA-256 of the encrypted archive object, recorded when it was encrypted"))
-    encrypted_size = models.BigIntegerField(null=True, blank=True, help_text=_(
-        "Encrypted target only: size of the encrypted archive object"))
-    encrypted_manifest_sha256 = models.CharField(max_length=64, blank=True, help_text=_(
-        "Encrypted target only: SHA-256 of the encrypted manifest object"))
-    checksum_algorithm = models.CharField(
-        max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256
+    archive = models.ForeignKey(Archive, on_delete=models.CASCADE, related_name="copies", verbose_name=_("archive"))
+    target = models.ForeignKey(
+        StorageTarget, on_delete=models.PROTECT, related_name="copies", verbose_name=_("storage target"),
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADING)
-    stored_at = models.DateTimeField(null=True, blank=True, help_text=_("Set only after verification"))
+    path = models.CharField(max_length=1000, help_text=_("Path on the target (on an encrypted target, the "
+                                                         "encrypted object's name: <sha256>.tar.gz.age)"),
+                                                         verbose_name=_("path"),
+                                                     )
+    size = models.BigIntegerField(null=True, blank=True, verbose_name=_("size"))
+    checksum = models.CharField(max_length=128, blank=True, help_text=_(
+        "Digest measured on the target (on an encrypted target, of the archive as it was encrypted)"),
+        verbose_name=_("checksum"),
+    )
+    encrypted_sha256 = models.CharField(max_length=64, blank=True, help_text=_(
+        "Encrypted target only: SHA-256 of the encrypted archive object, recorded when it was encrypted"),
+        verbose_name=_("encrypted SHA-256"),
+    )
+    encrypted_size = models.BigIntegerField(null=True, blank=True, help_text=_(
+        "Encrypted target only: size of the encrypted archive object"), verbose_name=_("encrypted size"))
+    encrypted_manifest_sha256 = models.CharField(max_length=64, blank=True, help_text=_(
+        "Encrypted target only: SHA-256 of the encrypted manifest object"),
+        verbose_name=_("encrypted manifest SHA-256"),
+    )
+    checksum_algorithm = models.CharField(
+        max_length=16, choices=ChecksumAlgorithm.choices, default=ChecksumAlgorithm.SHA256,
+        verbose_name=_("checksum algorithm"),
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADING, verbose_name=_("status"))
+    stored_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Set only after verification"), verbose_name=_("stored at"),
+    )
     last_checked_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("Last full check (hashed on the target or read back)"))
+        null=True, blank=True, help_text=_("Last full check (hashed on the target or read back)"),
+        verbose_name=_("last checked at"),
+    )
     last_listed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("Last presence-and-size check from a listing of the target"))
+        null=True, blank=True, help_text=_("Last presence-and-size check from a listing of the target"),
+        verbose_name=_("last listed at"),
+    )
 
     class Meta:
         db_table = "archiver_archivecopy"  # the table keeps the name of the app it was created in
         ordering = ["archive", "target"]
         constraints = [models.UniqueConstraint(fields=["archive", "target"], name="uniq_archive_copy")]
+        verbose_name = _("archive copy")
+        verbose_name_plural = _("archive copies")
 
     def __str__(self) -> str:
         return f"{self.archive.name} @ {self.target.name}"
@@ -320,17 +371,24 @@ class FixityCheck(models.Model):
         FAIL = "fail", _("Fail")
         UNKNOWN = "unknown", _("Unknown: the target could not be asked")
 
-    copy = models.ForeignKey(ArchiveCopy, on_delete=models.CASCADE, related_name="fixity_checks")
-    checked_at = models.DateTimeField(default=timezone.now)
-    method = models.CharField(max_length=16, choices=Method.choices)
-    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.FAIL)
-    size = models.BigIntegerField(null=True, blank=True)
-    checksum = models.CharField(max_length=128, blank=True)
-    reason = models.TextField(blank=True)
+    copy = models.ForeignKey(
+        ArchiveCopy, on_delete=models.CASCADE, related_name="fixity_checks", verbose_name=_("copy"),
+    )
+    checked_at = models.DateTimeField(default=timezone.now, verbose_name=_("checked at"))
+    method = models.CharField(max_length=16, choices=Method.choices, verbose_name=_("method"))
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.FAIL, verbose_name=_("outcome"))
+    size = models.BigIntegerField(null=True, blank=True, verbose_name=_("size"))
+    checksum = models.CharField(max_length=128, blank=True, verbose_name=_("checksum"))
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
 
     class Meta:
         db_table = "archiver_fixitycheck"  # the table keeps the name of the app it was created in
         ordering = ["-checked_at"]
+        verbose_name = _("fixity check")
+        verbose_name_plural = _("fixity checks")
+
+    def __str__(self) -> str:
+        return f"{self.copy} {self.get_outcome_display()}"
 
 
 class QuarantinedPatient(models.Model):
@@ -340,17 +398,28 @@ class QuarantinedPatient(models.Model):
     finished by the next run.
     """
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="quarantine")
-    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="quarantined")
-    tps_path = models.CharField(max_length=500)
-    quarantine_path = models.CharField(max_length=1000)
-    total_bytes = models.BigIntegerField(default=0)
-    moved_at = models.DateTimeField(null=True, blank=True, help_text=_("Blank while the move is under way"))
-    purge_after = models.DateTimeField()
-    purged_at = models.DateTimeField(null=True, blank=True)
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="quarantine", verbose_name=_("institution"),
+    )
+    archive = models.ForeignKey(
+        Archive, on_delete=models.PROTECT, related_name="quarantined", verbose_name=_("archive"),
+    )
+    tps_path = models.CharField(max_length=500, verbose_name=_("TPS path"))
+    quarantine_path = models.CharField(max_length=1000, verbose_name=_("quarantine path"))
+    total_bytes = models.BigIntegerField(default=0, verbose_name=_("total bytes"))
+    moved_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Blank while the move is under way"), verbose_name=_("moved at"),
+    )
+    purge_after = models.DateTimeField(verbose_name=_("purge after"))
+    purged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("purged at"))
 
     class Meta:
         db_table = "archiver_quarantinedpatient"  # the table keeps the name of the app it was created in
         ordering = ["-moved_at"]
         # The reports' "quarantine now" figure and the purge both ask for an institution's unpurged rows.
         indexes = [models.Index(fields=["institution", "purged_at"], name="quarantine_unpurged")]
+        verbose_name = _("quarantined patient")
+        verbose_name_plural = _("quarantined patients")
+
+    def __str__(self) -> str:
+        return self.tps_path

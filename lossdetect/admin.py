@@ -26,7 +26,7 @@ class LossScanAdmin(ViewOnlyAdmin):
 @admin.register(LossFinding)
 class LossFindingAdmin(PatientDataAdmin):
     list_display = ("mrn", "patient_name", "plan_label", "category", "course", "first_delivery", "found_in",
-                    "scan_id")
+                    "scan")
     list_filter = ("category", "scan__institution")
     search_fields = ("mrn", "patient_name", "plan_label")
 
@@ -43,7 +43,7 @@ class PendingPlanAdmin(PatientDataAdmin):
 
 @admin.register(OtherTpsRecord)
 class OtherTpsRecordAdmin(PatientDataAdmin):
-    list_display = ("mrn", "patient_name", "plan_label", "planning_system", "first_delivery", "course", "scan_id")
+    list_display = ("mrn", "patient_name", "plan_label", "planning_system", "first_delivery", "course", "scan")
     list_filter = ("planning_system", "scan__institution")
     search_fields = ("mrn", "patient_name", "plan_label", "planning_system")
 

@@ -35,16 +35,22 @@ class LossScan(JobRow):
     Status = JobStatus
     audit_event = Event.LOSSSCAN_RUN
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="loss_scans")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="loss_scans", verbose_name=_("institution"),
+    )
     window_from = models.DateField(verbose_name=_("From"))
     window_to = models.DateField(verbose_name=_("To"))
     trigger = models.CharField(verbose_name=_("Trigger"),
                                max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
-    summary = models.JSONField(default=dict, blank=True)
-    source_warnings = models.JSONField(default=list, blank=True, help_text=_("Bad R&V rows, skipped"))
+    summary = models.JSONField(default=dict, blank=True, verbose_name=_("summary"))
+    source_warnings = models.JSONField(
+        default=list, blank=True, help_text=_("Bad R&V rows, skipped"), verbose_name=_("source warnings"),
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("loss scan")
+        verbose_name_plural = _("loss scans")
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.window_from}..{self.window_to} ({self.get_status_display()})"
@@ -58,7 +64,7 @@ class LossScan(JobRow):
 class LossFinding(models.Model):
     """One delivered plan of a scan and its category."""
 
-    scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="findings")
+    scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="findings", verbose_name=_("scan"))
     mrn = models.CharField(verbose_name=_("MRN"), max_length=64, db_index=True)
     patient_name = models.CharField(verbose_name=_("Patient name"), max_length=200, blank=True)
     plan_label = models.CharField(verbose_name=_("Plan label"), max_length=200)
@@ -71,20 +77,28 @@ class LossFinding(models.Model):
                              max_length=1000, blank=True, help_text=_("TPS path or archive name matched"))
     found_in = models.CharField(verbose_name=_("Found in"),
                                 max_length=1000, blank=True, help_text=_("Non-clinical group a lost plan sits in"))
-    also_known_as = models.JSONField(default=list, blank=True,
+    also_known_as = models.JSONField(default=list, blank=True, verbose_name=_("also known as"),
                                      help_text=_("The patient's other MRNs (MRN aliases), when the scan ran"))
-    tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL)
-    archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL)
+    tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL,
+                                 verbose_name=_("TPS plan"))
+    archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL,
+                                verbose_name=_("archive"))
 
     class Meta:
         ordering = ["scan", "category", "mrn"]
+        verbose_name = _("loss finding")
+        verbose_name_plural = _("loss findings")
+
+    def __str__(self) -> str:
+        return f"{self.mrn} {self.plan_label} ({self.get_category_display()})"
 
 
 class OtherTpsRecord(models.Model):
     """A first delivery of the scan's window whose plan was made in another planning system
     (``Institution.planning_systems``): listed apart, never lost, unarchived or archived."""
 
-    scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="other_tps_records")
+    scan = models.ForeignKey(LossScan, on_delete=models.CASCADE, related_name="other_tps_records",
+                             verbose_name=_("scan"))
     mrn = models.CharField(verbose_name=_("MRN"), max_length=64, db_index=True)
     patient_name = models.CharField(verbose_name=_("Patient name"), max_length=200, blank=True)
     plan_label = models.CharField(verbose_name=_("Plan label"), max_length=200)
@@ -99,6 +113,9 @@ class OtherTpsRecord(models.Model):
         verbose_name = _("record of another planning system")
         verbose_name_plural = _("records of other planning systems")
 
+    def __str__(self) -> str:
+        return f"{self.mrn} {self.plan_label} ({self.planning_system})"
+
 
 class PendingPlan(models.Model):
     """A delivered plan still only in the TPS, re-checked by every scan until archived or gone."""
@@ -108,7 +125,9 @@ class PendingPlan(models.Model):
         RELEASED = "released", _("Archived")
         LOST = "lost", _("Lost")
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="pending_plans")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="pending_plans", verbose_name=_("institution"),
+    )
     mrn = models.CharField(verbose_name=_("MRN"), max_length=64, db_index=True)
     patient_name = models.CharField(verbose_name=_("Patient name"), max_length=200, blank=True)
     plan_label = models.CharField(verbose_name=_("Plan label"), max_length=200)
@@ -116,7 +135,8 @@ class PendingPlan(models.Model):
     course = models.IntegerField(verbose_name=_("Course"), null=True, blank=True)
     is_recourse = models.BooleanField(verbose_name=_("Re-course"), default=False)
     first_delivery = models.DateTimeField(verbose_name=_("First delivery"))
-    tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL)
+    tps_plan = models.ForeignKey(TpsPlan, null=True, blank=True, on_delete=models.SET_NULL,
+                                 verbose_name=_("TPS plan"))
     tps_path = models.CharField(verbose_name=_("TPS path"), max_length=500, blank=True)
     status = models.CharField(verbose_name=_("Status"),
                               max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -125,7 +145,9 @@ class PendingPlan(models.Model):
     last_checked_scan = models.ForeignKey(LossScan, verbose_name=_("Last checked in scan"),
                                           on_delete=models.PROTECT, related_name="+")
     released_at = models.DateTimeField(verbose_name=_("Archived at"), null=True, blank=True)
-    released_archive = models.ForeignKey(Archive, null=True, blank=True, on_delete=models.SET_NULL)
+    released_archive = models.ForeignKey(
+        Archive, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("released by archive"),
+    )
     lost_at = models.DateTimeField(verbose_name=_("Lost at"), null=True, blank=True)
 
     class Meta:
@@ -135,6 +157,11 @@ class PendingPlan(models.Model):
                 fields=["institution", "mrn", "plan_label", "plan_uid", "first_delivery"], name="uniq_pending_plan"
             )
         ]
+        verbose_name = _("pending plan")
+        verbose_name_plural = _("pending plans")
+
+    def __str__(self) -> str:
+        return f"{self.mrn} {self.plan_label}"
 
     def age_days(self, now=None) -> int:
         now = now or timezone.now()
@@ -155,7 +182,8 @@ class MrnAlias(models.Model):
         IMPORT = "import", _("Imported file")
         HL7 = "hl7", _("HL7 message")
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="mrn_aliases")
+    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="mrn_aliases",
+                                    verbose_name=_("institution"))
     old_mrn = models.CharField(_("old MRN"), max_length=64)
     mrn = models.CharField(_("MRN"), max_length=64, help_text=_("The MRN the old one now goes by"))
     reason = models.CharField(verbose_name=_("Reason"),

@@ -13,7 +13,12 @@ class PdasConfig(AppConfig):
     verbose_name = "PDAS"
 
     def ready(self) -> None:
+        from django.utils.translation import gettext_lazy as _
+
         from pdas import signals  # noqa: F401 - connects the login audit receivers
+
+        # django-axes names its app nothing the admin can translate ("Axes"): give it a name in both languages.
+        apps.get_app_config("axes").verbose_name = _("Login lockouts")
 
         # The periodic tasks' default beat entries (pdas/schedules.py), once beat's tables exist. (The
         # project app has no models of its own, so Django sends it no post_migrate.)

@@ -27,7 +27,9 @@ class ReconciliationImport(JobRow):
     Status = JobStatus
     audit_event = Event.RECONCILE_IMPORT
 
-    institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="reconciliations")
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="reconciliations", verbose_name=_("institution"),
+    )
     source = models.CharField(verbose_name=_("Source"), max_length=16, choices=Source.choices)
     listing_name = models.CharField(verbose_name=_("Listing"),
                                     max_length=255, help_text=_("File name of the listing, or the target's name"))
@@ -39,10 +41,12 @@ class ReconciliationImport(JobRow):
                                         default=0, help_text=_("Archive files listed (sidecars not counted)"))
     skipped = models.PositiveIntegerField(verbose_name=_("Skipped"),
                                           default=0, help_text=_("Sidecar and temporary files left out"))
-    counts = models.JSONField(default=dict, blank=True, help_text=_("Entries per outcome"))
+    counts = models.JSONField(default=dict, blank=True, help_text=_("Entries per outcome"), verbose_name=_("counts"))
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = _("reconciliation import")
+        verbose_name_plural = _("reconciliation imports")
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.listing_name} ({self.created_at:%Y-%m-%d %H:%M})"
@@ -71,7 +75,9 @@ class ReconciliationEntry(models.Model):
         UNPARSEABLE = "unparseable", _("Name names no patient")
         UNREADABLE = "unreadable", _("Unreadable row")
 
-    reconciliation = models.ForeignKey(ReconciliationImport, on_delete=models.CASCADE, related_name="entries")
+    reconciliation = models.ForeignKey(
+        ReconciliationImport, on_delete=models.CASCADE, related_name="entries", verbose_name=_("reconciliation"),
+    )
     line = models.PositiveIntegerField(verbose_name=_("Line"),
                                        null=True, blank=True, help_text=_("Row of the listing; blank: PDAS only"))
     path = models.CharField(verbose_name=_("Path"), max_length=1000, blank=True, help_text=_("As listed"))
@@ -89,3 +95,8 @@ class ReconciliationEntry(models.Model):
     class Meta:
         ordering = ["reconciliation", "outcome", "file_name", "id"]
         indexes = [models.Index(fields=["reconciliation", "outcome"])]
+        verbose_name = _("reconciliation entry")
+        verbose_name_plural = _("reconciliation entries")
+
+    def __str__(self) -> str:
+        return self.file_name or self.archive_name or f"#{self.pk}"
