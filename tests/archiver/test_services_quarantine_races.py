@@ -74,3 +74,28 @@ def test_recovery_leaves_a_removal_in_progress_alone(pending):
     TpsPatient.objects.filter(pk=patient.pk).update(claim_expires=timezone.now() - dt.timedelta(seconds=1))
     assert recover_interrupted_moves(institution=inst, source=source, actor="t") == 1
     assert not QuarantinedPatient.objects.filter(pk=row.pk).exists()
+
+
+def test_a_group_renamed_while_it_was_archived_keeps_its_originals(pending, monkeypatch):
+    """Pinnacle's group of the folder is renamed (no longer the pending group) after the archive was
+    verified: the folder is no longer PDAS's to remove."""
+    from archiver.services.archiving import patient as patient_module
+
+    inst, root, paths = pending
+    real_checkpoint = patient_module.checkpoint
+
+    def rename_group(name):
+        if name == "before_removal":
+            from demo_site import PatientRecord  # noqa: F401 - the records stay as they were written
+            text = (root / "Institution").read_text(encoding="utf-8", errors="surrogateescape")
+            (root / "Institution").write_text(text.replace('"ToArchive"', '"Clinical"'), encoding="utf-8",
+                                             errors="surrogateescape")
+        return real_checkpoint(name)
+
+    monkeypatch.setattr(patient_module, "checkpoint", rename_group)
+    run = start_archive_run(archiving.create_archive_run(institution=inst, actor="t"))
+    for task in run.tasks.select_related("patient"):
+        assert (task.result, task.reason) == (
+            "warning", "archived, but its group is now 'Clinical', not the pending group 'ToArchive'; originals kept")
+        assert (root / task.patient.tps_path).is_dir()
+    assert not QuarantinedPatient.objects.exists()

@@ -226,6 +226,11 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
         set_task(task, step=Step.REMOVING)
         if tps.stat(patient.tps_path) is None:
             return finish_task(task, Result.WARNING, "archived, but the patient left the pending group before removal")
+        group, unreadable = _group_now(tps, info.institution_dir)
+        if group != institution.pending_group:
+            # The folder stayed but its group was renamed in Pinnacle meanwhile: no longer ours to remove.
+            now = unreadable or f"its group is now {group!r}, not the pending group {institution.pending_group!r}"
+            return finish_task(task, Result.WARNING, f"archived, but {now}; originals kept")
         from pinnacle.reader import fingerprint_files, scan_patient_files
 
         files, _junk, links = scan_patient_files(tps, patient.tps_path)
@@ -245,6 +250,18 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
         except OriginalsChanged as exc:
             return finish_task(task, Result.WARNING, str(exc))
     return finish_task(task, Result.PASS)
+
+
+def _group_now(tps, institution_dir: str) -> tuple[str | None, str]:
+    """(the group name of ``institution_dir`` as Pinnacle's Institution file says right now, ""), or
+    (None, why it cannot be told): the same rule as the TPS listing (the folder name when unnamed)."""
+    from pinnacle.reader import InstitutionFileError, read_institution_headers
+
+    try:
+        header = read_institution_headers(tps).get(institution_dir)
+    except InstitutionFileError as exc:
+        return None, f"its group cannot be told (the Institution file cannot be read: {exc})"
+    return (header.name if header is not None and header.name else institution_dir), ""
 
 
 def _refuse(ctx: PatientContext, archive: Archive, problems: list[str], outcome: str = "") -> PatientArchiveTask:
