@@ -1,6 +1,6 @@
 """Benchmark of the loss scan: 150,000 first deliveries against 100,000 TPS plans and 500,000 archived plans.
 
-    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR] [--no-mix]
+    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR] [--no-mix] [--dicom-qr 500]
 
 Builds a throw-away SQLite database (bulk inserts), then for 10 %, 30 % and 100 % of the size
 (one institution each) times the scan's matching: the R&V records to a DataFrame (with the MRN
@@ -10,7 +10,9 @@ department, 5 % of the records name another planning system and 1 % carry a pati
 the TPS and the archives know the old one (an MRN alias); ``--no-mix`` leaves both out. Beside it, the
 baseline a naive implementation would be: two ORM lookups per record, timed on a sample and
 extrapolated. At full size it also times a whole ``run_loss_scan`` from a CSV file, including
-writing every finding and the pending-archive rows. Prints numbers and ratios; asserts nothing.
+writing every finding and the pending-archive rows, and reads the same RT objects from a folder
+(``dicom-dir:``) and from Orthanc and dcmqrscp (``dicom-qr://``, the test suite's nodes, needing
+the Debian packages orthanc and dcmtk). Prints numbers and ratios; asserts nothing.
 """
 from __future__ import annotations
 
@@ -186,12 +188,57 @@ def time_full_scan(institution, deliveries, work: Path) -> float:
     return elapsed
 
 
+def time_dicom_qr(work: Path, plans: int) -> None:
+    """The ``dicom-qr://`` source against ``dicom-dir:`` over the same objects: ``plans`` RT Plans with four
+    treatment records each, read as files and from each test node (loaded by C-STORE first, not timed)."""
+    from zoneinfo import ZoneInfo
+
+    from connectors.rv import open_rv_source
+    from demo_site.rv import rv_plan, write_dicom
+    from tests.servers.dcmqrscp import start_dcmqrscp
+    from tests.servers.orthanc import start_orthanc
+
+    zone = ZoneInfo("Asia/Shanghai")
+    first = dt.datetime(2024, 1, 1, 8)
+    objects = [rv_plan(f"{i:06d}", NAMES[i % len(NAMES)][:16], first + dt.timedelta(hours=i), fractions=4)
+               for i in range(plans)]
+    paths = write_dicom(work / "rv-dicom", objects)
+
+    def read(url: str) -> tuple[float, int]:
+        start = time.perf_counter()
+        with open_rv_source(url, zone=zone) as source:
+            result = source.read()
+        return time.perf_counter() - start, len(result.records)
+
+    folder_s, found = read(f"dicom-dir:{work / 'rv-dicom'}")
+    print(f"\ndicom-qr vs dicom-dir, {plans:,} plans, {len(paths):,} DICOM objects:")
+    print(f"  dicom-dir: {folder_s:.2f} s ({found:,} first deliveries)")
+    for start_node in (start_orthanc, start_dcmqrscp):
+        try:
+            node = start_node(work / start_node.__name__)
+        except BaseException as exc:  # a missing binary skips (pytest's skip is a BaseException)
+            print(f"  {start_node.__name__}: not run ({' '.join(str(exc).split())[:120]})")
+            continue
+        try:
+            mark = time.perf_counter()
+            node.store(paths)
+            stored = time.perf_counter() - mark
+            elapsed, got = read(node.url())
+            print(f"  dicom-qr on {node.name}: {elapsed:.2f} s ({got:,} first deliveries), "
+                  f"x{elapsed / folder_s:.1f} the folder's time (C-STORE of the objects took {stored:.1f} s)")
+        finally:
+            node.process.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (default 1.0)")
     parser.add_argument("--sample", type=int, default=300, help="records timed for the per-record baseline")
     parser.add_argument("--keep", help="build the database in this folder and keep it")
     parser.add_argument("--no-full-scan", action="store_true", help="skip the whole-scan timing")
+    parser.add_argument("--dicom-qr", type=int, default=500, metavar="PLANS",
+                        help="plans (4 records each) read by dicom-qr:// from Orthanc and dcmqrscp vs dicom-dir: "
+                             "(default 500; 0 skips)")
     parser.add_argument("--no-mix", action="store_true",
                         help="no records of other planning systems and no MRN aliases (5 %% and 1 %% by default)")
     args = parser.parse_args()
@@ -227,6 +274,8 @@ def main() -> int:
               f"{baseline / elapsed:.0f}x faster than the baseline (target >= 50x)")
         if not args.no_full_scan:
             time_full_scan(institution, deliveries, work)
+        if args.dicom_qr:
+            time_dicom_qr(work, args.dicom_qr)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

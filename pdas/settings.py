@@ -262,6 +262,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.string("PDAS_LOG_LEVEL", "INFO")},
     "loggers": {
         "paramiko": {"level": "WARNING"},
+        "pynetdicom": {"level": "WARNING"},  # dicom-qr:// logs every query and answer, attribute by attribute, at INFO
         "axes": {"level": "WARNING"},  # a line per login otherwise; lockouts are in the audit log
         "core.commands": {"handlers": ["file"], "level": "ERROR", "propagate": False},
     },

@@ -1,5 +1,5 @@
-"""Project-wide fixtures. Server fixtures (redis, celery, sshd, ftp, samba, s3, postgres, chromium) live in
-``tests/servers/`` and are registered here as a plugin."""
+"""Project-wide fixtures. Server fixtures (redis, celery, sshd, ftp, samba, s3, postgres, chromium, the DICOM
+nodes) live in ``tests/servers/`` and are registered here as a plugin; ``tests/rv_dicom.py`` loads the DICOM nodes."""
 from __future__ import annotations
 
 import shutil
@@ -21,6 +21,10 @@ pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.chromium",
     "tests.servers.smtp",
+    "tests.servers.orthanc",
+    "tests.servers.dcmqrscp",
+    "tests.servers.qrscp",
+    "tests.rv_dicom",
 ]
 
 _TEST_DB_DIR = pytest.StashKey[Path]()

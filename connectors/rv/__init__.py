@@ -1,7 +1,8 @@
 """R&V sources behind one interface. ``open_institution_rv`` opens an institution's configured source.
 
 URLs: ``csv:<path>``, ``dicom-dir:<path>`` (both also as ``csv:///path``), ``mosaiq+<db-url>``
-(``mosaiq+mssql://user@host/db``, ``mosaiq+postgresql://...``, ``mosaiq+sqlite:///path``).
+(``mosaiq+mssql://user@host/db``, ``mosaiq+postgresql://...``, ``mosaiq+sqlite:///path``),
+``dicom-qr://<called-AE>@<host>:<port>?calling=<our-AE>`` (a DICOM node, ``dicom_qr``).
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from zoneinfo import ZoneInfo
 
 from connectors.urls import inline_password_problem, redact_url
 from connectors.rv.base import FirstDelivery, RowProblem, RvError, RvReadResult, RvSource
+from connectors.rv.dicom_qr_url import parse_dicom_qr_url
 
 # The scheme registry: what the opener accepts is what the site configuration accepts.
 SCHEMES = {"csv": "a CSV file (csv:/path)", "dicom-dir": "a folder of DICOM files (dicom-dir:/path)",
+           "dicom-qr": "a DICOM node queried with C-FIND/C-GET (dicom-qr://CALLED-AE@host:port?calling=OUR-AE)",
            "mosaiq+": "a MOSAIQ database (mosaiq+mssql://..., mosaiq+postgresql://..., mosaiq+sqlite:///...)"}
 
 __all__ = ["SCHEMES", "url_problem", "url_shape_problem", "FirstDelivery", "RowProblem", "RvError", "RvReadResult", "RvSource", "open_rv_source"]
@@ -29,8 +32,8 @@ def _local_path(url: str, scheme: str) -> Path:
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` is not an R&V source (``csv:PATH``, ``dicom-dir:PATH``, ``mosaiq+<db-url>``), or None: the one
-    check of an R&V URL: the site configuration asks all of it, ``open_rv_source`` its shape."""
+    """Why ``url`` is not an R&V source (``csv:PATH``, ``dicom-dir:PATH``, ``dicom-qr://...``, ``mosaiq+<db-url>``),
+    or None: the one check of an R&V URL: the site configuration asks all of it, ``open_rv_source`` its shape."""
     return inline_password_problem(url, "rv_password_env") or url_shape_problem(url)
 
 
@@ -43,6 +46,12 @@ def url_shape_problem(url: str) -> str | None:
             if not path.startswith("/"):
                 return f"{shown}: {prefix} needs an absolute path, as in {prefix}/data/rv"
             return None
+    if url.lower().startswith("dicom-qr:"):
+        try:
+            parse_dicom_qr_url(url)
+        except ValueError as exc:
+            return f"{shown}: {exc}"
+        return None
     if url.startswith("mosaiq+"):
         database_url = url[len("mosaiq+"):]
         parts = urlsplit(database_url)
@@ -51,7 +60,8 @@ def url_shape_problem(url: str) -> str | None:
         if not (parts.netloc or parts.path.strip("/")):
             return f"{shown}: the database URL names no host or database"
         return None
-    return f"{shown}: unsupported R&V source: use csv:PATH, dicom-dir:PATH or mosaiq+<database URL>"
+    return (f"{shown}: unsupported R&V source: use csv:PATH, dicom-dir:PATH, "
+            "dicom-qr://CALLED-AE@host:port?calling=OUR-AE or mosaiq+<database URL>")
 
 
 def open_rv_source(url: str, *, zone: ZoneInfo, password: str | None = None) -> RvSource:
@@ -68,8 +78,13 @@ def open_rv_source(url: str, *, zone: ZoneInfo, password: str | None = None) -> 
         from connectors.rv.dicom_dir import DicomDirSource
 
         return DicomDirSource(_local_path(url, scheme), url=url, zone=zone)
+    if scheme == "dicom-qr":
+        from connectors.rv.dicom_qr import DicomQrSource
+
+        return DicomQrSource(parse_dicom_qr_url(url), url=url, zone=zone)
     if scheme.startswith("mosaiq+"):
         from connectors.rv.mosaiq import MosaiqSource, mosaiq_connector
 
         return MosaiqSource(mosaiq_connector(url, password=password), url=url, zone=zone)
-    raise RvError(f"R&V source {redact_url(url)!r}: unsupported (use csv:<path>, dicom-dir:<path> or mosaiq+<db-url>)")
+    raise RvError(f"R&V source {redact_url(url)!r}: unsupported (use csv:<path>, dicom-dir:<path>, dicom-qr://... "
+                  "or mosaiq+<db-url>)")

@@ -121,8 +121,8 @@ ERRORS = [
      {TPS_LINE: 'tps = "ssh://p@tps-host/Patients"\ntps_key_file = "{root}/known_hosts"'}, "",
      f"{WHERE}: tps_known_hosts: an ssh:// tps needs tps_known_hosts (host keys are pinned"),
     ("rv scheme", {'rv = "csv:': 'rv = "sql:'}, "",
-     f"{WHERE}: rv: sql:{{root}}/rv/first_deliveries.csv: unsupported R&V source: use csv:PATH, dicom-dir:PATH or "
-     "mosaiq+<database URL>"),
+     f"{WHERE}: rv: sql:{{root}}/rv/first_deliveries.csv: unsupported R&V source: use csv:PATH, dicom-dir:PATH, "
+     "dicom-qr://CALLED-AE@host:port?calling=OUR-AE or mosaiq+<database URL>"),
     ("rv password in url", {'rv = "csv:{root}/rv/first_deliveries.csv"': 'rv = "mosaiq+mssql://sa:hunter2-secret@db/M"'},
      "", f"{WHERE}: rv: the URL holds a password (user:password@host); remove it and use rv_password_env"),
     ("tps password inline", {"recourse_gap_days = 90": 'tps_password = "hunter2-secret"'}, "",

@@ -64,7 +64,8 @@ def test_unusable_files_are_reported_and_the_rest_read(tmp_path):
     assert [r.plan_uid for r in result.records] == [good.uid]
     reasons = {p.where: p.reason for p in result.problems}
     assert reasons.pop("notes.txt") == "not a DICOM file"
-    assert reasons.pop("ct.dcm").startswith("neither an RT Plan nor an RT Beams Treatment Record (SOP class 1.2.840")
+    assert reasons.pop("ct.dcm").startswith("neither an RT Plan nor an RT Beams Treatment Record or RT Treatment "
+                                            "Summary Record (SOP class 1.2.840")
     assert reasons.pop(f"sub/2/RP.{no_label.uid}.dcm") == "RT Plan without RTPlanLabel"
     assert reasons.pop("RT.broken.dcm").startswith("TreatmentDate/Time 2024-13-45")
     [(where, reason)] = reasons.items()

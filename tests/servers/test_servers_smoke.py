@@ -139,6 +139,20 @@ def test_postgres_wrapper_runs_a_command_and_passes_its_status():
     assert done.stdout.startswith("postgres://pdas:")
 
 
+@pytest.mark.parametrize("server", ["orthanc", "dcmqrscp", "qrscp"])
+def test_dicom_node_answers_echo_and_stores_a_plan(request, server, tmp_path):
+    import datetime as dt
+
+    from demo_site.rv import rv_plan, write_rt_plan
+    from tests.servers.dicom import answers_echo
+
+    node = request.getfixturevalue(f"{server}_node")
+    assert answers_echo(node.port, node.aet)
+    node.store([write_rt_plan(tmp_path, rv_plan("000001", "SMOKE", dt.datetime(2024, 3, 4, 9)))])
+    if server != "qrscp":  # qrscp answers whatever AE title it is called by
+        assert not answers_echo(node.port, "NOT-" + node.aet)
+
+
 @pytest.mark.browser
 def test_browser_opens_the_login_page(browser, live_server, tmp_path):
     from selenium.webdriver.common.by import By
