@@ -1,6 +1,6 @@
 """Benchmark of the loss scan: 150,000 first deliveries against 100,000 TPS plans and 500,000 archived plans.
 
-    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR] [--no-mix] [--dicom-qr 500]
+    .venv/bin/python bench/loss_scan.py [--scale 1.0] [--sample 300] [--keep DIR] [--no-mix] [--dicom-qr 2500] [--dicom-qr-nodes orthanc]
 
 Builds a throw-away SQLite database (bulk inserts), then for 10 %, 30 % and 100 % of the size
 (one institution each) times the scan's matching: the R&V records to a DataFrame (with the MRN
@@ -11,8 +11,9 @@ the TPS and the archives know the old one (an MRN alias); ``--no-mix`` leaves bo
 baseline a naive implementation would be: two ORM lookups per record, timed on a sample and
 extrapolated. At full size it also times a whole ``run_loss_scan`` from a CSV file, including
 writing every finding and the pending-archive rows, and reads the same RT objects from a folder
-(``dicom-dir:``) and from Orthanc and dcmqrscp (``dicom-qr://``, the test suite's nodes, needing
-the Debian packages orthanc and dcmtk). Prints numbers and ratios; asserts nothing.
+(``dicom-dir:``) and from Orthanc (and dcmqrscp on request) with ``dicom-qr://`` (the test suite's nodes,
+needing the Debian packages orthanc and dcmtk), beside a plain pynetdicom C-FIND of the same records.
+Prints numbers and ratios; asserts nothing.
 """
 from __future__ import annotations
 
@@ -188,9 +189,43 @@ def time_full_scan(institution, deliveries, work: Path) -> float:
     return elapsed
 
 
-def time_dicom_qr(work: Path, plans: int) -> None:
-    """The ``dicom-qr://`` source against ``dicom-dir:`` over the same objects: ``plans`` RT Plans with four
-    treatment records each, read as files and from each test node (loaded by C-STORE first, not timed)."""
+def plain_c_find(node) -> tuple[float, int]:
+    """The baseline: one bare pynetdicom C-FIND (Study Root, IMAGE level, every RT Beams Treatment Record with
+    the keys PDAS needs), answers counted and thrown away: what listing the records costs at the least."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
+
+    from tests.servers.dicom import CALLING
+
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientID",
+                    "PatientName", "TreatmentDate", "TreatmentTime"):
+        setattr(query, keyword, "")
+    query.Modality = "RTRECORD"
+    query.ReferencedRTPlanSequence = []
+    ae = AE(ae_title=CALLING)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 600
+    start = time.perf_counter()
+    assoc = ae.associate(node.host, node.port, ae_title=node.aet)
+    if not assoc.is_established:
+        raise RuntimeError(f"{node.name} refused the association")
+    answers = 0
+    try:
+        for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            if status and status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                answers += 1
+    finally:
+        assoc.release()
+    return time.perf_counter() - start, answers
+
+
+def time_dicom_qr(work: Path, plans: int, *, nodes: tuple[str, ...]) -> None:
+    """The ``dicom-qr://`` source against ``dicom-dir:`` over the same objects, and on each node against a
+    plain C-FIND of the same records: ``plans`` RT Plans with four treatment records each, read as files and
+    from each test node (loaded by C-STORE first, not timed)."""
     from zoneinfo import ZoneInfo
 
     from connectors.rv import open_rv_source
@@ -211,9 +246,11 @@ def time_dicom_qr(work: Path, plans: int) -> None:
         return time.perf_counter() - start, len(result.records)
 
     folder_s, found = read(f"dicom-dir:{work / 'rv-dicom'}")
-    print(f"\ndicom-qr vs dicom-dir, {plans:,} plans, {len(paths):,} DICOM objects:")
+    print(f"\ndicom-qr, {plans:,} plans, {plans * 4:,} treatment records ({len(paths):,} DICOM objects):")
     print(f"  dicom-dir: {folder_s:.2f} s ({found:,} first deliveries)")
-    for start_node in (start_orthanc, start_dcmqrscp):
+    starters = {"orthanc": start_orthanc, "dcmqrscp": start_dcmqrscp}
+    for name in nodes:
+        start_node = starters[name]
         try:
             node = start_node(work / start_node.__name__)
         except BaseException as exc:  # a missing binary skips (pytest's skip is a BaseException)
@@ -224,8 +261,10 @@ def time_dicom_qr(work: Path, plans: int) -> None:
             node.store(paths)
             stored = time.perf_counter() - mark
             elapsed, got = read(node.url())
-            print(f"  dicom-qr on {node.name}: {elapsed:.2f} s ({got:,} first deliveries), "
-                  f"x{elapsed / folder_s:.1f} the folder's time (C-STORE of the objects took {stored:.1f} s)")
+            plain_s, answers = plain_c_find(node)
+            print(f"  {node.name}: dicom-qr {elapsed:.2f} s ({got:,} first deliveries); plain C-FIND of the "
+                  f"records {plain_s:.2f} s ({answers:,} answers): dicom-qr takes x{elapsed / plain_s:.1f} the plain "
+                  f"C-FIND, x{elapsed / folder_s:.1f} the folder (C-STORE of the objects took {stored:.1f} s)")
         finally:
             node.process.stop()
 
@@ -236,9 +275,11 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=300, help="records timed for the per-record baseline")
     parser.add_argument("--keep", help="build the database in this folder and keep it")
     parser.add_argument("--no-full-scan", action="store_true", help="skip the whole-scan timing")
-    parser.add_argument("--dicom-qr", type=int, default=500, metavar="PLANS",
-                        help="plans (4 records each) read by dicom-qr:// from Orthanc and dcmqrscp vs dicom-dir: "
-                             "(default 500; 0 skips)")
+    parser.add_argument("--dicom-qr", type=int, default=2500, metavar="PLANS",
+                        help="plans (4 treatment records each) read by dicom-qr:// vs dicom-dir: and a plain C-FIND "
+                             "(default 2500: 10,000 records; 0 skips)")
+    parser.add_argument("--dicom-qr-nodes", default="orthanc",
+                        help="comma-separated: orthanc, dcmqrscp (slower: it fetches every object; default orthanc)")
     parser.add_argument("--no-mix", action="store_true",
                         help="no records of other planning systems and no MRN aliases (5 %% and 1 %% by default)")
     args = parser.parse_args()
@@ -275,7 +316,7 @@ def main() -> int:
         if not args.no_full_scan:
             time_full_scan(institution, deliveries, work)
         if args.dicom_qr:
-            time_dicom_qr(work, args.dicom_qr)
+            time_dicom_qr(work, args.dicom_qr, nodes=tuple(n.strip() for n in args.dicom_qr_nodes.split(",") if n))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Storage targets beside their protocols' own tools, on the same files in the same run.
 
-    .venv/bin/python bench/storage_targets.py [--files 4] [--size 64M]
+    .venv/bin/python bench/storage_targets.py [--files 4] [--size 64M] [--runs 3] [--only smb|s3|age]
 
 Makes ``--files`` incompressible archive-sized files, then stores all of them:
   SMB   PDAS's smb:// target (temporary name, rename, size check; signed and encrypted session) against
@@ -10,7 +10,8 @@ Makes ``--files`` incompressible archive-sized files, then stores all of them:
   age   PDAS's encrypted target (age v1 through pyrage, to a folder, with both ``.sha256`` sidecars)
         against ``age -r <recipient> -o <file>`` on the same archives.
 Then the read-back digest (what a fixity check of SMB and S3 costs) beside ``smbclient get`` and
-boto3 ``download_file``. Prints MB/s and ratios (PDAS / tool; the target is >= 0.8x); asserts nothing.
+boto3 ``download_file``. Each side runs ``--runs`` times, taking turns with the other, and the medians
+are compared. Prints MB/s and ratios (PDAS / tool; the target is >= 0.8x); asserts nothing.
 Needs root (it starts smbd with a test account) and the Debian packages samba, smbclient and age.
 """
 from __future__ import annotations
@@ -63,6 +64,22 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+RUNS = 3  # set by --runs
+
+
+def paired(label: str, pdas, tool, *, reset=None) -> tuple[str, float, float]:
+    """(label, PDAS time, tool time): each the median of ``RUNS`` runs, PDAS and the tool taking turns so
+    that neither gets the quieter moments of a shared machine; ``reset()`` runs before each round (a target
+    that refuses to overwrite gets a fresh place)."""
+    pdas_times, tool_times = [], []
+    for _ in range(RUNS):
+        if reset is not None:
+            reset()
+        for times, fn in ((pdas_times, pdas), (tool_times, tool)):
+            times.append(timed(fn))
+    return label, sorted(pdas_times)[len(pdas_times) // 2], sorted(tool_times)[len(tool_times) // 2]
+
+
 def bench_smb(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
     from connectors.storage import open_storage
     from tests.servers.samba import start_samba
@@ -78,19 +95,22 @@ def bench_smb(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
                             "--client-protection=encrypt", "-m", "SMB3", "-c", f"cd {folder}; {command}"],
                            check=True, capture_output=True)
 
-        pdas_dir, tool_dir = server.new_dir("pdas"), server.new_dir("tool")
+        folders = {"pdas": server.new_dir("pdas"), "tool": server.new_dir("tool")}
+
+        def fresh() -> None:  # PDAS never overwrites an archive: each upload run goes to new folders
+            folders.update(pdas=server.new_dir("pdas"), tool=server.new_dir("tool"))
 
         def pdas_put() -> None:
-            with open_storage(server.url(pdas_dir), password=server.password) as storage:
+            with open_storage(server.url(folders["pdas"]), password=server.password) as storage:
                 for path in files:
                     storage.upload(path.name, chunks_of(path))
 
         def tool_put() -> None:
             for path in files:
-                smbclient(tool_dir, f'put "{path}" "{path.name}"')
+                smbclient(folders["tool"], f'put "{path}" "{path.name}"')
 
         def pdas_digest() -> None:
-            with open_storage(server.url(pdas_dir), password=server.password) as storage:
+            with open_storage(server.url(folders["pdas"]), password=server.password) as storage:
                 for path in files:
                     storage.digest(path.name)
 
@@ -99,11 +119,12 @@ def bench_smb(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
 
         def tool_get() -> None:
             for path in files:
-                smbclient(tool_dir, f'get "{path.name}" "{back / path.name}"')
+                smbclient(folders["tool"], f'get "{path.name}" "{back / path.name}"')
                 subprocess.run(["sha256sum", str(back / path.name)], check=True, capture_output=True)
 
-        return [("SMB upload: PDAS smb:// / smbclient put", timed(pdas_put), timed(tool_put)),
-                ("SMB read-back digest: PDAS / smbclient get + sha256sum", timed(pdas_digest), timed(tool_get))]
+        upload = paired("SMB upload: PDAS smb:// / smbclient put", pdas_put, tool_put, reset=fresh)
+        # the last run's folders hold the files the read-back reads
+        return [upload, paired("SMB read-back digest: PDAS / smbclient get + sha256sum", pdas_digest, tool_get)]
     finally:
         server.cleanup()
 
@@ -116,19 +137,25 @@ def bench_s3(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
     try:
         bucket = server.new_bucket()
         client = server.client()
+        prefix = {"n": 0}
+
+        def fresh() -> None:  # PDAS never overwrites an object: each upload run goes to new prefixes
+            prefix["n"] += 1
 
         def pdas_put() -> None:
-            with open_storage(server.url(bucket, "pdas"), access_key=server.access_key, secret_key=server.secret_key,
+            with open_storage(server.url(bucket, f"pdas{prefix['n']}"), access_key=server.access_key,
+                              secret_key=server.secret_key,
                               ca_file=server.ca_file) as storage:
                 for path in files:
                     storage.upload(path.name, chunks_of(path))
 
         def tool_put() -> None:
             for path in files:
-                client.upload_file(str(path), bucket, f"tool/{path.name}")
+                client.upload_file(str(path), bucket, f"tool{prefix['n']}/{path.name}")
 
         def pdas_digest() -> None:
-            with open_storage(server.url(bucket, "pdas"), access_key=server.access_key, secret_key=server.secret_key,
+            with open_storage(server.url(bucket, f"pdas{prefix['n']}"), access_key=server.access_key,
+                              secret_key=server.secret_key,
                               ca_file=server.ca_file) as storage:
                 for path in files:
                     storage.digest(path.name)
@@ -138,11 +165,11 @@ def bench_s3(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
 
         def tool_get() -> None:
             for path in files:
-                client.download_file(bucket, f"tool/{path.name}", str(back / path.name))
+                client.download_file(bucket, f"tool{prefix['n']}/{path.name}", str(back / path.name))
                 hashlib.sha256((back / path.name).read_bytes()).hexdigest()
 
-        return [("S3 upload: PDAS s3:// / boto3 upload_file", timed(pdas_put), timed(tool_put)),
-                ("S3 read-back digest: PDAS / boto3 download_file + sha256", timed(pdas_digest), timed(tool_get))]
+        upload = paired("S3 upload: PDAS s3:// / boto3 upload_file", pdas_put, tool_put, reset=fresh)
+        return [upload, paired("S3 read-back digest: PDAS / boto3 download_file + sha256", pdas_digest, tool_get)]
     finally:
         server.process.stop()
 
@@ -170,6 +197,10 @@ def bench_age(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
         for path in files:
             subprocess.run(["age", "-r", recipient, "-o", str(plain / f"{path.name}.age"), str(path)], check=True)
 
+    def fresh() -> None:  # the encrypted target never overwrites an object: empty it before each run
+        shutil.rmtree(target)
+        target.mkdir()
+
     def pdas_target() -> None:
         with open_storage(f"file://{target}") as storage:
             for path in files:
@@ -183,15 +214,20 @@ def bench_age(files: list[Path], work: Path) -> list[tuple[str, float, float]]:
             subprocess.run(["sha256sum", str(path), str(out)], check=True, capture_output=True)
         subprocess.run(["sync"], check=True)
 
-    return [("encryption: PDAS age stream (pyrage) / age -r", timed(pdas_stream), timed(tool)),
-            ("encrypted target: PDAS / age -r + sha256sum both + sync", timed(pdas_target), timed(tool_with_sums))]
+    return [paired("encryption: PDAS age stream (pyrage) / age -r", pdas_stream, tool),
+            paired("encrypted target: PDAS / age -r + sha256sum both + sync", pdas_target, tool_with_sums,
+                   reset=fresh)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--size", default="64M", help="bytes per file (default 64M)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each side, medians compared (default 3)")
+    parser.add_argument("--only", choices=["smb", "s3", "age"], help="one comparison only")
     args = parser.parse_args()
+    global RUNS
+    RUNS = max(1, args.runs)
     if os.geteuid() != 0:
         raise SystemExit("bench/storage_targets.py needs root: it starts smbd with a test account")
     for tool in ("smbd", "smbclient", "age"):
@@ -202,7 +238,8 @@ def main() -> None:
     try:
         files = make_files(work / "archives", args.files, parse_size(args.size))
         total = sum(path.stat().st_size for path in files) / 1e6
-        rows = bench_smb(files, work) + bench_s3(files, work) + bench_age(files, work)
+        benches = {"smb": bench_smb, "s3": bench_s3, "age": bench_age}
+        rows = [row for name, bench in benches.items() if args.only in (None, name) for row in bench(files, work)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{args.files} files, {total:,.0f} MB in all (incompressible)")
