@@ -160,6 +160,12 @@ AXES_VERBOSE = False
 # through them for lockouts and the audit log (core/client.py). 0: use REMOTE_ADDR.
 PDAS_PROXY_COUNT = env.integer("PDAS_PROXY_COUNT", 1 if PRODUCTION else 0)
 AXES_CLIENT_IP_CALLABLE = "core.client.client_address"
+# /healthz and /metrics (pdas/monitoring): a bearer token (no default: none set, none accepted) or an
+# address in these networks may read them; the checks' waits and how old beat's last tick may be.
+PDAS_MONITORING_TOKEN = env.secret("PDAS_MONITORING_TOKEN")
+PDAS_MONITORING_ALLOW = env.string_list("PDAS_MONITORING_ALLOW", ["127.0.0.1/32", "::1/128"])
+PDAS_HEALTH_TIMEOUT = float(env.integer("PDAS_HEALTH_TIMEOUT_SECONDS", 2))
+PDAS_HEALTH_BEAT_MINUTES = env.integer("PDAS_HEALTH_BEAT_MINUTES", 45)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

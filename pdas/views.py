@@ -1,10 +1,13 @@
-"""Project-wide pages: the home page with one card per institution of the user."""
+"""Project-wide pages: the home page with one card per institution of the user; /healthz and /metrics."""
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 from sites.access import has_no_institution, institutions_for
 from pdas.lockout import lockout_minutes, pair_failures
@@ -29,3 +32,33 @@ class LoginView(auth_views.LoginView):
             if settings.AXES_FAILURE_LIMIT - pair_failures(self.request, username) == 1:
                 context["last_attempt"] = {"username": username, "minutes": lockout_minutes(self.request)}
         return context
+
+
+def _refused() -> HttpResponse:
+    return HttpResponse("403 Forbidden: not a monitoring address, and no valid bearer token\n", status=403,
+                        content_type="text/plain; charset=utf-8")
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """docs/operations.md, "Monitoring": 200 when no check fails, else 503; ``?live=1``: the database only."""
+    from pdas.monitoring.access import monitoring_allowed
+    from pdas.monitoring.health import health
+
+    if not monitoring_allowed(request):
+        return _refused()
+    status, body = health(live_only=request.GET.get("live") == "1")
+    return JsonResponse(body, status=status, json_dumps_params={"indent": 1})
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus' text format (pdas/monitoring/metrics.py)."""
+    from pdas.monitoring.access import monitoring_allowed
+    from pdas.monitoring.metrics import CONTENT_TYPE, metrics_text
+
+    if not monitoring_allowed(request):
+        return _refused()
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE)
