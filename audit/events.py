@@ -21,6 +21,9 @@ class Event(StrEnum):
     # Configuration
     CONFIG_CHANGE = "config.change"
     CONFIG_LOAD = "config.load"
+    # PDAS's own database
+    DATABASE_BACKUP = "database.backup"
+    DATABASE_RESTORE = "database.restore"
     # The TPS and curation
     TPS_SYNC = "tps.sync"
     CURATION_RUN = "curation.run"
