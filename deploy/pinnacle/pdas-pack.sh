@@ -1,6 +1,7 @@
 #!/bin/sh
 # PDAS pack script: runs on the Pinnacle host (Linux or Solaris), using only sh, find, tar, gzip
-# (or zstd) and a SHA-256 tool. PDAS calls it over SSH in two steps:
+# (or zstd) and a SHA-256 tool: GNU, BSD, SVR4 (Solaris) or BusyBox tools under any POSIX shell.
+# PDAS calls it over SSH in two steps:
 #
 #   pdas-pack.sh hash TPS_ROOT PATIENT_REL
 #       prints "<sha256> <size> <path>" for every regular file of the patient that is archived
@@ -66,8 +67,21 @@ refuse_line_breaks() {
 
 # tar reading the patient's files from LIST (cwd = TPS root), after the stage folder's two files.
 tar_from_list() {
-    from_stage=$1 from_list=$2 here=$(pwd)
-    if tar --version 2>/dev/null | grep 'GNU tar' >/dev/null; then
+    from_stage=$1 from_list=$2 top=${3%%/*} here=$(pwd)
+    if tar --help 2>&1 | grep 'BusyBox' >/dev/null; then
+        # BusyBox tar takes one -C and (as Debian builds it) no list file: it runs in the stage folder,
+        # which gets a link to the patient's top folder for the time of the run, so the listed names
+        # (regular files found under the TPS root) resolve to the patient's files and keep their names;
+        # the names become arguments one by one ("$@": no splitting, no globbing; each starts with
+        # PATIENT_REL, so none is an option). A patient too large for one command line fails here.
+        [ ! -e "$from_stage/$top" ] && ln -s "$here/$top" "$from_stage/$top" || return 4
+        set --
+        while IFS= read -r name; do set -- ${1+"$@"} "$name"; done < "$from_list"  # ${1+"$@"}: old shells and set -u
+        (cd "$from_stage" && tar -cf - Institution PDAS-MANIFEST.json ${1+"$@"})
+        tar_exit=$?
+        rm -f "$from_stage/$top"
+        return $tar_exit
+    elif tar --version 2>/dev/null | grep 'GNU tar' >/dev/null; then
         # --no-unquote: a backslash in a name is a backslash; --verbatim-files-from (tar 1.29+): a
         # line is never an option (every line starts with PATIENT_REL anyway).
         verbatim=
@@ -119,7 +133,7 @@ pack)
     rm -f "$out.partial"
     # Header and manifest first (from the stage folder), then the patient's files (from the TPS root).
     # POSIX sh has no pipefail: tar's own status goes through a file.
-    { tar_from_list "$stage" "$list"; echo $? > "$out.tar-status"; } \
+    { tar_from_list "$stage" "$list" "$patient"; echo $? > "$out.tar-status"; } \
         | $compress > "$out.partial" || { rm -f "$out.partial" "$list" "$out.tar-status"; die 4 "compression failed"; }
     tar_status=$(cat "$out.tar-status" 2>/dev/null || echo 1)
     rm -f "$list" "$out.tar-status"

@@ -3,10 +3,15 @@
 A file name is data: it must never become a tar option (a command run on the TPS host), several
 names (a host file pulled into the archive), or a second line of the ``hash`` output. Each test plants
 the name an attacker would and checks what the script did with it (docs/security.md).
+
+Every test runs twice: with the system's ``sh`` and GNU tools, and in a restricted POSIX environment as
+on an old or minimal TPS host: ``posh`` (a shell with POSIX features only) with nothing on PATH but
+BusyBox's applets (its tar, find, sort, gzip, sha256sum).
 """
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -17,6 +22,26 @@ SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "pinnacle" / "pdas-pac
 PATIENT = "Patient_1"
 # GNU tar runs the action through the shell at the first record: the name needs no space or slash.
 CHECKPOINT_NAME = "x --checkpoint=1 --checkpoint-action=exec=id>pwned"
+
+
+RUN: dict = {"shell": "sh", "env": None}
+
+
+@pytest.fixture(params=["system", "posh-busybox"], autouse=True)
+def environment(request, tmp_path_factory):
+    """How the script is run: the system's sh, or posh with only BusyBox applets on PATH."""
+    if request.param == "system":
+        RUN.update(shell="sh", env=None)
+        yield request.param
+        return
+    posh, busybox = shutil.which("posh"), shutil.which("busybox")
+    if not posh or not busybox:
+        pytest.fail("posh and busybox are needed (deploy/apt-packages.txt; deploy/dev.sh setup installs them)")
+    applets = tmp_path_factory.mktemp("busybox")
+    subprocess.run([busybox, "--install", "-s", str(applets)], check=True)
+    RUN.update(shell=posh, env={"PATH": str(applets), "LC_ALL": "C"})
+    yield request.param
+    RUN.update(shell="sh", env=None)
 
 
 @pytest.fixture
@@ -33,12 +58,12 @@ def tree(tmp_path):
 
 
 def _pack(root: Path, stage: Path, out: Path, patient: str = PATIENT):
-    return subprocess.run(["sh", str(SCRIPT), "pack", str(root), patient, str(stage), str(out), "gzip"],
-                          capture_output=True, text=True)
+    return subprocess.run([RUN["shell"], str(SCRIPT), "pack", str(root), patient, str(stage), str(out), "gzip"],
+                          capture_output=True, text=True, env=RUN["env"])
 
 
 def _hash(root: Path, patient: str = PATIENT):
-    return subprocess.run(["sh", str(SCRIPT), "hash", str(root), patient], capture_output=True)
+    return subprocess.run([RUN["shell"], str(SCRIPT), "hash", str(root), patient], capture_output=True, env=RUN["env"])
 
 
 def _members(archive: Path) -> list[str]:
