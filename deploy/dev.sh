@@ -96,6 +96,7 @@ disable_boot_services() {
             samba) set -- smbd.service nmbd.service samba-ad-dc.service ;;
             postgresql|postgresql-[0-9]*) set -- postgresql.service ;;
             vsftpd) set -- vsftpd.service ;;
+            nginx) set -- nginx.service ;;
             *) continue ;;
         esac
         for unit in "$@"; do
