@@ -155,7 +155,10 @@ def test_a_bad_second_institution_writes_nothing_at_all(site_toml):
 
 
 def test_two_institutions_each_with_their_targets(site_toml):
-    second = site_toml.text.replace('code = "PUMCH"', 'code = "CAMS"')
+    # A target of the same name, in a folder of its own (one folder for two institutions is refused:
+    # tests/sites/test_shared_target_folders.py).
+    second = site_toml.text.replace('code = "PUMCH"', 'code = "CAMS"').replace(
+        "storage-host:22/archive", "storage-host:22/archive-cams")
 
     report = load_site_config(path=site_toml.write(append=second))
 
