@@ -75,6 +75,7 @@ class Event(StrEnum):
     EXPORT = "export"
     AUDIT_VIEW = "audit.view"
     AUDIT_VERIFY = "audit.verify"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
 
 
 # Log-ins, log-outs, failed log-ins and lockouts: shown to superusers only (sites.access.scope_audit_events).

@@ -1,7 +1,8 @@
 """The append-only audit log: who did what to which patient, when, with what outcome.
 
 Each row's ``hash`` covers its own fields and the previous row's hash, so an edited, deleted or
-inserted row breaks the chain (``manage.py verify_audit``). Rows are only ever created through
+inserted row breaks the chain (``manage.py verify_audit``); its ``mac``, keyed outside the database
+(``audit.mac``), shows a row rewritten or forged by whoever can write the database. Rows are only ever created through
 ``audit.services.record_event``; ``save()`` refuses updates and ``delete()`` refuses always.
 """
 from __future__ import annotations
@@ -34,6 +35,12 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True, verbose_name=_("detail"))
     prev_hash = models.CharField(max_length=64, verbose_name=_("previous hash"))
     hash = models.CharField(max_length=64, unique=True, verbose_name=_("hash"))
+    # HMAC under a key the database does not hold (audit.mac); blank on rows written before MACs existed.
+    mac = models.CharField(max_length=64, blank=True, default="", verbose_name=_("MAC"))
+    mac_key = models.CharField(
+        max_length=16, blank=True, default="", help_text=_("Fingerprint of the key the MAC was made with"),
+        verbose_name=_("MAC key"),
+    )
 
     class Meta:
         ordering = ["id"]

@@ -28,11 +28,13 @@ class AuditEventTable(tables.Table):
     detail = tables.Column(verbose_name=_("Detail"), orderable=False)
     prev_hash = tables.Column(visible=False)
     hash = tables.Column(visible=False)
+    mac = tables.Column(visible=False)
+    mac_key = tables.Column(visible=False)
 
     class Meta:
         model = AuditEvent
         fields = ("id", "at", "actor", "event", "institution", "mrns", "object", "outcome", "detail", "prev_hash",
-                  "hash")
+                  "hash", "mac", "mac_key")
         attrs = {"class": "table table-sm align-middle pdas-audit"}
         row_attrs = {"class": lambda record: OUTCOME_ROWS.get(record.outcome, "")}
 

@@ -16,3 +16,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO pdas_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO pdas_app;
 -- The audit log: read and append only. TRUNCATE is never granted on any table.
 REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_auditevent FROM pdas_app;
+-- Nothing to grant for the audit table's triggers (append-only, and the insert check of
+-- audit/0004_mac_and_insert_check): they run for every role, and only the owner can switch them off.
+-- Never make pdas_app the table's owner nor a member of pdas_owner: the owner can disable triggers.

@@ -47,6 +47,10 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
     # running with no sign of life for PDAS_STALE_JOB_MINUTES lost its worker; it is closed as failed.
     DefaultSchedule("Stale-job sweep", "pdas.tasks.sweep_stale_jobs_task",
                     "*/15", "*", "*", "Closes as failed the jobs whose worker died (no progress for a while)."),
+    # Every night 00:45: the audit log's head (a signed checkpoint) written to each institution's first enabled
+    # target, off this host: rows cut off the end of the log since then are seen by verify_audit --checkpoints.
+    DefaultSchedule("Nightly audit checkpoint", "audit.tasks.write_audit_checkpoint_task",
+                    "45", "0", "*", "Writes the audit log's head to the storage targets, to show rows cut off later."),
 )
 
 

@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from audit.mac import keys_from_environment
 from core import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +58,13 @@ else:
     # included, to whoever reached the failing page.
     DEBUG = env.boolean("DJANGO_DEBUG", False)
     ALLOWED_HOSTS = env.string_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+# The audit log's MAC key (docs/audit.md, "Keyed MACs"): kept out of the database, so a database writer
+# cannot forge audit rows. Production: PDAS_AUDIT_MAC_KEY or PDAS_AUDIT_MAC_KEY_FILE (mode 0600), no
+# default (``manage.py check --deploy`` says when it is missing); development: a random key kept in
+# DATA_DIR. Earlier keys, still needed to check older rows: PDAS_AUDIT_MAC_OLD_KEYS(_FILE).
+PDAS_AUDIT_MAC_KEY, PDAS_AUDIT_MAC_OLD_KEYS = keys_from_environment(
+    os.environ, development_dir=None if PRODUCTION else DATA_DIR)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -31,6 +31,7 @@ from sites.connections import open_target
 from connectors.storage.base import is_temporary
 from connectors.urls import redact_url
 from audit.actors import actor_name
+from audit.checkpoints import is_checkpoint_name
 from audit.models import AuditEvent
 from audit.events import Event
 from audit.services import record_event
@@ -167,8 +168,9 @@ def list_target(target: StorageTarget) -> list[ListedFile]:
 
 
 def is_sidecar(file_name: str) -> bool:
-    """Sidecars (``.sha256``, ``.manifest.json``) and half-finished uploads are not archives."""
-    return file_name.endswith(SIDECAR_SUFFIXES) or is_temporary(file_name)
+    """Sidecars (``.sha256``, ``.manifest.json``), half-finished uploads and the audit log's checkpoints
+    (docs/audit.md) are not archives."""
+    return file_name.endswith(SIDECAR_SUFFIXES) or is_temporary(file_name) or is_checkpoint_name(file_name)
 
 
 @dataclass(frozen=True)

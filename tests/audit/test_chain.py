@@ -1,7 +1,8 @@
 """The audit chain: ``manage.py verify_audit`` names the first edited, deleted or inserted row.
 
 Rows are tampered with by raw SQL, as someone with the database's owner account would. On PostgreSQL
-the append-only trigger is switched off for that inside the test's transaction (it is rolled back).
+the append-only and insert-check triggers are switched off for that inside the test's transaction (it
+is rolled back). The keyed MACs, checkpoints and ``--expect`` are in test_tampering.py.
 """
 from __future__ import annotations
 
@@ -18,10 +19,16 @@ pytestmark = pytest.mark.django_db
 TABLE = AuditEvent._meta.db_table
 
 
+def _owner_may_tamper() -> None:
+    """PostgreSQL: switch the audit table's triggers off, as its owner can (until the test's rollback)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+
+
 def _raw(sql: str, params=()) -> None:
+    _owner_may_tamper()
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER audit_auditevent_append_only")
         cursor.execute(sql, params)
 
 
@@ -45,7 +52,8 @@ def test_an_intact_chain_verifies_and_the_check_is_audited(chain):
     code, out, err = _verify()
 
     assert (code, err) == (0, "")
-    assert out.strip() == f"audit chain intact: 4 events, last event {chain[-1].id} hash {chain[-1].hash}"
+    assert out.splitlines() == [f"audit chain intact: 4 events, last event {chain[-1].id} hash {chain[-1].hash}",
+                                f"MACs: 4 match (keys {chain[-1].mac_key}), 0 events written before MACs"]
     check = AuditEvent.objects.order_by("id").last()
     assert check.event == "audit.verify" and check.actor.endswith("(command line)") and check.outcome == "ok"
     assert check.prev_hash == chain[-1].hash and check.detail["checked"] == 4
@@ -86,16 +94,22 @@ def test_deleting_the_first_row_is_seen(chain):
     assert report.broken_id == chain[1].id and "the start of the log" in report.reason
 
 
-def test_an_edit_that_recomputes_the_rows_hash_is_caught_at_the_next_row(chain):
+def test_an_edit_that_recomputes_the_rows_hash_is_caught_by_its_mac_or_at_the_next_row(chain, settings):
     forged = AuditEvent.objects.get(pk=chain[1].pk)
     forged.actor = "someone-else"
     _raw(f"UPDATE {TABLE} SET actor = %s, hash = %s WHERE id = %s",
          [forged.actor, forged.compute_hash(), forged.pk])
 
+    report = verify_chain()
+    assert (report.broken_id, report.reason) == (chain[1].id, "its MAC does not match: the row was edited or forged")
+    settings.PDAS_AUDIT_MAC_KEY = None  # without the key, the chain alone: the next row no longer links
     assert verify_chain().broken_id == chain[2].id
 
 
-def test_an_inserted_row_with_a_valid_hash_and_link_is_named(chain):
+def test_an_inserted_row_with_a_valid_hash_and_link_is_named(settings):
+    settings.PDAS_AUDIT_MAC_KEY = None  # the chain alone (test_tampering.py: such a row has no MAC)
+    chain = [record_event(actor="li", event="patient.view", institution="PUMCH", mrns=[mrn])
+             for mrn in ("000001", "000002", "000003", "000004")]
     # Leave a gap of ids after the last row, as rolled-back inserts do, then slip a row into it.
     gap_after = chain[-1].id
     with connection.cursor() as cursor:
@@ -107,6 +121,7 @@ def test_an_inserted_row_with_a_valid_hash_and_link_is_named(chain):
     forged = AuditEvent(id=gap_after + 5, at=chain[-1].at, actor="li", event="export", institution="PUMCH",
                         mrns=[], detail={}, prev_hash=chain[-1].hash)
     forged.hash = forged.compute_hash()
+    _owner_may_tamper()
     AuditEvent.objects.bulk_create([forged])  # bypasses record_event and the model's save()
 
     code, _out, err = _verify()

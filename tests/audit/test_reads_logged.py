@@ -86,4 +86,4 @@ def test_the_auditor_page_searches_by_user_event_mrn_dates_and_institution(world
 def test_the_export_carries_the_hashes(world):
     response = clients_of(world)["auditor"].get(reverse("audit:log"), {"_export": "csv"})
     header = response.content.decode().splitlines()[0]
-    assert header.endswith("Previous hash,Hash")
+    assert header.endswith("Previous hash,Hash,MAC,MAC key")

@@ -22,7 +22,8 @@ def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DJANGO_", "PDAS_", "CELERY_", "DATABASE_URL"))}
     env.update(PDAS_ENV="production", DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-               DJANGO_ALLOWED_HOSTS="pdas.hospital.example", PDAS_DATA_DIR=str(tmp_path), **extra)
+               PDAS_AUDIT_MAC_KEY=secrets.token_urlsafe(32), DJANGO_ALLOWED_HOSTS="pdas.hospital.example",
+               PDAS_DATA_DIR=str(tmp_path), **extra)
     return env
 
 
