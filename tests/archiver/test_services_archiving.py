@@ -376,7 +376,7 @@ def test_a_packed_archive_holding_more_than_its_manifest_is_never_uploaded(site,
     original = Path(__file__).resolve().parents[2] / "deploy" / "pinnacle" / "pdas-pack.sh"
     buggy = tmp_path / "site-pack.sh"
     buggy.write_text(original.read_text().replace(
-        'tar_from_list "$stage" "$list";',
+        'tar_from_list "$stage" "$list" "$patient";',
         'tar -cf - -C "$stage" Institution PDAS-MANIFEST.json -C "$root" $(cat "$list");'))
     assert buggy.read_text() != original.read_text()
     site["inst"].pack_script = str(buggy)
