@@ -47,6 +47,7 @@ class Event(StrEnum):
     ARCHIVE_UNSAFE = "archive.unsafe"  # written by releases before alerts; now alert.raise (archive_unsafe)
     ARCHIVE_RETENTION = "archive.retention"
     ARCHIVE_LEGAL_HOLD = "archive.legal_hold"
+    ARCHIVE_LOCK_MIRROR = "archive.lock_mirror"
     RESTORE_DRILL = "restore.drill"
     STORAGE_VIEW = "storage.view"
     # Alerts

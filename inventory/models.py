@@ -327,6 +327,11 @@ class ArchiveCopy(models.Model):
         null=True, blank=True, help_text=_("Last presence-and-size check from a listing of the target"),
         verbose_name=_("last listed at"),
     )
+    lock_pending = models.BooleanField(
+        default=False, verbose_name=_("lock update pending"),
+        help_text=_("The store's Object Lock does not yet hold the archive's current retention and legal hold "
+                    "(the store could not be reached); tried again every hour"),
+    )
 
     class Meta:
         db_table = "archiver_archivecopy"  # the table keeps the name of the app it was created in

@@ -333,9 +333,9 @@ def store_encrypted(backend: StorageBackend, *, sha256: str, extension: str, arc
     if it is missing.
     """
     names = EncryptedNames.of(sha256, extension)
-    plain = _Measured(archive_chunks, progress)
-    archive_sha, archive_size = _store_object(backend, names.archive, lambda: encrypt_chunks(plain, recipients),
-                                              lock=lock)
+    plain = _Measured(archive_chunks)
+    archive_sha, archive_size = _store_object(
+        backend, names.archive, lambda: _progress_here(encrypt_chunks(plain, recipients), plain, progress), lock=lock)
     if plain.size and plain.sha256 != sha256:
         backend.remove(names.archive)
         raise StorageError(f"{names.archive}: the bytes encrypted have SHA-256 {plain.sha256}, not the archive's "
@@ -349,6 +349,20 @@ def store_encrypted(backend: StorageBackend, *, sha256: str, extension: str, arc
         elif backend.read_bytes(name) != wanted:
             raise StorageError(f"{name} already exists on {backend.url} with another digest", exists=True)
     return EncryptedCopy(names, archive_sha, archive_size, manifest_sha, manifest_size)
+
+
+def _progress_here(encrypted: Iterable[bytes], plain: _Measured, progress: ProgressFn | None) -> Iterator[bytes]:
+    """The encrypted chunks, with ``progress`` told the plain bytes taken so far, from the caller's thread:
+    pyrage's thread is the one that reads the plain chunks, and a progress callback may write to the
+    database, which must not happen from a thread of its own (a connection opened there, never closed)."""
+    told = 0
+    for data in encrypted:
+        yield data
+        if progress and plain.size > told:
+            progress(plain.size - told)
+            told = plain.size
+    if progress and plain.size > told:
+        progress(plain.size - told)
 
 
 def _store_object(backend: StorageBackend, name: str, encrypted: Callable[[], Iterable[bytes]], *,

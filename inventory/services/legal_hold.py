@@ -43,9 +43,8 @@ def set_legal_hold(*, archives: Iterable[Archive], hold: bool, reason: str, acto
 
 def _mirror_after_commit(archives: list[Archive]) -> None:
     """Stores that enforce retention (S3 Object Lock) get the new legal hold once the change committed."""
-    from inventory.services.object_lock import has_locking_target, mirror_object_lock
+    from inventory.services.object_lock import has_locking_target, mirror_after_commit
 
     institutions = {archive.institution for archive in archives}
     if any(has_locking_target(institution) for institution in institutions):
-        ids = [archive.pk for archive in archives]
-        transaction.on_commit(lambda: mirror_object_lock(archive_ids=ids))
+        mirror_after_commit([archive.pk for archive in archives])

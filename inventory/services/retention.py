@@ -15,7 +15,7 @@ from django.db import transaction
 from audit.events import Event
 from audit.services import record_event
 from inventory.models import Archive
-from inventory.services.object_lock import has_locking_target, mirror_object_lock
+from inventory.services.object_lock import has_locking_target, mirror_after_commit
 from sites.models import Institution
 
 MOVED_LISTED = 200  # archives named in the audit row's detail; every MRN is in its mrns
@@ -50,6 +50,5 @@ def extend_retention(*, institution: Institution, latest_delivery: Mapping[str, 
                          {"name": archive.name, "from": before.isoformat() if before else None,
                           "to": archive.retain_until.isoformat()} for archive, before in moved[:MOVED_LISTED]]})
         if has_locking_target(institution):  # S3 Object Lock: the store keeps them longer too, after commit
-            ids = [archive.pk for archive, _ in moved]
-            transaction.on_commit(lambda: mirror_object_lock(archive_ids=ids))
+            mirror_after_commit([archive.pk for archive, _ in moved])
     return len(moved)

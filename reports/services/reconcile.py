@@ -313,7 +313,13 @@ def reconcile(*, institution: Institution, files: list[ListedFile], source: str,
     """Compare ``files`` with the index and store the import and its entries (one transaction, audited)."""
     started = timezone.now()
     known = _Known.read(institution)
-    entries, seen, skipped = match_listing(files, known=known)
+    plain, entries, seen, skipped = files, [], set(), 0
+    if target is not None and target.encrypt_to:  # objects named after digests: matched through the copies
+        from reports.services.reconcile_encrypted import match_encrypted
+
+        plain, entries, seen, skipped = match_encrypted(files, institution=institution, target=target)
+    more, names, left_out = match_listing(plain, known=known)
+    entries, seen, skipped = entries + more, seen | names, skipped + left_out
     entries += _only_in_pdas(institution=institution, target=target, seen=seen)
     counts = Counter(entry.outcome for entry in entries)
     with transaction.atomic():

@@ -8,7 +8,8 @@ its own beat entry (hourly), independent of the jobs it watches, and asks of eac
 - did every enabled target answer a check within ``PDAS_ALERT_TARGET_UNREACHABLE_DAYS``?
 - has every archive that was verified once a verified copy left?
 Each answer settles that kind's standing alerts (raised once, cleared when resolved, both audited);
-then the mail of any standing alert not mailed yet is tried again.
+then the mail of any standing alert not mailed yet is tried again. Last, the S3 Object Lock updates a
+store missed while it was unreachable are tried again (``inventory.services.object_lock``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ Kind = Alert.Kind
 class WatchReport:
     standing: dict[str, list[str]] = field(default_factory=dict)  # institution code -> standing kinds
     mailed: int = 0
+    locks_pending: int = 0  # copies whose store still lacks the archive's retention or legal hold (-1: unknown)
 
 
 def _day(value: dt.datetime | None, institution: Institution) -> str:
@@ -123,4 +125,19 @@ def watch(*, actor, now: dt.datetime | None = None) -> WatchReport:
         report.standing[institution.code] = sorted(
             Alert.objects.standing().filter(institution=institution).values_list("kind", flat=True))
     report.mailed = send_unsent_alerts()
+    report.locks_pending = _retry_object_locks(actor)
     return report
+
+
+def _retry_object_locks(actor) -> int:
+    """S3 Object Lock updates a store missed when it could not be reached (docs/keeping.md, "Retention and
+    legal hold"), tried again each hour after the alerts, so a slow store never delays them; the copies
+    still pending."""
+    from inventory.services.object_lock import retry_pending_locks
+
+    try:
+        retry = retry_pending_locks(actor=actor)
+    except Exception:  # noqa: BLE001 - logged; the next tick tries again
+        log.exception("watchdog: the pending Object Lock updates could not be retried")
+        return -1
+    return retry.copies - retry.done

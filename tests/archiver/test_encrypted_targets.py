@@ -5,6 +5,7 @@ identity (and without one says so and uses nothing), and the index is rebuilt fr
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from pyrage import x25519
@@ -217,3 +218,119 @@ def test_an_encrypted_sftp_target_is_hashed_there_checked_repaired_and_restored_
     record = run_restore(archive=archive, institution=site["inst"], actor="physicist", to_dir=out)
     assert record.status == "done" and "from offsite" in record.reason, record.reason
     assert tree(out / site["zhang"]) == originals
+
+
+# --- the restore search of an archive only an encrypted target holds ------------------------------------------
+
+
+def _forget(archive: Archive) -> str:
+    """The index loses the archive (its copies go with it); the target still holds it."""
+    name = archive.name
+    archive.quarantined.all().delete()
+    archive.delete()
+    return name
+
+
+def test_the_restore_search_decrypts_manifests_of_an_encrypted_target_with_its_identity(tmp_path, settings, key):
+    from archiver.services.restore import RestoreRefused, choose_candidate, ensure_indexed, find_candidates
+
+    site = _encrypted_site(tmp_path, settings, key)
+    inst, target = site["inst"], site["target"]
+    inst.storage_targets.filter(name="array-1").update(enabled=False)  # only the encrypted target holds them
+    zhang, smith = site["archives"][site["zhang"]], site["archives"][site["smith"]]
+    digests = {zhang.name: zhang.checksum, smith.name: smith.checksum}
+    names = {_forget(zhang), _forget(smith)}
+
+    found = find_candidates(institution=inst, mrn="000124", actor="physicist")
+    assert list(found) == [] and len(found.unreachable) == 1, found.unreachable
+    assert NO_IDENTITY in found.unreachable[0] and "2 archive(s)" in found.unreachable[0]
+    with pytest.raises(RestoreRefused, match=re.escape("targets not searched: offsite: " + NO_IDENTITY)):
+        choose_candidate(found, asked="MRN 000124")
+    with pytest.raises(RestoreRefused, match=re.escape(NO_IDENTITY)):
+        ensure_indexed(institution=inst, name=smith.name, actor="physicist")
+
+    target.identity_file = key["file"]
+    target.save()
+    found = find_candidates(institution=inst, mrn="000124", actor="physicist")
+    assert [(c.name, c.status, c.targets, c.last_name) for c in found] == [
+        (smith.name, "not indexed", ["offsite"], "Smith")], found.unreachable
+    assert found.unreachable == [] and found[0].sha256 == digests[smith.name] and found[0].plans == ["PLAN A"]
+    for query in ("张三", "zhang", "SAN"):
+        assert [c.name for c in find_candidates(institution=inst, name=query)] == [zhang.name], query
+    assert {c.name for c in find_candidates(institution=inst, name="a")} <= names
+    assert list(find_candidates(institution=inst, mrn="999999")) == []
+    assert AuditEvent.objects.filter(event="restore.search").latest("id").mrns == []
+
+    # The command's way (the digest known) and the page's way (the name alone) both index it from the target.
+    indexed = ensure_indexed(institution=inst, name=smith.name, actor="physicist", sha256=digests[smith.name])
+    assert (indexed.checksum, indexed.mrn, indexed.status) == (digests[smith.name], "000124", Archive.Status.PACKED)
+    assert indexed.copies.get().path == f"{digests[smith.name]}.tar.gz.age"
+    other = ensure_indexed(institution=inst, name=zhang.name, actor="physicist")
+    assert other.checksum == digests[zhang.name]
+    out = tmp_path / "review"
+    record = run_restore(archive=indexed, institution=inst, actor="physicist", to_dir=out)
+    assert record.status == "done", record.reason
+    assert tree(out / site["smith"]) == site["originals"][site["smith"]]
+
+
+def test_the_encrypted_search_is_bounded_and_keeps_to_its_institution(tmp_path, settings, key, monkeypatch):
+    from archiver.services.restore import candidates as search
+    from archiver.services.restore import RestoreRefused, ensure_indexed, find_candidates
+    from tests.factories import InstitutionFactory
+
+    site = _encrypted_site(tmp_path, settings, key)
+    site["inst"].storage_targets.filter(name="array-1").update(enabled=False)
+    site["target"].identity_file = key["file"]
+    site["target"].save()
+    smith = _forget(site["archives"][site["smith"]])
+    _forget(site["archives"][site["zhang"]])
+
+    decrypted = []
+    real = search.EncryptedScan.__iter__
+    monkeypatch.setattr(search.EncryptedScan, "__iter__",
+                        lambda scan: (decrypted.append(a.name) or a for a in real(scan)))
+    monkeypatch.setattr(search, "TARGET_MANIFESTS_LIMIT", 1)
+    found = find_candidates(institution=site["inst"], mrn="000124")
+    assert len(decrypted) == 1, decrypted  # a manifest, never an archive: one, the budget
+    assert any("1 encrypted archive(s) not searched" in u and "rebuild_index" in u for u in found.unreachable)
+    monkeypatch.setattr(search, "TARGET_MANIFESTS_LIMIT", 200)
+
+    # Another institution that reaches the same store with the same key sees nothing of PUMCH's.
+    other = InstitutionFactory(code="OTHER", tps_url=f"file://{tmp_path / 'other-tps'}")
+    StorageTargetFactory(institution=other, name="shared", url=f"file://{site['offsite']}",
+                         encrypt_to=[key["recipient"]], identity_file=key["file"])
+    assert list(find_candidates(institution=other, mrn="000124")) == []
+    with pytest.raises(RestoreRefused, match="no archive named"):
+        ensure_indexed(institution=other, name=smith, actor="physicist")
+    assert not Archive.objects.filter(institution=other).exists()
+
+
+# --- reconciling an encrypted target ---------------------------------------------------------------------------
+
+
+def test_reconcile_matches_encrypted_objects_through_the_copies(tmp_path, settings, key):
+    from reports.models import ReconciliationEntry
+    from reports.services.reconcile import reconcile_target
+
+    outcome = ReconciliationEntry.Outcome
+    site = _encrypted_site(tmp_path, settings, key)
+    zhang, smith = site["archives"][site["zhang"]], site["archives"][site["smith"]]
+    result = reconcile_target(institution=site["inst"], target=site["target"], actor="qa")
+    entries = {e.archive_name: e for e in result.entries.all()}
+    assert {n: e.outcome for n, e in entries.items()} == {zhang.name: outcome.MATCHED, smith.name: outcome.MATCHED}
+    assert entries[zhang.name].file_name == f"{zhang.checksum}.tar.gz.age" and entries[zhang.name].mrn == "000123"
+    assert entries[zhang.name].size == _copy(zhang, "offsite").encrypted_size != zhang.size
+    assert (result.files, result.skipped) == (2, 6)  # the encrypted manifests and every .sha256 are sidecars
+
+    names = _copy(zhang, "offsite").encrypted_names()
+    with open(site["offsite"] / names.archive, "ab") as grown:
+        grown.write(b"!")
+    (site["offsite"] / _copy(smith, "offsite").encrypted_names().archive).unlink()
+    stray = "f" * 64 + ".tar.zst.age"
+    (site["offsite"] / stray).write_bytes(b"age-encryption.org/v1\n...")
+    result = reconcile_target(institution=site["inst"], target=site["target"], actor="qa")
+    found = {(e.file_name, e.archive_name): (e.outcome, e.detail) for e in result.entries.all()}
+    assert {k: v[0] for k, v in found.items()} == {
+        (names.archive, zhang.name): outcome.SIZE_MISMATCH, (smith.name, smith.name): outcome.ONLY_IN_PDAS,
+        (stray, ""): outcome.ONLY_IN_LISTING}, found
+    assert "encrypted object" in found[(names.archive, zhang.name)][1]

@@ -26,6 +26,7 @@ KEEP = {
     "English", "ALPHA", "BETA", "MB", "GB", "KB", "TB", "bytes", "Asia", "Shanghai", "QA", "HL7", "age", "TSV", "MAC",
     "Trial", "PlanID", "FILE", "manage", "UID",  # Pinnacle's own terms, and command syntax shown as it is typed
     "HTTP", "HTTPS", "SSH", "Python", "zstd", "gzip", "Patients",  # protocols, formats, Pinnacle's folder name
+    "Object", "Lock",  # S3's "Object Lock", a product feature's name
     "csv", "dicom-dir", "mosaiq", "file", "ssh", "http", "ftp", "sftp", "smb", "mtime",  # URL schemes, as typed
     "Control", "Command", "Mac",  # keyboard keys, in Django's own Chinese
     "scheduler", "system",  # actor values as they are stored (named in a help text)

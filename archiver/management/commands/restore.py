@@ -48,7 +48,8 @@ class Command(PdasCommand):
             candidates = find_candidates(institution=inst, mrn=mrn, actor=actor)
             chosen = choose_candidate(candidates, archive_name=archive, asked=f"MRN {mrn}")
             row = (Archive.objects.get(pk=chosen.archive_id) if chosen.archive_id is not None
-                   else ensure_indexed(institution=inst, name=chosen.name, actor=actor))
+                   else ensure_indexed(institution=inst, name=chosen.name, actor=actor,
+                                       sha256=chosen.sha256))
             record = run_restore(archive=row, institution=inst, actor=actor,
                                      to_dir=Path(to_dir) if to_dir else None)
         except RestoreError as exc:

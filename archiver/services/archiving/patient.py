@@ -29,7 +29,7 @@ from archiver.services.claims import claim_patient, release_claim, renew_claim
 from archiver.services.quarantine import OriginalsChanged, quarantine_patient
 from audit.events import Event
 from audit.services import record_event
-from connectors.errors import unforeseen
+from connectors.errors import ConnectorError, unforeseen
 from connectors.storage import StorageError
 from connectors.tps.base import TpsError
 from core.dispatch import MAX_RETRIES, is_retryable, retry_delay
@@ -198,26 +198,52 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
             if listing.problems:
                 return _refuse(ctx, archive, listing.problems, "the packed archive was not uploaded")
         set_task(task, step=Step.UPLOADING, bytes_done=0)
+        failed: dict[str, ConnectorError] = {}
         for target in targets:
-            copy_to_target(ctx, archive, packed, target, share=1 / len(targets))
+            try:
+                copy_to_target(ctx, archive, packed, target, share=1 / len(targets))
+            except ConnectorError as exc:  # StorageError, or a secret of that target missing (SecretError)
+                # One target failing must not hold back the copies on the others: whether the archive is
+                # stored well enough to move the originals is decided below, against min_copies.
+                failed[target.name] = exc
             _renew(ctx)
 
         set_task(task, step=Step.VERIFYING)
         problems = verify_archive(archive, listing, info, patient)
         copies = {c.target_id: c for c in archive.copies.all()}
+        stored = []
         for target in targets:
             copy = copies.get(target.pk)
+            if target.name in failed:
+                continue
             if copy is None or copy.status != ArchiveCopy.Status.VERIFIED:
+                # Stored and measured wrong right after the upload: bytes damaged on the way are an alarm
+                # a person looks at before any original moves, however many other copies are good.
                 problems.append(f"copy on {target.name} is not verified")
+            else:
+                stored.append(target)
+        conflict = next((e for e in failed.values() if getattr(e, "exists", False)), None)
+        if conflict is not None:
+            # Another file under this archive's name: never a copy to repair over later (a repair would
+            # replace it); the patient stops with that error, as it always did, and its originals stay.
+            raise conflict
+        if not problems and failed and len(stored) < institution.min_copies:
+            # Too few copies (docs/keeping.md, "safely stored"): the target's own error decides the patient,
+            # retried when it says a later try may help, else an error with the originals kept.
+            raise next((e for e in failed.values() if getattr(e, "retryable", False)), next(iter(failed.values())))
         if problems:
             return _refuse(ctx, archive, problems)
+        if failed:
+            _copies_left_to_repair(ctx, archive, failed)
         newly_verified = archive.status != Archive.Status.VERIFIED
         with transaction.atomic():
             if newly_verified:
                 Archive.objects.filter(pk=archive.pk).update(status=Archive.Status.VERIFIED, verified_at=timezone.now())
             record_event(actor=ctx.worker, event=Event.ARCHIVE_VERIFY, institution=institution.code,
                          mrns=[patient.mrn], obj=archive,
-                         detail={"targets": [t.name for t in targets], "sha256": archive.checksum})
+                         detail={"targets": [t.name for t in stored], "sha256": archive.checksum,
+                                 **({"failed_targets": {n: str(e)[:300] for n, e in failed.items()}}
+                                    if failed else {})})
         if newly_verified:
             archive.refresh_from_db()
         _renew(ctx)
@@ -249,7 +275,35 @@ def _archive_claimed(ctx: PatientContext) -> PatientArchiveTask:
                                institution_dir=info.institution_dir, actor=ctx.worker)  # discards the packed file
         except OriginalsChanged as exc:
             return finish_task(task, Result.WARNING, str(exc))
+    if failed:
+        return finish_task(task, Result.WARNING, _failed_targets_note(stored, failed))
     return finish_task(task, Result.PASS)
+
+
+def _failed_targets_note(stored: list, failed: dict[str, Exception]) -> str:
+    shown = "; ".join(f"{name}: {str(exc)[:300]}" for name, exc in failed.items())
+    return (f"archived and verified on {', '.join(t.name for t in stored)} (enough for min_copies); no copy on "
+            f"{', '.join(failed)} ({shown}): the next archive check with repair makes it")
+
+
+def _copies_left_to_repair(ctx: PatientContext, archive: Archive, failed: dict[str, Exception]) -> None:
+    """The targets that failed get their copy ``missing`` (nothing whole was stored there by this attempt: a
+    half-done upload is removed by the upload itself; a copy an earlier attempt verified keeps its state):
+    the archive check with repair makes it from a verified copy (docs/keeping.md), even on a target
+    that lists empty, where an unknown state would wait for ever. Each failure is audited like any
+    transfer."""
+    for target in ctx.institution.storage_targets.filter(name__in=list(failed)):
+        copy = ArchiveCopy(archive=archive, target=target, status=ArchiveCopy.Status.MISSING)
+        copy.path = copy.encrypted_names().archive if copy.encrypted else archive.name
+        with transaction.atomic():
+            row, created = ArchiveCopy.objects.get_or_create(archive=archive, target=target,
+                                                             defaults={"path": copy.path, "status": copy.status})
+            if not created and row.status == ArchiveCopy.Status.UPLOADING:
+                ArchiveCopy.objects.filter(pk=row.pk).update(status=ArchiveCopy.Status.MISSING)
+            record_event(actor=ctx.worker, event=Event.ARCHIVE_TRANSFER, institution=ctx.institution.code,
+                         mrns=[archive.mrn], obj=archive, outcome="failed",
+                         detail={"target": target.name, "reason": str(failed[target.name])[:500],
+                                 "left_to_repair": True})
 
 
 def _group_now(tps, institution_dir: str) -> tuple[str | None, str]:

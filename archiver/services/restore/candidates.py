@@ -19,6 +19,7 @@ from archiver.services.archive_index import (
     MANIFEST_SUFFIX, SidecarError, TargetArchive, archive_names, check_institution, index_target_archive,
     manifest_patient_path, read_target_archive,
 )
+from archiver.services.restore.encrypted_search import EncryptedScan
 from archiver.services.restore.errors import RestoreRefused
 from lossdetect.selectors import alias_graph
 from connectors.storage import StorageError
@@ -47,6 +48,7 @@ class Candidate:
     targets: list[str]  # targets holding a usable copy, in the order a restore tries them
     status: str  # the archive's status, or "not indexed"
     archive_id: int | None = None
+    sha256: str = ""  # the archive's digest: what finds it again on an encrypted target
 
     @property
     def identity(self) -> tuple:
@@ -111,7 +113,7 @@ def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list
             name=archive.name, mrn=archive.mrn, last_name=archive.last_name, first_name=archive.first_name,
             tps_patient_id=_int_or_none(archive.pinnacle_id), tps_path=archive.tps_path, packed_at=archive.packed_at,
             plans=[p.name for p in archive.plans.all()], size=archive.size, targets=[c.target.name for c in ordered],
-            status=archive.status, archive_id=archive.pk,
+            status=archive.status, archive_id=archive.pk, sha256=archive.checksum,
         ))
     return found
 
@@ -147,18 +149,57 @@ def _candidate_from_target(found: TargetArchive, institution: Institution) -> Ca
         first_name=str(patient.get("first_name") or ""), tps_patient_id=_int_or_none(patient.get("tps_patient_id")),
         tps_path=manifest_patient_path(found.manifest), packed_at=packed_at,
         plans=[str(p.get("name") or "") for p in found.manifest.get("plans", []) if isinstance(p, dict)],
-        size=found.size, targets=[found.target.name], status="not indexed",
+        size=found.size, targets=[found.target.name], status="not indexed", sha256=found.sha256,
     )
+
+
+def _manifest_matches(candidate: Candidate, mrns: tuple[str, ...], tokens: list[str]) -> bool:
+    """Whether an archive read from an encrypted target (whose object name shows nothing) is one asked for:
+    the same rules as the index search, on what its manifest says."""
+    if mrns and candidate.mrn.upper() not in {m.upper() for m in mrns}:
+        return False
+    names = [candidate.last_name.casefold(), candidate.first_name.casefold(),
+             (candidate.last_name + candidate.first_name).casefold()]
+    return all(any(t.casefold() in n for n in names) or t == candidate.mrn or _name_matches(candidate.name, (), [t])
+               for t in tokens)
+
+
+def _encrypted_target_candidates(institution: Institution, target, backend, mrns: tuple[str, ...], tokens: list[str],
+                                 budget: int, found: dict[str, Candidate], by_digest: dict[str, Candidate],
+                                 unreachable: list[str]) -> int:
+    """Add the archives of an encrypted target the index lacks to ``found``; the manifests it decrypted."""
+    scan = EncryptedScan(institution, target, backend, limit=budget)
+    for read in scan:
+        try:
+            check_institution(read, institution)
+        except SidecarError:
+            continue  # another institution's archive on a shared store: never shown here
+        candidate = _candidate_from_target(read, institution)
+        if not _manifest_matches(candidate, mrns, tokens):
+            continue
+        same = by_digest.get(read.sha256) or found.get(read.name)
+        if same is not None:
+            same.targets.append(target.name)
+            continue
+        found[read.name] = by_digest[read.sha256] = candidate
+    unreachable.extend(scan.problems)
+    return scan.read
 
 
 def _target_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list[str], unreachable: list[str]
                        ) -> list[Candidate]:
-    """Archives on the targets that the index lacks, read from their ``.manifest.json``."""
+    """Archives on the targets that the index lacks, read from their ``.manifest.json`` (decrypted, on an
+    encrypted target)."""
     found: dict[str, Candidate] = {}
+    by_digest: dict[str, Candidate] = {}  # one archive on a plain and an encrypted target: one candidate
     budget = TARGET_MANIFESTS_LIMIT
     for target in institution.storage_targets.filter(enabled=True).order_by("priority", "name"):
         try:
             with open_target(target) as backend:
+                if target.encrypt_to:
+                    budget -= _encrypted_target_candidates(institution, target, backend, mrns, tokens, budget,
+                                                           found, by_digest, unreachable)
+                    continue
                 names = [n for n in archive_names(backend) if _name_matches(n, mrns, tokens)]
                 known = set(Archive.objects.filter(institution=institution, name__in=names)
                             .values_list("name", flat=True))
@@ -179,7 +220,7 @@ def _target_candidates(institution: Institution, mrns: tuple[str, ...], tokens: 
                         continue  # not restorable as it stands; rebuild_index reports it
                     if mrns and candidate.mrn not in mrns:
                         continue  # the name's MRN part matched a different MRN (characters replaced)
-                    found[name] = candidate
+                    found[name] = by_digest[read.sha256] = candidate
         except StorageError as exc:
             unreachable.append(f"{target.name}: {exc}")
     return list(found.values())
@@ -237,18 +278,39 @@ def choose_candidate(candidates: CandidateList, *, archive_name: str | None = No
     return candidates[0]  # newest first
 
 
-def ensure_indexed(*, institution: Institution, name: str, actor) -> Archive:
-    """The Archive row of ``name``; an archive known only on a target is indexed from its sidecars first."""
+def _find_encrypted(institution: Institution, target, backend, name: str, sha256: str, problems: list[str]
+                    ) -> TargetArchive | None:
+    """The archive the search called ``name`` on an encrypted target, found by decrypting the manifests of the
+    archives the index lacks (only that digest's when ``sha256`` is known); None when it is not there."""
+    scan = EncryptedScan(institution, target, backend, limit=TARGET_MANIFESTS_LIMIT, digest=sha256)
+    for read in scan:
+        if read.name == name:
+            check_institution(read, institution)
+            return read
+    problems.extend(scan.problems)
+    return None
+
+
+def ensure_indexed(*, institution: Institution, name: str, actor, sha256: str = "") -> Archive:
+    """The Archive row of ``name``; an archive known only on a target is indexed from its sidecars first
+    (on an encrypted target, from its decrypted manifest: ``sha256``, when the search gave it, spares
+    decrypting the others)."""
     archive = Archive.objects.filter(institution=institution, name=name).first()
     if archive is not None:
         return archive
-    problems = []
+    problems: list[str] = []
     for target in institution.storage_targets.filter(enabled=True).order_by("priority", "name"):
         try:
             with open_target(target) as backend:
-                if backend.stat(name + MANIFEST_SUFFIX) is None:
+                if target.encrypt_to:
+                    read = _find_encrypted(institution, target, backend, name, sha256, problems)
+                    if read is None:
+                        continue
+                    found = read
+                elif backend.stat(name + MANIFEST_SUFFIX) is None:
                     continue
-                found = read_target_archive(backend, target, name)
+                else:
+                    found = read_target_archive(backend, target, name)
                 check_institution(found, institution)
             with transaction.atomic():  # the index rows and their audit row commit together
                 archive, _created, _copy = index_target_archive(institution=institution, found=found)
