@@ -109,6 +109,10 @@ def test_postgres_restarted_mid_upload_the_worker_reconnects_and_the_run_converg
     run.refresh_from_db()
     assert run.finished_at is not None and run.status == ArchiveRun.Status.DONE
     targets = {"array": site["array"]}
+    # The run ends by queueing a fresh curation (curation is re-run after every archive run): the worker
+    # finishes it after the run's row is closed, so converging includes waiting for it.
+    wait_for(lambda: not convergence.unfinished(institution=site["inst"]), 60, "the curation queued by the run",
+             worker.log_tail)
     assert convergence.violations(institution=site["inst"], root=site["root"], targets=targets,
                                   patients=site["plans"]) == []
     for path in site["paths"]:
