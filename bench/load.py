@@ -38,21 +38,11 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
-    import urllib.request
+    from screenshots import serve
 
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen([str(gunicorn), "pdas.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                               "--log-level", "warning"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
-            return server
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    sys.exit("gunicorn did not answer within 60 s")
+    return serve(env, port, [str(gunicorn), "pdas.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                             "--log-level", "warning"])
 
 
 def logged_in(base: str, username: str, password: str):

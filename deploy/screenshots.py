@@ -85,9 +85,10 @@ print(json.dumps({"run": ArchiveRun.objects.latest("created_at").pk, "scan": Los
     return ids
 
 
-def serve(env: dict, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([PYTHON, str(REPO / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload",
-                               "--insecure"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def serve(env: dict, port: int, argv: list[str] | None = None) -> subprocess.Popen:
+    """Start the demo's web server (``argv``, default runserver) and wait until it answers on ``port``."""
+    argv = argv or [PYTHON, str(REPO / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]
+    server = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
