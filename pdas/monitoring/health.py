@@ -74,9 +74,17 @@ def check_beat(now: dt.datetime) -> Check:
     from django.db.models import Max
     from django_celery_beat.models import PeriodicTask
 
-    last = PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
+    from django.db.models import Min
+
+    enabled = PeriodicTask.objects.filter(enabled=True)
+    last = enabled.aggregate(last=Max("last_run_at"))["last"]
     limit = dt.timedelta(minutes=settings.PDAS_HEALTH_BEAT_MINUTES)
     if last is None:
+        # A new installation: beat's first tick of the 15-minute sweep comes 15 minutes after it starts,
+        # so "never ran" is a failure only once the schedule has stood longer than the limit.
+        since = enabled.aggregate(since=Min("date_changed"))["since"]
+        if since is not None and now - since <= limit:
+            return Check("beat", OK, f"no tick yet; scheduled since {since.isoformat(timespec='seconds')}")
         return Check("beat", FAIL, "no periodic task has ever run")
     if now - last > limit:
         return Check("beat", FAIL, f"last tick {last.isoformat(timespec='seconds')}, over "

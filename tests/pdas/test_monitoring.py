@@ -109,6 +109,15 @@ def test_broker_workers_and_beat_with_a_real_worker(celery_worker, site):
     response = _get("healthz")
     assert response.status_code == 503 and response.json()["failed"] == ["beat"]
 
+    # A new installation: nothing has run yet. Fine while the schedule is younger than the limit, a
+    # failure once it is older.
+    PeriodicTask.objects.update(last_run_at=None, date_changed=timezone.now() - dt.timedelta(minutes=5))
+    assert _get("healthz").json()["checks"]["beat"]["status"] == "ok"
+    PeriodicTask.objects.update(date_changed=timezone.now() - dt.timedelta(hours=1))
+    response = _get("healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["beat"] == {"status": "fail", "detail": "no periodic task has ever run"}
+
     celery_worker.kill()
     response = _get("healthz")
     assert response.status_code == 503
