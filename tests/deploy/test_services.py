@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from tests.servers.celery_worker import worker_database_url
+from tests.servers.nginx import nginx_config
 from tests.servers.ports import HOST, accepts_connections, free_port
 from tests.servers.process import REPO_ROOT, ServerProcess, require_binary, start_on_free_port
 
@@ -187,45 +188,6 @@ def _answers_http(port: int) -> bool:
         session.close()
 
 
-def _rewrite(text: str, old: str, new: str, count: int = 1) -> str:
-    """Replace ``old``; the test fails loudly when deploy/nginx/pdas.conf no longer holds it as expected."""
-    assert text.count(old) == count, f"deploy/nginx/pdas.conf should hold {old!r} {count} time(s)"
-    return text.replace(old, new)
-
-
-def _nginx_config(workdir: Path, *, https_port: int, http_port: int, upstream_port: int, tls: Path) -> Path:
-    site = (REPO_ROOT / "deploy" / "nginx" / "pdas.conf").read_text(encoding="utf-8")
-    site = _rewrite(site, "listen 80;", f"listen {HOST}:{http_port};")
-    site = _rewrite(site, "listen 443 ssl;", f"listen {HOST}:{https_port} ssl;")
-    site = _rewrite(site, "server 127.0.0.1:8000;", f"server {HOST}:{upstream_port};")
-    site = _rewrite(site, "ssl_certificate /etc/pdas/tls/pdas.crt;", f"ssl_certificate {tls / 'pdas.crt'};")
-    site = _rewrite(site, "ssl_certificate_key /etc/pdas/tls/pdas.key;", f"ssl_certificate_key {tls / 'pdas.key'};")
-    # The test's HTTPS port is not 443, so the redirect must name it.
-    site = _rewrite(site, "return 301 https://$host$request_uri;",
-                    f"return 301 https://$host:{https_port}$request_uri;")
-    site = _rewrite(site, "/var/log/nginx/", f"{workdir}/", count=4)
-    (workdir / "pdas.conf").write_text(site, encoding="utf-8")
-    temp = {kind: workdir / kind for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    # nginx's workers drop to an unprivileged user when the master runs as root; they could not then
-    # write their temporary files in the test's private folder, so they stay root here.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    main = f"""daemon off;
-master_process on;
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log info;
-{user}events {{ worker_connections 64; }}
-http {{
-    {"".join(f"{kind}_temp_path {path};" for kind, path in temp.items())}
-    access_log {workdir}/default-access.log;
-    include {workdir}/pdas.conf;
-}}
-"""
-    config = workdir / "nginx.conf"
-    config.write_text(main, encoding="utf-8")
-    return config
-
-
 @pytest.fixture(scope="module")
 def production_env(django_db_setup, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A folder and the production environment of the processes started from it."""
@@ -260,7 +222,7 @@ def production_site(production_env) -> Iterator[ProductionSite]:
         http_port = free_port()
 
         def make_nginx(port: int) -> ServerProcess:
-            config = _nginx_config(workdir, https_port=port, http_port=http_port, upstream_port=gunicorn_port,
+            config = nginx_config(workdir, https_port=port, http_port=http_port, upstream_port=gunicorn_port,
                                    tls=tls)
             # -t first: a configuration error is reported as such, not as a start-up that never answered.
             argv = [nginx, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")]

@@ -21,8 +21,8 @@ FLAGS = [
 ]
 
 
-def start_chromium(profile_dir: Path, log_path: Path):
-    """A new headless Chromium session with a fresh profile."""
+def start_chromium(profile_dir: Path, log_path: Path, extra_flags: tuple[str, ...] = ()):
+    """A new headless Chromium session with a fresh profile (and ``extra_flags`` beside the usual ones)."""
     browser_binary = require_binary("chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser", package="chromium")
     driver_binary = require_binary("chromedriver", "/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver",
                                    package="chromium-driver")
@@ -33,7 +33,7 @@ def start_chromium(profile_dir: Path, log_path: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser_binary
-    for flag in FLAGS:
+    for flag in (*FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile_dir}")
     service = Service(executable_path=driver_binary, log_output=str(log_path))
