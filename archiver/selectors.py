@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from archiver.models import RestoreDrill
-from inventory.models import Archive, ArchiveCopy, FixityCheck, TpsPatient
+from inventory.models import Archive, ArchiveCopy, DicomRendition, FixityCheck, TpsPatient
 from sites.models import Institution, StorageTarget
 
 # --- the TPS as last read ------------------------------------------------------------------------
@@ -201,3 +201,8 @@ def target_copies(*, target: StorageTarget) -> QuerySet[ArchiveCopy]:
             .annotate(check_method=Subquery(latest.values("method")[:1]),
                       check_reason=Subquery(latest.values("reason")[:1]), problem_first=problem_first)
             .order_by("problem_first", F("last_checked_at").asc(nulls_first=True), "pk"))
+
+
+def renditions_by_archive(archive_ids) -> dict[int, DicomRendition]:
+    """The DICOM renditions of these archives, by archive id (an archive without one: not attempted)."""
+    return {r.archive_id: r for r in DicomRendition.objects.filter(archive_id__in=list(archive_ids))}

@@ -111,6 +111,8 @@ class RestoreCandidateTable(tables.Table):
     targets = tables.Column(verbose_name=_("Targets"), orderable=False)
     status = tables.Column(verbose_name=_("Status"))
     name = tables.Column(verbose_name=_("Archive"))
+    dicom = tables.Column(accessor="archive_id", verbose_name=_("DICOM (reference copy, not for treatment)"),
+                          orderable=False, empty_values=(), exclude_from_export=True)
     restore = tables.TemplateColumn(template_name="archiver/includes/restore_button.html", verbose_name="",
                                     orderable=False, exclude_from_export=True)
 
@@ -126,6 +128,22 @@ class RestoreCandidateTable(tables.Table):
 
     def render_targets(self, value):
         return ", ".join(value)
+
+    def render_dicom(self, value):
+        """The rendition's status (``renditions``: DicomRendition by archive id, set by the view): made, with the
+        download link; failed, with the reason; or not attempted."""
+        rendition = getattr(self, "renditions", {}).get(value)
+        if rendition is None:
+            return format_html('<span class="text-body-secondary">{}</span>', _("not attempted"))
+        if rendition.made:
+            return format_html('<span class="badge text-bg-success">{}</span> <a class="btn btn-sm btn-outline-secondary" '
+                               'href="{}" title="{}">{}</a>', _("made"),
+                               reverse("archiver:rendition-download", args=[value]),
+                               _("Reference copy, not for treatment"), _("Download DICOM"))
+        if rendition.status == rendition.Status.FAILED:
+            return format_html('<span class="badge text-bg-danger">{}</span> <span class="small">{}</span>',
+                               _("failed"), rendition.reason)
+        return format_html('<span class="badge text-bg-secondary">{}</span>', rendition.get_status_display())
 
     def render_status(self, value):
         css = {"verified": "text-bg-success", "not indexed": "text-bg-secondary", "failed": "text-bg-danger"}

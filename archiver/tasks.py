@@ -156,3 +156,12 @@ def restore_archive_task(archive_id: int, record_id: int) -> str:
     curate_after(record.institution, f"after restore {record.pk}",
                  when=record.status == RestoreRecord.Status.DONE and record.destination.startswith("tps:"))
     return record.status
+
+
+@shared_task(base=BackgroundTask)
+def render_dicom_task(archive_id: int) -> str:
+    """Make one archive's DICOM-RT rendition and store it on the targets (docs/rendition.md). Its own pool and
+    rows: never a claim on a patient, so archiving goes on beside it."""
+    from archiver.services.rendition import make_rendition
+
+    return make_rendition(archive_id=archive_id).status

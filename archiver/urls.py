@@ -12,6 +12,7 @@ urlpatterns = [
     path("restore/start/", views.start_restore, name="restore-start"),
     path("restore/<int:pk>/", views.RestoreDetailView.as_view(), name="restore-detail"),
     path("restore/<int:pk>/status.json", views.restore_status, name="restore-status"),
+    path("archives/<int:pk>/dicom/", views.download_rendition, name="rendition-download"),
     path("storage/", views.TargetListView.as_view(), name="target-list"),
     path("storage/<int:pk>/", views.TargetDetailView.as_view(), name="target-detail"),
 ]

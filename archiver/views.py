@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.contrib import messages
-from django.http import JsonResponse
+from urllib.parse import urlencode
+
+from django.http import FileResponse, JsonResponse
+from django.urls import reverse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -22,7 +25,9 @@ from archiver.filters import ArchiveRunFilter, PatientResultFilter, TargetCopyFi
 from archiver.forms import RestoreSearchForm, StartArchiveRunForm, StartRestoreForm
 from archiver.models import ArchiveRun
 from archiver.services import archiving
+from archiver.services import rendition as rendition_service
 from archiver.services import restore as restore_service
+from inventory.models import Archive, DicomRendition
 from archiver.tables import (ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable,
                              TargetCopyTable, TargetOverviewTable)
 from archiver.tasks import prepare_archive_run_task, restore_archive_task
@@ -125,6 +130,7 @@ class RestoreView(InstitutionScopedMixin, TemplateView):
                                                          name=form.cleaned_data["name"], actor=self.request.user)
             table = RestoreCandidateTable(candidates)
             table.institution_id = institution.pk
+            table.renditions = selectors.renditions_by_archive([c.archive_id for c in candidates if c.archive_id])
             table.can_restore = self.request.user.has_perm("archiver.restore_patient")
             context.update(candidates=candidates, table=table, institution=institution,
                            patients=len({c.identity for c in candidates}))
@@ -175,6 +181,32 @@ class RestoreDetailView(InstitutionScopedMixin, DetailView):
 def restore_status(request, pk: int):
     record = get_scoped_object_or_404(request, selectors.recent_restores(), pk=pk)
     return JsonResponse(selectors.restore_progress(record=record))
+
+
+@access_required("inventory.view_archive", "inventory.view_dicomrendition")
+def download_rendition(request, pk: int):
+    """The DICOM-RT rendition of an archive of the user's institutions (a reference copy, not for treatment),
+    read whole from a target; audited as a read of the patient's data."""
+    archive = get_scoped_object_or_404(request, Archive.objects.select_related("institution"), pk=pk)
+    back = f"{reverse('archiver:restore')}?{urlencode({'institution': archive.institution_id, 'mrn': archive.mrn})}"
+    rendition = DicomRendition.objects.filter(archive=archive).first()
+    if rendition is None or not rendition.made:
+        messages.error(request, _("%(archive)s has no DICOM rendition made.") % {"archive": archive.name})
+        return redirect(back)
+    try:
+        handle, target = rendition_service.fetch_rendition(rendition)
+    except rendition_service.RenditionFailed as exc:
+        record_event(actor=request.user, event=Event.RENDITION_DOWNLOAD, institution=archive.institution.code,
+                     mrns=[archive.mrn], obj=rendition, outcome="failed",
+                     detail={"rendition": rendition.name, "reason": str(exc)[:1000]})
+        messages.error(request, str(exc))
+        return redirect(back)
+    record_event(actor=request.user, event=Event.RENDITION_DOWNLOAD, institution=archive.institution.code,
+                 mrns=[archive.mrn], obj=rendition,
+                 detail={"rendition": rendition.name, "target": target, "sha256": rendition.sha256})
+    response = FileResponse(handle, as_attachment=True, filename=rendition.name, content_type="application/zip")
+    response["X-PDAS-Notice"] = "Reference copy, not for treatment"
+    return response
 
 
 # --- storage targets -----------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ class Event(StrEnum):
     ARCHIVE_LEGAL_HOLD = "archive.legal_hold"
     ARCHIVE_LOCK_MIRROR = "archive.lock_mirror"
     RESTORE_DRILL = "restore.drill"
+    RENDITION_MAKE = "rendition.make"
+    RENDITION_DOWNLOAD = "rendition.download"
     STORAGE_VIEW = "storage.view"
     # Alerts
     ALERT_RAISE = "alert.raise"

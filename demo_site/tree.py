@@ -489,6 +489,8 @@ def _trials(spec: PlanSpec, *, patient_id: int, volume_name: str,
                 ("Name", f"{beam_index + 1:02d} G{gantry}"),
                 ("IsocenterName", "iso"),
                 ("PrescriptionName", trial_name),
+                ("UsePoiForPrescriptionPoint", Bare("1")),
+                ("PrescriptionPointName", "iso"),
                 ("MachineNameAndVersion", f"{machine}: 2023-06-01 10:00:00"),
                 ("Modality", "Photons"),
                 ("MachineEnergyName", energy),
@@ -513,6 +515,13 @@ def _trials(spec: PlanSpec, *, patient_id: int, volume_name: str,
                 ("DoseRate", Bare("600")),
             ])))
         fractions = int(rng.choice([5, 15, 25, 28, 30]))
+        requested_mu = int(rng.integers(150, 600))
+        prescription_dose = int(rng.choice([180, 200, 250, 300, 500]))
+        for _, beam in beams:
+            # Pinnacle 16 writes each beam's share of the prescription (cGy per fraction) and its dose per MU
+            # at the prescription point; pymedphys scales the beam's dose volume by them.
+            assert isinstance(beam, Node)
+            beam.items.append(("MonitorUnitInfo", _monitor_unit_info(prescription_dose / spec.beams)))
         trials.append(("Trial", Node([
             ("Name", trial_name),
             ("PatientRepresentation", Node([
@@ -534,8 +543,8 @@ def _trials(spec: PlanSpec, *, patient_id: int, volume_name: str,
             ("RecordDoseData", Bare("\\XDR:0\\")),
             ("PrescriptionList", Node([("Prescription", Node([
                 ("Name", trial_name),
-                ("RequestedMonitorUnitsPerFraction", Bare(str(int(rng.integers(150, 600))))),
-                ("PrescriptionDose", Bare(str(int(rng.choice([180, 200, 250, 300, 500]))))),
+                ("RequestedMonitorUnitsPerFraction", Bare(str(requested_mu))),
+                ("PrescriptionDose", Bare(str(prescription_dose))),
                 ("PrescriptionPercent", Bare("95")),
                 ("NumberOfFractions", Bare(str(fractions))),
                 ("PrescriptionPoint", "iso"),
@@ -549,6 +558,19 @@ def _trials(spec: PlanSpec, *, patient_id: int, volume_name: str,
             ("HasDose", Bare("1")),
         ])))
     return Node(trials), binaries
+
+
+def _monitor_unit_info(beam_dose: float) -> Node:
+    """A beam's ``MonitorUnitInfo`` as Pinnacle 16 writes it (its first keys and the output factors)."""
+    return Node([
+        ("PrescriptionDose", Bare(f"{beam_dose:g}")),
+        ("SourceToPrescriptionPointDistance", Bare("100")),
+        ("TotalTransmissionFraction", Bare("1")),
+        ("TransmissionDescription", ""),
+        ("NormalizedDose", Bare("1.1")),
+        ("CollimatorOutputFactor", Bare("1")),
+        ("PhantomOutputFactor", Bare("1")),
+    ])
 
 
 def _dose_volume(rng: np.random.Generator) -> bytes:
@@ -610,6 +632,11 @@ def _roi_text(spec: PlanSpec, *, volume_name: str) -> str:
             angles = np.linspace(0.0, 2 * np.pi, 12, endpoint=False)
             points = [f"{radius * np.cos(a) + 0.1 * roi_index:g} {radius * 0.7 * np.sin(a):g} {z:g}" for a in angles]
             out += [
+                # Pinnacle's banner before each curve; readers such as pymedphys count curves by it.
+                "//----------------------------------------------------",
+                f"//  ROI: {name}",
+                f"//  Curve {curve + 1} of 3",
+                "//----------------------------------------------------",
                 "               curve={",
                 "                       flags =       131092;",
                 "                       block_size =  32;",

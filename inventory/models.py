@@ -428,3 +428,92 @@ class QuarantinedPatient(models.Model):
 
     def __str__(self) -> str:
         return self.tps_path
+
+
+RENDITION_SUFFIX = ".dicom.zip"  # <archive name>.dicom.zip beside the archive (docs/rendition.md)
+
+
+class DicomRendition(models.Model):
+    """The DICOM-RT rendition of one archive (docs/rendition.md, "The rendition job"): a derived reference copy,
+    made from a verified copy of the archive, never part of it. No row: not attempted."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        MADE = "made", _("Made")
+        FAILED = "failed", _("Failed")
+
+    archive = models.OneToOneField(
+        Archive, on_delete=models.CASCADE, related_name="rendition", verbose_name=_("archive"),
+    )
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="renditions", verbose_name=_("institution"),
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
+    requested_by = models.CharField(max_length=200, blank=True, verbose_name=_("requested by"))
+    converter = models.CharField(max_length=64, blank=True, verbose_name=_("converter"))
+    converter_version = models.CharField(max_length=64, blank=True, verbose_name=_("converter version"))
+    input_sha256 = models.CharField(
+        max_length=64, blank=True, help_text=_("SHA-256 of the archive it was made from"),
+        verbose_name=_("input SHA-256"),
+    )
+    objects_summary = models.JSONField(
+        default=dict, blank=True, help_text=_("Objects made, by modality"), verbose_name=_("objects"),
+    )
+    object_list = models.JSONField(default=list, blank=True, verbose_name=_("object list"))
+    conversion_failures = models.JSONField(default=list, blank=True, verbose_name=_("conversion failures"))
+    validation_failures = models.JSONField(default=list, blank=True, verbose_name=_("validation failures"))
+    name = models.CharField(max_length=300, blank=True, verbose_name=_("file name"))
+    sha256 = models.CharField(max_length=64, blank=True, verbose_name=_("SHA-256"))
+    size = models.BigIntegerField(null=True, blank=True, verbose_name=_("size"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("DICOM rendition")
+        verbose_name_plural = _("DICOM renditions")
+
+    def __str__(self) -> str:
+        return self.name or f"{self.archive.name}{RENDITION_SUFFIX}"
+
+    @staticmethod
+    def name_for(archive: Archive) -> str:
+        return f"{archive.name}{RENDITION_SUFFIX}"
+
+    @property
+    def made(self) -> bool:
+        return self.status == self.Status.MADE
+
+
+class RenditionCopy(models.Model):
+    """The rendition's zip and its sidecars on one storage target, with the digest measured there after the upload."""
+
+    class Status(models.TextChoices):
+        STORED = "stored", _("Stored and measured")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    rendition = models.ForeignKey(
+        DicomRendition, on_delete=models.CASCADE, related_name="copies", verbose_name=_("DICOM rendition"),
+    )
+    target = models.ForeignKey(
+        StorageTarget, on_delete=models.PROTECT, related_name="rendition_copies", verbose_name=_("storage target"),
+    )
+    path = models.CharField(max_length=1000, verbose_name=_("path"))
+    status = models.CharField(max_length=8, choices=Status.choices, verbose_name=_("status"))
+    sha256 = models.CharField(max_length=64, blank=True, verbose_name=_("SHA-256 measured on the target"))
+    size = models.BigIntegerField(null=True, blank=True, verbose_name=_("size"))
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
+    stored_at = models.DateTimeField(null=True, blank=True, verbose_name=_("stored at"))
+
+    class Meta:
+        ordering = ["rendition", "target"]
+        constraints = [models.UniqueConstraint(fields=["rendition", "target"], name="uniq_rendition_copy")]
+        verbose_name = _("rendition copy")
+        verbose_name_plural = _("rendition copies")
+
+    def __str__(self) -> str:
+        return f"{self.path} @ {self.target.name}"

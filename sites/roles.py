@@ -37,7 +37,7 @@ CUSTOM_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
 _READABLE = {
     "sites": ("institution", "storagetarget"),
     "inventory": ("tpspatient", "tpsplan", "archive", "archivedplan", "archivecopy", "fixitycheck",
-                  "quarantinedpatient"),
+                  "quarantinedpatient", "dicomrendition", "renditioncopy"),
     "archiver": ("archiverun", "patientarchivetask", "restorerecord", "restoredrill"),
     "curation": ("namingrule", "transitionalpattern", "curationrun", "curationfinding", "acknowledgement"),
     "lossdetect": ("lossscan", "lossfinding", "pendingplan", "othertpsrecord", "mrnalias"),

@@ -65,6 +65,8 @@ TABLE: dict[str, tuple[str, dict[str, object]]] = {
     "archiver:restore-start": ("post", _row(LOGIN, 403, 302, 403, 403, 302, 302)),
     "archiver:restore-detail": ("get", READ_ALPHA_OBJECT),
     "archiver:restore-status": ("get", READ_ALPHA_OBJECT),
+    # No rendition in the world: back to the restore page with a message, for whoever may read the archive.
+    "archiver:rendition-download": ("get", _row(LOGIN, 302, 302, 302, 403, 404, 302)),
     "archiver:target-list": ("get", READ),
     "archiver:target-detail": ("get", READ_ALPHA_OBJECT),
     "lossdetect:scan-list": ("get", READ),
@@ -110,7 +112,7 @@ def _path_kwargs(name: str, route: str, world) -> dict:
     objects = world["objects"]
     by_page = {"archiver:run-detail": "archiverun", "archiver:run-progress": "archiverun",
                "archiver:restore-detail": "restorerecord", "archiver:restore-status": "restorerecord",
-               "archiver:target-detail": "storagetarget",
+               "archiver:target-detail": "storagetarget", "archiver:rendition-download": "archive",
                "lossdetect:scan-detail": "lossscan", "lossdetect:scan-status": "lossscan",
                "curation:run-status": "curationrun", "curation:patient": "tpspatient",
                "curation:acknowledge": "tpspatient", "reports:reconcile-detail": "reconciliationimport"}

@@ -12,7 +12,7 @@ from demo_site.tree import ImageSetSpec, PlanSpec, write_patient
 from pinnacle.dicom.convert import convert_patient
 from pinnacle.dicom.results import ConversionResult
 from tests.conftest import SAMPLES
-from tests.pinnacle.dicom.pinnacle_files import complete_generated_plan
+from tests.pinnacle.dicom.pinnacle_files import make_dose_grid_anisotropic
 
 SAMPLE_PATIENT = "Institution_1/Mount_0/Patient_1"
 # Not square, several slices: a Rows/Columns or slice-order slip shows.
@@ -35,11 +35,11 @@ def _copy_sample(target: Path) -> Path:
     return target
 
 
-def generated_patient(root: Path, *, complete: bool) -> Path:
+def generated_patient(root: Path, *, anisotropic: bool) -> Path:
     record = write_patient(root, plans=[PlanSpec(0, "PLAN A", trials=["Trial_1", "Trial_2"])],
                            image_sets=[GENERATED_IMAGE_SET])
-    if complete:
-        complete_generated_plan(record.path / "Plan_0")
+    if anisotropic:
+        make_dose_grid_anisotropic(record.path / "Plan_0")
     return record.path
 
 
@@ -53,7 +53,7 @@ def sample_rendition(tmp_path_factory) -> Rendition:
 
 @pytest.fixture(scope="module")
 def generated_rendition(tmp_path_factory) -> Rendition:
-    """A demo_site patient completed as Pinnacle 16 writes it (pinnacle_files.complete_generated_plan)."""
+    """A demo_site patient with an anisotropic dose grid (pinnacle_files.make_dose_grid_anisotropic)."""
     root = tmp_path_factory.mktemp("generated")
-    patient = generated_patient(root / "tree", complete=True)
+    patient = generated_patient(root / "tree", anisotropic=True)
     return Rendition(patient, convert_patient(patient, root / "dicom"))

@@ -62,27 +62,19 @@ def read_dose_grids(plan_trial: Path) -> dict[str, dict[str, float]]:
     return grids
 
 
-def complete_generated_plan(plan_dir: Path, *, voxel_size: tuple[float, float, float] = (0.4, 0.5, 0.3)) -> None:
-    """Add to a demo_site plan what Pinnacle 16 writes and pymedphys reads, but the generator leaves out:
-    the ``//  Curve n of m`` comment before each curve of ``plan.roi`` (pymedphys counts curves by it),
-    each beam's ``PrescriptionPointName`` and ``MonitorUnitInfo`` in ``plan.Trial``; and make the dose grid's
-    voxels anisotropic (X, Y, Z in cm), so a converter that mixes up the axes shows it."""
-    roi = plan_dir / "plan.roi"
-    lines, curve = [], 0
-    for line in roi.read_text().splitlines():
-        if "Beginning of ROI" in line:
-            curve = 0
-        if line.strip() == "curve={":
-            curve += 1
-            lines.append(f"//  Curve {curve} of 3")
-        lines.append(line)
-    roi.write_text("\n".join(lines) + "\n")
+def make_dose_grid_anisotropic(plan_dir: Path, *, voxel_size: tuple[float, float, float] = (0.4, 0.5, 0.3)) -> None:
+    """Make the dose grid's voxels of a demo_site plan anisotropic (X, Y, Z in cm), so a converter that mixes up
+    the axes shows it. (The generator itself writes what Pinnacle 16 writes and pymedphys reads: the
+    ``//  Curve n of m`` comments of ``plan.roi``, each beam's ``PrescriptionPointName`` and ``MonitorUnitInfo``.)"""
     trial = plan_dir / "plan.Trial"
     text = trial.read_text()
-    text = re.sub(r'^(\s*)IsocenterName = "iso";$',
-                  lambda m: (f'{m.group(0)}\n{m.group(1)}PrescriptionPointName = "iso";\n'
-                             f"{m.group(1)}MonitorUnitInfo ={{\n{m.group(1)}  PrescriptionDose = 180;\n"
-                             f"{m.group(1)}}};"), text, flags=re.M)
     for axis, size in zip("XYZ", voxel_size):
         text = re.sub(rf"DoseGrid \.VoxelSize \.{axis} = [\d.]+;", f"DoseGrid .VoxelSize .{axis} = {size};", text)
     trial.write_text(text)
+
+
+def strip_curve_comments(plan_dir: Path) -> None:
+    """Take the ``//  Curve n of m`` lines out of ``plan.roi``, as some non-Pinnacle writers leave them out."""
+    roi = plan_dir / "plan.roi"
+    roi.write_text("".join(line for line in roi.read_text().splitlines(keepends=True)
+                           if not line.startswith("//  Curve ")))

@@ -1,5 +1,5 @@
-"""Converting Pinnacle patients: the 16.2 sample, a demo_site patient as generated, and one completed as
-Pinnacle 16 writes it. Geometry expectations are docs/rendition.md's mapping (HFS: DICOM = 10 * (x, -y, -z))."""
+"""Converting Pinnacle patients: the 16.2 sample, a demo_site patient as generated (as Pinnacle 16 writes it),
+and one with an anisotropic dose grid. Geometry expectations are docs/rendition.md's mapping (HFS: DICOM = 10 * (x, -y, -z))."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -12,7 +12,13 @@ from pinnacle.dicom.ct import RESCALE_INTERCEPT, RESCALE_SLOPE
 from pinnacle.dicom.convert import ConversionError, convert_patient
 from pinnacle.dicom.results import CT, RTDOSE, RTPLAN, RTPLAN_CAVEAT, RTSTRUCT, Failure
 from tests.pinnacle.dicom.conftest import generated_patient
-from tests.pinnacle.dicom.pinnacle_files import read_dose_grids, read_roi_points, read_voxels
+from pinnacle.dicom.validate import validate_rendition
+from tests.pinnacle.dicom.pinnacle_files import (
+    read_dose_grids,
+    read_roi_points,
+    read_voxels,
+    strip_curve_comments,
+)
 
 PLAN_1_MISSING = "Plan_1/plan.Trial is missing (the Patient file lists the plan, the disk lacks it)"
 
@@ -136,24 +142,34 @@ def test_generated_contours_equal_plan_roi(generated_rendition):
 
 
 def test_demo_generator_patient_as_written(tmp_path):
-    """The demo generator's plan.roi has no "//  Curve n" comments and its beams no prescription point:
-    pymedphys cannot make their structure set and doses, and the result says why, naming the files."""
-    patient = generated_patient(tmp_path / "tree", complete=False)
+    """The demo generator writes what Pinnacle 16 writes and pymedphys reads: a generated patient, untouched,
+    converts to CT, a structure set and a dose per trial. It has no machine file, so its RT Plans fail,
+    naming the file."""
+    patient = generated_patient(tmp_path / "tree", anisotropic=False)
     result = convert_patient(patient, tmp_path / "dicom", include_plan=True)
-    assert len(result.of_kind(CT)) == 5 and [o.modality for o in result.objects if o.modality != CT] == []
+    assert len(result.of_kind(CT)) == 5
+    assert [o.source for o in result.of_kind(RTSTRUCT)] == ["Plan_0"]
+    assert sorted(o.source for o in result.of_kind(RTDOSE)) == ["Plan_0/Trial_1", "Plan_0/Trial_2"]
     machines = patient / "Plan_0/plan.Pinnacle.Machines"
-    expected = [Failure(RTSTRUCT, "Plan_0", "pymedphys failed on Plan_0/plan.roi, Plan_0/plan.Points: "
-                        "UnboundLocalError: cannot access local variable 'curvenum' where it is not associated "
-                        "with a value")]
-    for trial in ("Trial_1", "Trial_2"):
-        expected += [
-            Failure(RTDOSE, f"Plan_0/{trial}", f"pymedphys failed on Plan_0/plan.Trial ({trial}) and its dose "
-                                               "volumes: KeyError: 'PrescriptionPointName'"),
-            Failure(RTPLAN, f"Plan_0/{trial}", f"pymedphys failed on Plan_0/plan.Trial ({trial}), "
-                                               f"Plan_0/plan.Pinnacle.Machines: FileNotFoundError: [Errno 2] No such "
-                                               f"file or directory: '{machines}'"),
-        ]
-    assert result.failures == expected
+    assert result.failures == [
+        Failure(RTPLAN, f"Plan_0/{trial}", f"pymedphys failed on Plan_0/plan.Trial ({trial}), "
+                                           f"Plan_0/plan.Pinnacle.Machines: FileNotFoundError: [Errno 2] No such "
+                                           f"file or directory: '{machines}'")
+        for trial in ("Trial_1", "Trial_2")]
+    report = validate_rendition([o.path for o in result.objects])
+    assert report.failures == []
+
+
+def test_plan_roi_without_curve_comments_is_a_named_failure(tmp_path):
+    """pymedphys counts curves by Pinnacle's "//  Curve n of m" comments: without them the structure set is a
+    failure naming plan.roi, and the rest is still made."""
+    patient = generated_patient(tmp_path / "tree", anisotropic=False)
+    strip_curve_comments(patient / "Plan_0")
+    result = convert_patient(patient, tmp_path / "dicom")
+    assert result.failures == [Failure(RTSTRUCT, "Plan_0", "pymedphys failed on Plan_0/plan.roi, Plan_0/plan.Points: "
+                                       "UnboundLocalError: cannot access local variable 'curvenum' where it is not "
+                                       "associated with a value")]
+    assert len(result.of_kind(RTDOSE)) == 2
 
 
 @pytest.mark.parametrize("damage", ["no folder", "no Patient file", "Patient file garbage"])
