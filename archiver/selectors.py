@@ -46,18 +46,39 @@ def archive_candidates(*, institution: Institution) -> QuerySet[TpsPatient]:
     return curation_allows(pending, institution=institution).order_by("tps_path")
 
 
-def archive_runs_with_counts():
-    from django.db.models import Count, Q, Sum
+def archive_runs_with_counts(*, every_run: bool = False):
+    """Runs with their patients' counts by result and the raw bytes archived.
+
+    For a page (the default): correlated subqueries, so a page of 50 runs reads only its own runs' tasks
+    (by the run index) and the paginator's count is a plain count of runs, at any number of patients.
+    ``every_run`` (an export of the whole list): one join grouped by run, which reads every task once
+    instead of five subqueries per run."""
+    from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
+    from django.db.models.functions import Coalesce
 
     from archiver.models import ArchiveRun, PatientArchiveTask
 
     result = PatientArchiveTask.Result
+    if every_run:
+        return ArchiveRun.objects.select_related("institution").annotate(
+            patients=Count("tasks"),
+            passed=Count("tasks", filter=Q(tasks__result=result.PASS)),
+            errors=Count("tasks", filter=Q(tasks__result=result.ERROR)),
+            warnings=Count("tasks", filter=Q(tasks__result=result.WARNING)),
+            raw_bytes=Sum("tasks__archive__raw_bytes", filter=Q(tasks__result=result.PASS)),
+        ).order_by("-created_at")
+    tasks = PatientArchiveTask.objects.filter(run=OuterRef("pk")).order_by().values("run")
+
+    def count(**only):
+        counted = tasks.filter(**only).annotate(n=Count("id")).values("n")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
     return ArchiveRun.objects.select_related("institution").annotate(
-        patients=Count("tasks"),
-        passed=Count("tasks", filter=Q(tasks__result=result.PASS)),
-        errors=Count("tasks", filter=Q(tasks__result=result.ERROR)),
-        warnings=Count("tasks", filter=Q(tasks__result=result.WARNING)),
-        raw_bytes=Sum("tasks__archive__raw_bytes", filter=Q(tasks__result=result.PASS)),
+        patients=count(),
+        passed=count(result=result.PASS),
+        errors=count(result=result.ERROR),
+        warnings=count(result=result.WARNING),
+        raw_bytes=Subquery(tasks.filter(result=result.PASS).annotate(s=Sum("archive__raw_bytes")).values("s")),
     ).order_by("-created_at")
 
 

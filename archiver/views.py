@@ -50,7 +50,8 @@ class ArchiveRunListView(InstitutionScopedMixin, AuditedExportMixin, SingleTable
     paginate_by = 50
 
     def get_queryset(self):
-        return self.scoped(selectors.archive_runs_with_counts())
+        exporting = bool(self.request.GET.get(self.export_trigger_param))
+        return self.scoped(selectors.archive_runs_with_counts(every_run=exporting))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
