@@ -5,6 +5,7 @@ import django_tables2 as tables
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -131,19 +132,15 @@ class RestoreCandidateTable(tables.Table):
 
     def render_dicom(self, value):
         """The rendition's status (``renditions``: DicomRendition by archive id, set by the view): made, with the
-        download link; failed, with the reason; or not attempted."""
-        rendition = getattr(self, "renditions", {}).get(value)
-        if rendition is None:
-            return format_html('<span class="text-body-secondary">{}</span>', _("not attempted"))
-        if rendition.made:
-            return format_html('<span class="badge text-bg-success">{}</span> <a class="btn btn-sm btn-outline-secondary" '
-                               'href="{}" title="{}">{}</a>', _("made"),
-                               reverse("archiver:rendition-download", args=[value]),
-                               _("Reference copy, not for treatment"), _("Download DICOM"))
-        if rendition.status == rendition.Status.FAILED:
-            return format_html('<span class="badge text-bg-danger">{}</span> <span class="small">{}</span>',
-                               _("failed"), rendition.reason)
-        return format_html('<span class="badge text-bg-secondary">{}</span>', rendition.get_status_display())
+        download link (and the anonymised export for ``can_export``); failed, with the reason; waiting or running;
+        or not attempted; and, for ``can_render``, the "Make DICOM" / "Make again" button (POST)."""
+        if value is None:
+            return "—"  # not indexed yet: nothing to render from
+        context = getattr(self, "context", None)
+        return render_to_string("archiver/includes/rendition_cell.html", {
+            "rendition": getattr(self, "renditions", {}).get(value), "archive_id": value,
+            "can_render": getattr(self, "can_render", False), "can_export": getattr(self, "can_export", False),
+        }, request=context.get("request") if context is not None else None)
 
     def render_status(self, value):
         css = {"verified": "text-bg-success", "not indexed": "text-bg-secondary", "failed": "text-bg-danger"}

@@ -122,6 +122,9 @@ def check_archives_task() -> dict[str, int]:
             continue
         for key, value in report.summary().items():
             totals[key] = totals.get(key, 0) + value
+        if report.renditions is not None:  # the renditions' copies, checked and repaired in the same run
+            for key, value in report.renditions.summary().items():
+                totals[f"renditions_{key}"] = totals.get(f"renditions_{key}", 0) + value
     return totals
 
 

@@ -13,6 +13,8 @@ urlpatterns = [
     path("restore/<int:pk>/", views.RestoreDetailView.as_view(), name="restore-detail"),
     path("restore/<int:pk>/status.json", views.restore_status, name="restore-status"),
     path("archives/<int:pk>/dicom/", views.download_rendition, name="rendition-download"),
+    path("archives/<int:pk>/dicom/make/", views.make_rendition, name="rendition-make"),
+    path("archives/<int:pk>/dicom/anonymised/", views.research_export_view, name="research-export"),
     path("storage/", views.TargetListView.as_view(), name="target-list"),
     path("storage/<int:pk>/", views.TargetDetailView.as_view(), name="target-detail"),
 ]

@@ -26,11 +26,12 @@ from archiver.forms import RestoreSearchForm, StartArchiveRunForm, StartRestoreF
 from archiver.models import ArchiveRun
 from archiver.services import archiving
 from archiver.services import rendition as rendition_service
+from archiver.services import research_export
 from archiver.services import restore as restore_service
 from inventory.models import Archive, DicomRendition
 from archiver.tables import (ArchiveRunTable, PatientResultTable, RestoreCandidateTable, RestoreRecordTable,
                              TargetCopyTable, TargetOverviewTable)
-from archiver.tasks import prepare_archive_run_task, restore_archive_task
+from archiver.tasks import prepare_archive_run_task, render_dicom_task, restore_archive_task
 from connectors.urls import redact_url
 from core.dispatch import dispatch
 from audit.events import Event
@@ -133,6 +134,8 @@ class RestoreView(InstitutionScopedMixin, TemplateView):
             table.institution_id = institution.pk
             table.renditions = selectors.renditions_by_archive([c.archive_id for c in candidates if c.archive_id])
             table.can_restore = self.request.user.has_perm("archiver.restore_patient")
+            table.can_render = self.request.user.has_perm("inventory.make_dicom_rendition")
+            table.can_export = self.request.user.has_perm("inventory.export_research_dicom")
             context.update(candidates=candidates, table=table, institution=institution,
                            patients=len({c.identity for c in candidates}))
         recent = list(self.scoped(selectors.recent_restores())[:20])
@@ -207,6 +210,48 @@ def download_rendition(request, pk: int):
                  detail={"rendition": rendition.name, "target": target, "sha256": rendition.sha256})
     response = FileResponse(handle, as_attachment=True, filename=rendition.name, content_type="application/zip")
     response["X-PDAS-Notice"] = "Reference copy, not for treatment"
+    return response
+
+
+def _restore_page(archive: Archive) -> str:
+    return f"{reverse('archiver:restore')}?{urlencode({'institution': archive.institution_id, 'mrn': archive.mrn})}"
+
+
+@access_required("inventory.view_archive", "inventory.make_dicom_rendition")
+@require_POST
+def make_rendition(request, pk: int):
+    """Start (or start again) the DICOM-RT rendition of an archive of the user's institutions, in the background."""
+    archive = get_scoped_object_or_404(request, Archive.objects.select_related("institution"), pk=pk)
+    current = DicomRendition.objects.filter(archive=archive).first()
+    if current is not None and current.status in (DicomRendition.Status.PENDING, DicomRendition.Status.RUNNING):
+        messages.info(request, _("The DICOM rendition of %(archive)s is already %(status)s.")
+                      % {"archive": archive.name, "status": current.get_status_display()})
+        return redirect(_restore_page(archive))
+    rendition = rendition_service.request_rendition(archive=archive, actor=request.user)
+    record_event(actor=request.user, event=Event.RENDITION_REQUEST, institution=archive.institution.code,
+                 mrns=[archive.mrn], obj=rendition, detail={"archive": archive.name, "again": current is not None})
+    dispatch(render_dicom_task, archive.pk)
+    messages.success(request, _("The DICOM rendition of %(archive)s was started.") % {"archive": archive.name})
+    return redirect(_restore_page(archive))
+
+
+@access_required("inventory.view_archive", "inventory.export_research_dicom")
+def research_export_view(request, pk: int):
+    """The anonymised DICOM of a made rendition, for research or teaching (never raw Pinnacle files); the
+    pseudonym map stays in PDAS, readable by auditors only."""
+    archive = get_scoped_object_or_404(request, Archive.objects.select_related("institution"), pk=pk)
+    rendition = DicomRendition.objects.select_related("archive", "institution").filter(archive=archive).first()
+    if rendition is None or not rendition.made:
+        messages.error(request, _("%(archive)s has no DICOM rendition made.") % {"archive": archive.name})
+        return redirect(_restore_page(archive))
+    try:
+        export = research_export.export_research_dicom(rendition=rendition, actor=request.user)
+    except research_export.ExportFailed as exc:
+        messages.error(request, str(exc))
+        return redirect(_restore_page(archive))
+    response = FileResponse(export.handle, as_attachment=True, filename=export.filename,
+                            content_type="application/zip")
+    response["X-PDAS-Notice"] = "Anonymised for research or teaching; reference copy, not for treatment"
     return response
 
 

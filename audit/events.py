@@ -51,6 +51,12 @@ class Event(StrEnum):
     RESTORE_DRILL = "restore.drill"
     RENDITION_MAKE = "rendition.make"
     RENDITION_DOWNLOAD = "rendition.download"
+    RENDITION_CHECK = "rendition.check"
+    RENDITION_COPY_STATE = "rendition.copy_state"
+    RENDITION_REPAIR = "rendition.repair"
+    RENDITION_REQUEST = "rendition.request"
+    RESEARCH_EXPORT = "research.export"
+    PSEUDONYM_VIEW = "pseudonym.view"
     STORAGE_VIEW = "storage.view"
     # Alerts
     ALERT_RAISE = "alert.raise"

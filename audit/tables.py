@@ -66,3 +66,27 @@ class AuditEventTable(tables.Table):
 
     def value_detail(self, value):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class PseudonymMapTable(tables.Table):
+    """The research exports' pseudonym maps (auditors only): who each pseudonym is, the date offset, how many
+    UIDs were replaced. The UID map itself is exported (CSV/XLSX), not shown."""
+
+    institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
+    mrn = tables.Column(verbose_name=_("Original MRN"))
+    pseudonym = tables.Column(verbose_name=_("Pseudonym"))
+    date_offset_days = tables.Column(verbose_name=_("Date offset (days)"))
+    uids = tables.Column(accessor="uid_map", verbose_name=_("UIDs replaced"), orderable=False)
+    exports = tables.Column(verbose_name=_("Exports"))
+    created_at = tables.DateTimeColumn(verbose_name=_("Created"), format="Y-m-d H:i")
+    created_by = tables.Column(verbose_name=_("By"))
+    updated_at = tables.DateTimeColumn(verbose_name=_("Last export"), format="Y-m-d H:i")
+
+    class Meta:
+        attrs = {"class": "table table-sm align-middle", "id": "pseudonym-maps"}
+
+    def render_uids(self, value):
+        return len(value or {})
+
+    def value_uids(self, value):
+        return json.dumps(value or {}, sort_keys=True)

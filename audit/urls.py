@@ -5,4 +5,5 @@ from audit import views
 app_name = "audit"
 urlpatterns = [
     path("", views.AuditLogView.as_view(), name="log"),
+    path("pseudonyms/", views.PseudonymMapView.as_view(), name="pseudonym-maps"),
 ]

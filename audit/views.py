@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django.views.generic import ListView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
@@ -11,7 +12,8 @@ from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 from audit.events import Event
 from audit.services import record_event_per_institution
-from audit.tables import AuditEventTable
+from audit.tables import AuditEventTable, PseudonymMapTable
+from inventory.models import PseudonymMap
 from sites.access import InstitutionScopedMixin, scope_audit_events
 from audit.exports import AuditedExportMixin
 
@@ -38,4 +40,30 @@ class AuditLogView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin,
             record_event_per_institution(actor=self.request.user, event=Event.AUDIT_VIEW, mrns_by_institution=shown,
                                          detail={"query": self.request.GET.urlencode(),
                                                  "rows": len(context["table"].paginated_rows)})
+        return context
+
+
+class PseudonymMapView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, ListView):
+    """The research exports' pseudonym maps of the user's institutions: the auditor role only
+    (``inventory.view_pseudonymmap``); reading them re-identifies patients, so it is audited (``pseudonym.view``)."""
+
+    permission_required = "inventory.view_pseudonymmap"
+    table_class = PseudonymMapTable
+    template_name = "audit/pseudonymmap_list.html"
+    export_name = "pseudonym-maps"
+    export_mrn_field = "mrn"
+    export_institution_field = "institution__code"
+    paginate_by = 100
+
+    def get_queryset(self):
+        return self.scoped(PseudonymMap.objects.select_related("institution").order_by("institution__code", "mrn"))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if not self.is_export():
+            shown: dict[str, set[str]] = defaultdict(set)
+            for row in context["table"].paginated_rows:
+                shown[row.record.institution.code].add(row.record.mrn)
+            record_event_per_institution(actor=self.request.user, event=Event.PSEUDONYM_VIEW, mrns_by_institution=shown,
+                                         detail={"rows": len(context["table"].paginated_rows)})
         return context

@@ -495,6 +495,10 @@ class RenditionCopy(models.Model):
         STORED = "stored", _("Stored and measured")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        INDEXED = "indexed", _("Indexed, not measured yet")
+        MISSING = "missing", _("Missing")
+        CORRUPT = "corrupt", _("Corrupt")
+        UNREACHABLE = "unreachable", _("Unreachable")
 
     rendition = models.ForeignKey(
         DicomRendition, on_delete=models.CASCADE, related_name="copies", verbose_name=_("DICOM rendition"),
@@ -503,11 +507,16 @@ class RenditionCopy(models.Model):
         StorageTarget, on_delete=models.PROTECT, related_name="rendition_copies", verbose_name=_("storage target"),
     )
     path = models.CharField(max_length=1000, verbose_name=_("path"))
-    status = models.CharField(max_length=8, choices=Status.choices, verbose_name=_("status"))
+    status = models.CharField(max_length=12, choices=Status.choices, verbose_name=_("status"))
     sha256 = models.CharField(max_length=64, blank=True, verbose_name=_("SHA-256 measured on the target"))
     size = models.BigIntegerField(null=True, blank=True, verbose_name=_("size"))
     reason = models.TextField(blank=True, verbose_name=_("reason"))
     stored_at = models.DateTimeField(null=True, blank=True, verbose_name=_("stored at"))
+    last_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("The last time its digest was measured on the target and found whole"),
+        verbose_name=_("last full check"),
+    )
+    last_check_reason = models.TextField(blank=True, verbose_name=_("last check"))
 
     class Meta:
         ordering = ["rendition", "target"]
@@ -517,3 +526,31 @@ class RenditionCopy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} @ {self.target.name}"
+
+
+class PseudonymMap(models.Model):
+    """How one patient's research exports were anonymised (docs/rendition.md, "Research export"): the pseudonym,
+    the date offset and the UID map (original → new), kept so that a later export of the same patient gets the
+    same ones. It re-identifies the patient: only the auditor role may read it (``inventory.view_pseudonymmap``),
+    never the exporter."""
+
+    institution = models.ForeignKey(
+        Institution, on_delete=models.CASCADE, related_name="pseudonym_maps", verbose_name=_("institution"),
+    )
+    mrn = models.CharField(max_length=64, verbose_name=_("original MRN"))
+    pseudonym = models.CharField(max_length=64, unique=True, verbose_name=_("pseudonym"))
+    date_offset_days = models.IntegerField(verbose_name=_("date offset (days)"))
+    uid_map = models.JSONField(default=dict, blank=True, verbose_name=_("UID map"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    created_by = models.CharField(max_length=200, blank=True, verbose_name=_("created by"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("last export"))
+    exports = models.PositiveIntegerField(default=0, verbose_name=_("exports"))
+
+    class Meta:
+        ordering = ["institution", "mrn"]
+        constraints = [models.UniqueConstraint(fields=["institution", "mrn"], name="uniq_pseudonym_map_patient")]
+        verbose_name = _("pseudonym map")
+        verbose_name_plural = _("pseudonym maps")
+
+    def __str__(self) -> str:
+        return self.pseudonym

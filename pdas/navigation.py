@@ -28,6 +28,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem(_("Loss detection"), "lossdetect:scan-list", "lossdetect.view_lossscan"),
     NavItem(_("Reports"), "reports:index", "inventory.view_archive"),
     NavItem(_("Audit log"), "audit:log", "audit.view_auditevent"),
+    NavItem(_("Pseudonym maps"), "audit:pseudonym-maps", "inventory.view_pseudonymmap"),
     NavItem(_("Admin"), "admin:index", "is_staff"),
 )
 

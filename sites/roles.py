@@ -7,7 +7,10 @@
   and configures its institutions and storage targets in the admin (so the account needs "staff"), all but the
   connection settings (``CONNECTION_FIELDS``: hosts, secret names, key files, the pack script) and
   adding or deleting a target, which are a superuser's (sites/admin.py);
-- ``auditor`` reads and exports the audit log, nothing else.
+- ``auditor`` reads and exports the audit log, and reads the research exports' pseudonym maps (which
+  re-identify patients: no other role reads them, not even the archive admin who exports), nothing else.
+- Renditions: physicists and archive admins start them from the restore page (``make_dicom_rendition``);
+  only archive admins export them anonymised for research or teaching (``export_research_dicom``).
 
 Roles add up: a user may hold several. Adding an institution and managing users are superuser work.
 The data migration ``pdas/migrations/0002_roles`` creates the groups; ``sync_roles`` runs again after
@@ -32,6 +35,9 @@ CUSTOM_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("curation", "curationfinding", "acknowledge_finding", "Can acknowledge a curation finding"),
     ("lossdetect", "lossscan", "run_scan", "Can start a loss scan"),
     ("inventory", "archive", "set_legal_hold", "Can place or release a legal hold on an archive"),
+    ("inventory", "dicomrendition", "make_dicom_rendition", "Can start a DICOM rendition of an archive"),
+    ("inventory", "dicomrendition", "export_research_dicom",
+     "Can export a rendition as anonymised DICOM for research or teaching"),
 )
 
 _READABLE = {
@@ -52,16 +58,17 @@ ROLES: dict[str, tuple[str, ...]] = {
         "curation.run_curation", "curation.acknowledge_finding",
         *(f"curation.{action}_{model}" for model in ("namingrule", "transitionalpattern")
           for action in ("add", "change", "delete")),
-        "archiver.restore_patient", "lossdetect.run_scan",
+        "archiver.restore_patient", "lossdetect.run_scan", "inventory.make_dicom_rendition",
         *(f"lossdetect.{action}_mrnalias" for action in ("add", "change", "delete")),
     ),
     ARCHIVE_ADMIN: _READ + (
         "archiver.run_archive", "archiver.purge_quarantine", "inventory.set_legal_hold", "sites.change_institution",
+        "inventory.make_dicom_rendition", "inventory.export_research_dicom",
         "sites.change_storagetarget",
         "reports.add_reconciliationimport",
         *(f"lossdetect.{action}_mrnalias" for action in ("add", "change", "delete")),
     ),
-    AUDITOR: ("audit.view_auditevent",),
+    AUDITOR: ("audit.view_auditevent", "inventory.view_pseudonymmap"),
 }
 
 

@@ -62,11 +62,18 @@ class IndexReport:
     failed_checks: int = 0
     problems: list[str] = field(default_factory=list)
     created_mrns: list[str] = field(default_factory=list)
+    renditions_seen: int = 0  # ``<archive>.dicom.zip`` renditions beside the archives (never taken for archives)
+    renditions_created: int = 0
+    rendition_copies_added: int = 0
+    renditions_verified: int = 0
 
     def counts(self) -> dict[str, int]:
         return {"targets": len(self.targets), "archives_seen": self.archives_seen, "created": len(self.created),
                 "known": self.known, "copies_added": self.copies_added, "verified": self.verified,
-                "failed_checks": self.failed_checks, "problems": len(self.problems)}
+                "failed_checks": self.failed_checks, "problems": len(self.problems),
+                "renditions_seen": self.renditions_seen, "renditions_created": self.renditions_created,
+                "rendition_copies_added": self.rendition_copies_added,
+                "renditions_verified": self.renditions_verified}
 
 
 # --- reading the sidecars ------------------------------------------------------------------------------
@@ -262,6 +269,10 @@ def rebuild_index(*, institution: Institution, actor, verify: bool = False) -> I
                 for name in names:
                     report.archives_seen += 1
                     _index_one(institution, target, backend, name, report, verify=verify, actor=actor)
+                from archiver.services.rendition_index import index_target_renditions  # it imports this module
+
+                index_target_renditions(institution=institution, target=target, backend=backend, report=report,
+                                        verify=verify, actor=actor)
         except StorageError as exc:
             report.problems.append(f"{target.name}: {exc}")
     record_event(actor=actor, event=Event.ARCHIVE_INDEX, institution=institution.code, mrns=report.created_mrns,

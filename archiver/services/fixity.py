@@ -37,6 +37,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import settle_alerts
 from archiver.faults import checkpoint, checkpoint_after_first
+from archiver.services.rendition_keeping import RenditionCheckReport, check_renditions
 from archiver.services.transfer import (
     measure_copy, no_identity_reason, plaintext_chunks, record_measurement, sha256_sidecar, store_copy,
 )
@@ -78,6 +79,7 @@ class CopyResult:
 @dataclass
 class CheckReport:
     copies: list[CopyResult] = field(default_factory=list)
+    renditions: RenditionCheckReport | None = None  # the RenditionCheckReport of the same run (archiver/services/rendition_keeping.py)
 
     def summary(self) -> dict[str, int]:
         counts = {"checked": len(self.copies), "verified": 0, "missing": 0, "corrupt": 0, "unreachable": 0,
@@ -89,10 +91,15 @@ class CheckReport:
 
     @property
     def all_verified(self) -> bool:
-        return all(c.status == State.VERIFIED for c in self.copies)
+        """Every archive copy verified, and every rendition copy checked whole."""
+        renditions_whole = self.renditions is None or self.renditions.all_whole
+        return renditions_whole and all(c.status == State.VERIFIED for c in self.copies)
 
     def as_dict(self) -> dict:
-        return {"copies": [c.as_dict() for c in self.copies], "summary": self.summary()}
+        data = {"copies": [c.as_dict() for c in self.copies], "summary": self.summary()}
+        if self.renditions is not None and self.renditions.copies:  # only where renditions are kept
+            data["renditions"] = self.renditions.as_dict()
+        return data
 
 
 # --- recording -----------------------------------------------------------------------------------
@@ -339,6 +346,11 @@ def check_archives(*, institution: Institution, actor, target: StorageTarget | N
                  detail={"target": target.name if target else "", "all": check_all, "repair": repair,
                          **report.summary()})
     alert_archives_without_verified_copy(institution=institution, actor=actor)
+    # The renditions stored beside the archives: re-hashed in the same run, repaired after the archives
+    # (a rendition made again is read from an archive copy just repaired).
+    left = None if time_budget is None else max(time_budget - (time.monotonic() - started), 0.0)
+    report.renditions = check_renditions(institution=institution, actor=actor, target=target, check_all=check_all,
+                                         repair=repair, time_budget=left, now=now)
     return report
 
 

@@ -247,6 +247,7 @@ def _store_everywhere(rendition: DicomRendition, zip_path: Path) -> list[Renditi
                     raise StorageError(f"{rendition.name} measured on the target differs from the file stored")
                 copy.status, copy.reason = RenditionCopy.Status.STORED, ""
                 copy.sha256, copy.size, copy.stored_at = measured.sha256, measured.size, timezone.now()
+                copy.last_checked_at, copy.last_check_reason = copy.stored_at, ""
             except (StorageError, SecretError, OSError) as exc:
                 copy.status, copy.reason = RenditionCopy.Status.FAILED, str(exc)[:1000] or type(exc).__name__
         copy.save()
@@ -295,7 +296,8 @@ def fetch_rendition(rendition: DicomRendition):
     problems = []
     scratch_root = Path(settings.DATA_DIR) / "renditions"
     scratch_root.mkdir(parents=True, exist_ok=True)
-    copies = rendition.copies.filter(status=RenditionCopy.Status.STORED, target__enabled=True) \
+    copies = rendition.copies.filter(status__in=(RenditionCopy.Status.STORED, RenditionCopy.Status.INDEXED),
+                                     target__enabled=True) \
         .select_related("target").order_by("target__priority", "target__name")
     for copy in copies:
         handle = tempfile.TemporaryFile(dir=scratch_root)

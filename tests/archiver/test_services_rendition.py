@@ -186,18 +186,25 @@ def test_render_dicom_command(tmp_path, settings):
     assert code == 2 and "999" in err and "\n" not in err.strip()
 
 
-@pytest.mark.servers
-def test_a_rendition_is_stored_on_an_sftp_target(tmp_path, settings, sshd, monkeypatch):
-    settings.DATA_DIR = tmp_path / "data"
+def archive_on_file_and_sftp(tmp_path, sshd, monkeypatch, remote_name: str):
+    """One archived patient with a verified copy on the folder target array-1 and on the sshd's SFTP
+    target "sftp" (repaired there from array-1): (institution, its archive, the SFTP folder)."""
     monkeypatch.setenv("PDAS_TEST_SFTP_PASSWORD", sshd.password)
-    inst, folders = _archive_site(tmp_path, targets=("array-1",), patients=(1,))
-    remote = sshd.new_dir("rendition")
+    inst, _ = _archive_site(tmp_path, targets=("array-1",), patients=(1,))
+    remote = sshd.new_dir(remote_name)
     StorageTargetFactory(institution=inst, name="sftp", url=sshd.url(remote, scheme="sftp"),
                          password_env="PDAS_TEST_SFTP_PASSWORD", known_hosts=sshd.known_hosts)
     archive = Archive.objects.get()
     ArchiveCopy.objects.create(archive=archive, target=inst.storage_targets.get(name="sftp"), path=archive.name,
                                status="missing")
     check_archives(institution=inst, actor="t", repair=True)
+    return inst, archive, remote
+
+
+@pytest.mark.servers
+def test_a_rendition_is_stored_on_an_sftp_target(tmp_path, settings, sshd, monkeypatch):
+    settings.DATA_DIR = tmp_path / "data"
+    inst, archive, remote = archive_on_file_and_sftp(tmp_path, sshd, monkeypatch, "rendition")
     rendition = _render(archive)
     copy = RenditionCopy.objects.get(rendition=rendition, target__name="sftp")
     assert (copy.status, copy.sha256) == ("stored", rendition.sha256), copy.reason

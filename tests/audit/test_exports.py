@@ -20,7 +20,7 @@ from curation.models import CurationFinding
 from lossdetect.models import LossFinding, MrnAlias, OtherTpsRecord, PendingPlan
 from reports.models import ReconciliationEntry, ReconciliationImport
 from tests.access_world import clients_of, world  # noqa: F401 - the fixture
-from inventory.models import FixityCheck
+from inventory.models import FixityCheck, PseudonymMap
 from tests.factories import ArchiveCopyFactory, ArchiveFactory, StorageTargetFactory, TpsPatientFactory
 from tests.reports.factories import ArchiveRunFactory, PatientArchiveTaskFactory
 
@@ -125,6 +125,12 @@ def _storage_target(world) -> tuple[str, dict, set[str]]:
     return reverse("archiver:target-detail", args=[target.pk]), {"status": "corrupt"}, {NAME, MRN, PLAN, FILE}
 
 
+def _pseudonym_maps(world) -> tuple[str, dict, set[str]]:
+    PseudonymMap.objects.create(institution=world["alpha"], mrn=MRN, pseudonym=PLAN, date_offset_days=NEGATIVE,
+                                uid_map={}, created_by=FILE)
+    return reverse("audit:pseudonym-maps"), {}, {MRN, PLAN, FILE}
+
+
 # (page, who downloads it, what plants the hostile rows and names the export and the cells to find)
 EXPORT_PAGES = [
     ("curation", "physicist", _curation),
@@ -141,15 +147,17 @@ EXPORT_PAGES = [
     ("reconciliation", "viewer", _reconciliation),
     ("storage targets", "viewer", _storage_targets),
     ("storage target", "viewer", _storage_target),
+    ("pseudonym maps", "auditor", _pseudonym_maps),
 ]
 EXPORTING_VIEWS = {"CurationView", "ScanDetailView", "PendingPlanListView", "MrnAliasListView",
                    "ArchiveRunListView",
                    "ArchiveRunDetailView", "AuditLogView", "ReportView", "ReportPrintView", "ReconciliationListView",
-                   "ReconciliationDetailView", "TargetListView", "TargetDetailView"}
+                   "ReconciliationDetailView", "TargetListView", "TargetDetailView", "PseudonymMapView"}
 # (the views of EXPORT_PAGES; the printable report shares ReportView's)
 # Pages whose rows hold a number that may be negative: the planted NEGATIVE must come back as a number.
 NEGATIVE_COLUMNS = {"loss scan": "Course", "pending archive": "Course", "other planning systems": "Course",
-                    "archive run": "Bytes done", "reconciliation": "Size", "storage target": "Size"}
+                    "archive run": "Bytes done", "reconciliation": "Size", "storage target": "Size",
+                    "pseudonym maps": "Date offset (days)"}
 
 FORMULA_SIGNS = set("=+-@\t\r＝＋－＠")
 NUMBER = re.compile(r"-?\d+(\.\d+)?")

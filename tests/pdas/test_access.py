@@ -67,6 +67,10 @@ TABLE: dict[str, tuple[str, dict[str, object]]] = {
     "archiver:restore-status": ("get", READ_ALPHA_OBJECT),
     # No rendition in the world: back to the restore page with a message, for whoever may read the archive.
     "archiver:rendition-download": ("get", _row(LOGIN, 302, 302, 302, 403, 404, 302)),
+    # Physicists and archive admins start a rendition (back to the restore page); the world's archive has none.
+    "archiver:rendition-make": ("post", _row(LOGIN, 403, 302, 302, 403, 404, 302)),
+    # Archive admins only export anonymised DICOM; no rendition in the world: back to the restore page.
+    "archiver:research-export": ("get", _row(LOGIN, 403, 403, 302, 403, 404, 302)),
     "archiver:target-list": ("get", READ),
     "archiver:target-detail": ("get", READ_ALPHA_OBJECT),
     "lossdetect:scan-list": ("get", READ),
@@ -86,6 +90,7 @@ TABLE: dict[str, tuple[str, dict[str, object]]] = {
     "reports:reconcile-start": ("post", _row(LOGIN, 403, 403, 302, 403, 302, 302)),
     "reports:reconcile-detail": ("get", READ_ALPHA_OBJECT),
     "audit:log": ("get", AUDIT_READ),
+    "audit:pseudonym-maps": ("get", AUDIT_READ),  # they re-identify patients: auditors only
 }
 # The admin is covered as a group (admin_expectation): only staff get in, each model admin checks the
 # model permissions, and objects of another institution do not exist for the user.
@@ -113,6 +118,7 @@ def _path_kwargs(name: str, route: str, world) -> dict:
     by_page = {"archiver:run-detail": "archiverun", "archiver:run-progress": "archiverun",
                "archiver:restore-detail": "restorerecord", "archiver:restore-status": "restorerecord",
                "archiver:target-detail": "storagetarget", "archiver:rendition-download": "archive",
+               "archiver:rendition-make": "archive", "archiver:research-export": "archive",
                "lossdetect:scan-detail": "lossscan", "lossdetect:scan-status": "lossscan",
                "curation:run-status": "curationrun", "curation:patient": "tpspatient",
                "curation:acknowledge": "tpspatient", "reports:reconcile-detail": "reconciliationimport"}
@@ -343,7 +349,12 @@ def test_roles_hold_what_the_issue_lists(world):
     assert users["archive_admin"].has_perms(["archiver.run_archive", "archiver.purge_quarantine",
                                              "sites.change_institution", "sites.change_storagetarget"])
     assert not users["archive_admin"].has_perm("sites.add_institution")  # new institutions: superusers
-    assert users["auditor"].get_all_permissions() == {"audit.view_auditevent"}
+    assert users["auditor"].get_all_permissions() == {"audit.view_auditevent", "inventory.view_pseudonymmap"}
+    assert users["physicist"].has_perm("inventory.make_dicom_rendition")
+    assert not users["physicist"].has_perm("inventory.export_research_dicom")
+    assert users["archive_admin"].has_perms(["inventory.make_dicom_rendition", "inventory.export_research_dicom"])
+    assert not users["archive_admin"].has_perm("inventory.view_pseudonymmap")  # the exporter never sees the map
+    assert not users["viewer"].has_perm("inventory.view_pseudonymmap")
 
 
 def test_roles_come_back_after_a_flush(world):

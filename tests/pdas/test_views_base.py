@@ -147,7 +147,7 @@ def test_the_real_menu_names_every_area(user_client):
     labels = [str(item.label) for item in navigation.NAVIGATION]
 
     assert labels == ["Curation", "Archive jobs", "Restore", "Storage", "Loss detection", "Reports", "Audit log",
-                      "Admin"]
+                      "Pseudonym maps", "Admin"]
     assert "Admin" not in user_client.get(reverse("home")).content.decode()  # staff only
 
 

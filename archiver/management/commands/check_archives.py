@@ -40,5 +40,11 @@ class Command(PdasCommand):
             for copy in report.copies:
                 if copy.status != "verified":
                     self.stdout.write(f"{copy.status}: {copy.archive} on {copy.target}: {copy.reason}")
+            if report.renditions is not None and report.renditions.copies:
+                self.stdout.write("renditions: " + ", ".join(f"{key} {value}" for key, value in
+                                                             report.renditions.summary().items()))
+                for item in report.renditions.copies:
+                    if item.status != "stored":
+                        self.stdout.write(f"{item.status}: {item.rendition} on {item.target}: {item.reason}")
         if not report.all_verified:
             raise Findings
