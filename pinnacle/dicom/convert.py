@@ -26,6 +26,7 @@ import pydicom
 
 from pinnacle.dicom.ct import CtError, write_ct_series
 from pinnacle.dicom.repair import repair
+from pinnacle.dicom.ascii_view import ascii_view, restore_text
 from pinnacle.dicom.results import CT, RTDOSE, RTPLAN, RTPLAN_CAVEAT, RTSTRUCT, ConversionResult, DicomObject, Failure
 
 CONVERTER = "pymedphys"
@@ -67,7 +68,12 @@ def convert_patient(patient_dir: Path, output_dir: Path, *, include_plan: bool =
             # pymedphys warns on every use that it is for research only (docs/rendition.md says so) and
             # pydicom about the keywords pymedphys misspells (pinnacle.dicom.repair mends them).
             warnings.simplefilter("ignore")
-            _convert(patient_dir, output_dir, include_plan, result, logger, collect)
+            with tempfile.TemporaryDirectory(prefix="pdas-pinnacle-ascii-") as scratch:
+                source, rewritten = ascii_view(patient_dir, Path(scratch))
+                if rewritten:
+                    result.repairs.append("read through an ASCII view (pinnacle.dicom.ascii_view), text kept as "
+                                          "UTF-8 (ISO_IR 192): " + ", ".join(rewritten))
+                _convert(source, output_dir, include_plan, result, logger, collect)
     finally:
         logger.removeHandler(collect)
         result.converter_log = collect.lines
@@ -98,11 +104,21 @@ def _convert(patient_dir: Path, output_dir: Path, include_plan: bool, result: Co
             continue
         frame_uids[set_id] = _first_slice(image)["FrameUID"]
         try:
-            result.objects += write_ct_series(image, patient_dir, output_dir)
+            made = write_ct_series(image, patient_dir, output_dir)
+            for obj in made:
+                _restore_text_in_file(obj.path)
+            result.objects += made
         except CtError as error:
             result.failures.append(Failure(CT, f"ImageSet_{set_id}", str(error)))
     for plan in plans:
         _convert_plan(plan, patient_dir, output_dir, include_plan, result, collect, frame_uids)
+
+
+def _restore_text_in_file(path: Path) -> None:
+    if b"~U" in path.read_bytes()[:65536]:  # the text elements come before the pixel data
+        ds = pydicom.dcmread(path)
+        if restore_text(ds):
+            ds.save_as(path, enforce_file_format=True)
 
 
 def _first_slice(image: Any) -> dict:
@@ -169,6 +185,7 @@ def _export(run: Callable[[str], None], kind: str, source: str, reads: str, outp
             result.failures.append(Failure(kind, source, f"pymedphys wrote {len(written)} files from {reads} ({said})"))
             return
         ds = pydicom.dcmread(written[0])
+        restore_text(ds)
         for line in repair(ds, **context):
             if f"{kind}: {line}" not in result.repairs:
                 result.repairs.append(f"{kind}: {line}")

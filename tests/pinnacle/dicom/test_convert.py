@@ -160,6 +160,28 @@ def test_demo_generator_patient_as_written(tmp_path):
     assert report.failures == []
 
 
+def test_a_chinese_site_s_gb18030_patient_converts_and_is_left_as_it_was(tmp_path):
+    """Pinnacle on a Chinese workstation writes GB18030; pymedphys reads UTF-8 only. The converter reads a UTF-8
+    view (pinnacle.dicom.utf8_view), says so among its repairs, and the patient's own files stay unchanged."""
+    from demo_site.tree import PlanSpec, write_patient
+    from tests.pinnacle.dicom.conftest import GENERATED_IMAGE_SET
+
+    record = write_patient(tmp_path / "tree", last_name="张", first_name="三", encoding="gb18030",
+                           plans=[PlanSpec(0, "左乳 PLAN", trials=["Trial_1"])], image_sets=[GENERATED_IMAGE_SET])
+    before = {p: p.read_bytes() for p in record.path.rglob("*") if p.is_file()}
+    assert "张".encode("gb18030") in before[record.path / "Patient"]
+    result = convert_patient(record.path, tmp_path / "dicom")
+    assert result.failures == []
+    assert [o.modality for o in result.objects].count(CT) == 5 and len(result.of_kind(RTDOSE)) == 1
+    (structure,) = result.of_kind(RTSTRUCT)
+    ds = pydicom.dcmread(structure.path)
+    assert (ds.PatientName.family_name, ds.PatientName.given_name) == ("张", "三")
+    assert ds.SpecificCharacterSet == "ISO_IR 192" and "~U" not in str(ds)
+    assert any(line.startswith("read through an ASCII view") and "Patient (gb18030)" in line for line in result.repairs)
+    assert {p: p.read_bytes() for p in record.path.rglob("*") if p.is_file()} == before
+    assert validate_rendition([o.path for o in result.objects]).failures == []
+
+
 def test_plan_roi_without_curve_comments_is_a_named_failure(tmp_path):
     """pymedphys counts curves by Pinnacle's "//  Curve n of m" comments: without them the structure set is a
     failure naming plan.roi, and the rest is still made."""
