@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
-from inventory.models import FixityCheck
+from inventory.models import Archive, FixityCheck
 
 RESULT_MARKS = {"pass": ("✓", "table-success"), "error": ("×", "table-danger"), "warning": ("!", "table-warning"),
                 "pending": ("…", "")}
@@ -100,6 +100,13 @@ class PatientResultTable(tables.Table):
             'aria-valuemax="100"><div class="progress-bar" style="width:{0}%">{0}%</div></div>', percent)
 
 
+def _status_label(value: str) -> str:
+    """A candidate's status in the reader's language (the export keeps the code)."""
+    if value == "not indexed":
+        return str(_("not indexed"))
+    return str(Archive.Status(value).label) if value in Archive.Status.values else value
+
+
 class RestoreCandidateTable(tables.Table):
     """Archives a restore could use (``archiver.services.restore.Candidate`` objects), newest first."""
 
@@ -144,7 +151,8 @@ class RestoreCandidateTable(tables.Table):
 
     def render_status(self, value):
         css = {"verified": "text-bg-success", "not indexed": "text-bg-secondary", "failed": "text-bg-danger"}
-        return format_html('<span class="badge {}">{}</span>', css.get(value, "text-bg-warning"), value)
+        return format_html('<span class="badge {}">{}</span>', css.get(value, "text-bg-warning"),
+                           _status_label(value))
 
     def value_status(self, value):
         return value

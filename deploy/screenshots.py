@@ -32,7 +32,7 @@ PAGES = [
     ("curation", "/curation/?institution=DEMO&tab=naming", "table"),
     ("archive-runs", "/archive/runs/", "table"),
     ("archive-run", "/archive/runs/{run}/", "table"),
-    ("restore", "/archive/restore/?institution={institution}&mrn={mrn}", "table"),
+    ("restore", "/archive/restore/?institution={institution_id}&mrn={mrn}", "table"),
     ("storage", "/archive/storage/", "table"),
     ("storage-target", "/archive/storage/{target}/", "table"),
     ("loss-scan", "/loss/scan/{scan}/?tab=first_course_lost", "table"),
@@ -71,11 +71,15 @@ import json
 from archiver.models import ArchiveRun
 from inventory.models import ArchiveCopy
 from lossdetect.models import LossScan
-copy = ArchiveCopy.objects.filter(status="verified").select_related("archive", "target").order_by("pk").first()
+verified = ArchiveCopy.objects.filter(status="verified").select_related("archive", "target")
+copy, damaged = verified.order_by("pk").first(), verified.order_by("-pk").first()
 print(json.dumps({"run": ArchiveRun.objects.latest("created_at").pk, "scan": LossScan.objects.latest("created_at").pk,
-                  "target": copy.target.pk, "target_url": copy.target.url, "archive": copy.archive.name,
-                  "mrn": copy.archive.mrn, "institution": copy.archive.institution.code}))
+                  "target": damaged.target.pk, "target_url": damaged.target.url, "archive": damaged.archive.name,
+                  "mrn": copy.archive.mrn, "institution": copy.archive.institution.code,
+                  "institution_id": copy.archive.institution_id}))
 """).stdout.strip().splitlines()[-1])
+    # The restore page's patient (not the one whose copy is damaged below) has its DICOM rendition made.
+    manage(env, "render_dicom", "--institution", ids["institution"], "--mrn", ids["mrn"])
     folder = Path(ids["target_url"].removeprefix("file://"))
     stored = folder / ids["archive"]
     data_bytes = bytearray(stored.read_bytes())

@@ -108,7 +108,7 @@ def test_search_page_queries_do_not_grow_with_candidates(admin_client, site):
             html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "name": query})
         counts[query] = (html.content.decode().count('name="archive"'), len(captured))
     assert counts["smith"][0] == 1 and counts["i"][0] == 2
-    assert counts["smith"][1] == counts["i"][1] <= 20
+    assert counts["smith"][1] == counts["i"][1] <= 21  # 21: the archives with no whole copy, one query
 
 
 def test_the_menu_links_the_restore_page(admin_client, site):
@@ -148,3 +148,28 @@ def test_the_page_speaks_chinese(admin_client, site):
     html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "000123"}).content
     text = html.decode()
     assert "恢复患者" in text and "2 位患者" in text and "多位患者" in text and "Pinnacle 文件夹" in text
+
+
+def test_an_archive_whose_every_copy_is_bad_is_shown_as_such_not_as_no_match(admin_client, site):
+    smith = site["archives"][site["smith"]]
+    ArchiveCopy.objects.filter(archive=smith, target__name="array-1").update(status="corrupt")
+    ArchiveCopy.objects.filter(archive=smith, target__name="array-2").update(status="missing")
+    html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "000124"}
+                            ).content.decode()
+    assert "No archive matches." not in html and 'id="unrestorable"' in html
+    assert f"{smith.name}: no whole copy to restore from (array-1: Corrupt, array-2: Missing)" in html
+    assert 'name="archive"' not in html  # nothing to restore from: no button
+    event = AuditEvent.objects.filter(event="restore.search").latest("id")
+    assert event.mrns == ["000124"] and event.detail["unrestorable"] == 1
+
+    from archiver.services.restore.candidates import choose_candidate
+    from archiver.services.restore.errors import RestoreRefused
+
+    with pytest.raises(RestoreRefused, match="can be restored: .*no whole copy to restore from"):
+        choose_candidate(find_candidates(institution=site["inst"], mrn="000124"), asked="MRN 000124")
+
+
+def test_a_search_matching_nothing_says_so(admin_client, site):
+    html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "mrn": "999999"}
+                            ).content.decode()
+    assert "No archive matches." in html and 'id="unrestorable"' not in html

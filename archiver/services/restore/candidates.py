@@ -11,6 +11,7 @@ from django.db.models import Exists, F, OuterRef, Prefetch, Q, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Concat, Replace, StrIndex, Substr, Upper
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from inventory.models import Archive, ArchiveCopy
 from sites.models import Institution
@@ -68,9 +69,12 @@ class Candidate:
 class CandidateList(list):
     """Candidates, newest first; ``unreachable`` names targets that could not be searched (unknown, not "none")."""
 
-    def __init__(self, items=(), unreachable: list[str] | None = None):
+    def __init__(self, items=(), unreachable: list[str] | None = None, unrestorable: list[str] | None = None):
         super().__init__(items)
         self.unreachable = unreachable or []
+        # Archives that match but have no whole copy to restore from, each with its copies' states: a
+        # patient whose copies all went bad must not look like a patient never archived.
+        self.unrestorable = unrestorable or []
 
 
 def _name_tokens(name: str | None) -> list[str]:
@@ -87,17 +91,15 @@ def copy_order(copy: ArchiveCopy) -> tuple:
     return (copy.status != ArchiveCopy.Status.VERIFIED, copy.target.priority, copy.target.name)
 
 
-def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list[str]) -> list[Candidate]:
-    copies = ArchiveCopy.objects.filter(status__in=RESTORABLE, target__enabled=True).select_related("target")
+def _matching_archives(institution: Institution, mrns: tuple[str, ...], tokens: list[str]):
+    """The institution's archives of the MRNs (any case) whose names hold every token."""
     archives = (Archive.objects.filter(institution=institution)
-                .filter(Exists(copies.filter(archive=OuterRef("pk"))))
                 .annotate(full_name=Concat(F("last_name"), F("first_name")),
                           # The NAME part of the file name (before the first "_"), without its separators.
                           ascii_name=Replace(Substr(F("name"), 1, StrIndex(F("name"), Value("_")) - 1), Value("-"),
                                              Value("")),
                           pinnacle_id=KT("manifest__patient__tps_patient_id"))
-                .defer("manifest")  # lists every file: large, and not needed to list candidates
-                .prefetch_related(Prefetch("copies", queryset=copies), "plans"))
+                .defer("manifest"))  # lists every file: large, and not needed to list candidates
     if mrns:
         archives = archives.annotate(mrn_upper=Upper("mrn")).filter(mrn_upper__in=[m.upper() for m in mrns])
     for token in tokens:
@@ -106,6 +108,14 @@ def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list
         if ascii_token := _ascii_token(token):
             match |= Q(ascii_name__icontains=ascii_token)
         archives = archives.filter(match)
+    return archives
+
+
+def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list[str]) -> list[Candidate]:
+    copies = ArchiveCopy.objects.filter(status__in=RESTORABLE, target__enabled=True).select_related("target")
+    archives = (_matching_archives(institution, mrns, tokens)
+                .filter(Exists(copies.filter(archive=OuterRef("pk"))))
+                .prefetch_related(Prefetch("copies", queryset=copies), "plans"))
     found = []
     for archive in archives:
         ordered = sorted(archive.copies.all(), key=copy_order)
@@ -115,6 +125,23 @@ def _db_candidates(institution: Institution, mrns: tuple[str, ...], tokens: list
             plans=[p.name for p in archive.plans.all()], size=archive.size, targets=[c.target.name for c in ordered],
             status=archive.status, archive_id=archive.pk, sha256=archive.checksum,
         ))
+    return found
+
+
+def _db_unrestorable(institution: Institution, mrns: tuple[str, ...], tokens: list[str]) -> list[tuple[str, str]]:
+    """(MRN, line) per matching archive with no copy a restore could use; the line names the archive and
+    each copy's state."""
+    usable = ArchiveCopy.objects.filter(status__in=RESTORABLE, target__enabled=True, archive=OuterRef("pk"))
+    archives = (_matching_archives(institution, mrns, tokens).exclude(Exists(usable))
+                .prefetch_related(Prefetch("copies", queryset=ArchiveCopy.objects.select_related("target")))
+                .order_by("-packed_at", "name"))
+    found = []
+    for archive in archives:
+        states = ", ".join(f"{c.target.name}: {c.get_status_display()}"
+                           + ("" if c.target.enabled else f" ({_('target disabled')})")
+                           for c in sorted(archive.copies.all(), key=lambda c: c.target.name))
+        found.append((archive.mrn, f"{archive.name}: {_('no whole copy to restore from')} "
+                                   f"({states or _('no copy recorded')})"))
     return found
 
 
@@ -244,14 +271,17 @@ def find_candidates(*, institution: Institution, mrn: str | None = None, name: s
         raise RestoreRefused("give an MRN or a name to search for")
     mrns = alias_graph(institution=institution).mrns_of(mrn) if mrn else ()
     found = _db_candidates(institution, mrns, tokens)
+    unrestorable = _db_unrestorable(institution, mrns, tokens)
     unreachable: list[str] = []
     if search_targets:
         found += _target_candidates(institution, mrns, tokens, unreachable)
     epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     found.sort(key=lambda c: (c.packed_at or epoch, c.name), reverse=True)
-    record_event(actor=actor, event=Event.RESTORE_SEARCH, institution=institution.code, mrns=[c.mrn for c in found],
-                 detail={"mrn": mrn, "name": name or "", "candidates": len(found), "unreachable": unreachable})
-    return CandidateList(found, unreachable)
+    record_event(actor=actor, event=Event.RESTORE_SEARCH, institution=institution.code,
+                 mrns=[c.mrn for c in found] + [mrn for mrn, _line in unrestorable],
+                 detail={"mrn": mrn, "name": name or "", "candidates": len(found), "unreachable": unreachable,
+                         "unrestorable": len(unrestorable)})
+    return CandidateList(found, unreachable, [line for _mrn, line in unrestorable])
 
 
 def choose_candidate(candidates: CandidateList, *, archive_name: str | None = None, asked: str = "") -> Candidate:
@@ -269,6 +299,8 @@ def choose_candidate(candidates: CandidateList, *, archive_name: str | None = No
         if not candidates:
             raise RestoreRefused(f"no archive of {asked} was found{unreachable}")
         raise RestoreRefused(f"--archive {archive_name} is not an archive of {asked}; its archives: {listing}")
+    if not candidates and candidates.unrestorable:
+        raise RestoreRefused(f"no archive of {asked} can be restored: {'; '.join(candidates.unrestorable)}{unreachable}")
     if not candidates:
         raise RestoreRefused(f"no archive of {asked} was found{unreachable}")
     identities = {c.identity for c in candidates}
