@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db.models import (Case, Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value,
                               When)
@@ -122,9 +123,17 @@ def run_progress(*, run) -> dict:
 
 
 def recent_restores():
+    """Patients put back (to the TPS or a folder someone chose). PDAS's own reads into its data folder, restore
+    drills and DICOM renditions, are left out: they restore nobody (the audit log has them, as restores)."""
+    from django.conf import settings
+
     from archiver.models import RestoreRecord
 
-    return RestoreRecord.objects.select_related("archive", "institution").order_by("-created_at")
+    internal = [str(Path(settings.DATA_DIR) / folder) + "/" for folder in ("drills", "renditions")]
+    records = RestoreRecord.objects.select_related("archive", "institution").order_by("-created_at")
+    for prefix in internal:
+        records = records.exclude(destination__startswith=prefix)
+    return records
 
 
 def restore_progress(*, record) -> dict:

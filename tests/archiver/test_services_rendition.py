@@ -71,6 +71,23 @@ def test_a_rendition_is_made_from_a_verified_copy_and_stored_beside_the_archive(
     assert event.detail["targets"] == {"array-1": "stored", "array-2": "stored"}
 
 
+def test_the_rendition_s_read_of_the_archive_is_audited_but_not_a_recent_restore(tmp_path, settings):
+    from archiver.models import RestoreRecord
+    from archiver.selectors import recent_restores
+
+    settings.DATA_DIR = tmp_path / "data"
+    _archive_site(tmp_path, patients=(1,))
+    archive = Archive.objects.get()
+    assert _render(archive).status == "made"
+    (read,) = RestoreRecord.objects.all()  # the rendition read the archive through the restore path
+    assert read.destination.startswith(str(tmp_path / "data" / "renditions"))
+    assert AuditEvent.objects.filter(event="restore", mrns=[archive.mrn]).exists()
+    assert list(recent_restores()) == []
+    placed = RestoreRecord.objects.create(institution=archive.institution, archive=archive, requested_by="physicist",
+                                          destination="tps:Restored", reason="done")
+    assert list(recent_restores()) == [placed]
+
+
 def test_making_it_again_replaces_only_the_rendition_and_the_index_ignores_it(tmp_path, settings):
     settings.DATA_DIR = tmp_path / "data"
     inst, folders = _archive_site(tmp_path, patients=(1,))
