@@ -108,7 +108,9 @@ def test_search_page_queries_do_not_grow_with_candidates(admin_client, site):
             html = admin_client.get(reverse("archiver:restore"), {"institution": site["inst"].pk, "name": query})
         counts[query] = (html.content.decode().count('name="archive"'), len(captured))
     assert counts["smith"][0] == 1 and counts["i"][0] == 2
-    assert counts["smith"][1] == counts["i"][1] <= 21  # 21: the archives with no whole copy, one query
+    # 21 with the one query for archives with no whole copy; on PostgreSQL one more: the audit chain's
+    # advisory lock (audit/services.py), which SQLite's write lock makes unnecessary.
+    assert counts["smith"][1] == counts["i"][1] <= 21 + (connection.vendor == "postgresql")
 
 
 def test_the_menu_links_the_restore_page(admin_client, site):
