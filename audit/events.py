@@ -55,6 +55,7 @@ class Event(StrEnum):
     RENDITION_COPY_STATE = "rendition.copy_state"
     RENDITION_REPAIR = "rendition.repair"
     RENDITION_REQUEST = "rendition.request"
+    RENDITION_INDEX = "rendition.index"
     RESEARCH_EXPORT = "research.export"
     PSEUDONYM_VIEW = "pseudonym.view"
     STORAGE_VIEW = "storage.view"

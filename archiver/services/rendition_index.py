@@ -14,6 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from archiver.naming import parse_archive_name
+from audit.events import Event
+from audit.services import record_event
 from archiver.services.archive_index import (
     MANIFEST_LIMIT, SidecarError, parse_sha256_sidecar,
 )
@@ -56,9 +58,10 @@ def _read(backend: StorageBackend, target: StorageTarget, name: str) -> tuple[di
 
 @transaction.atomic
 def index_target_rendition(*, archive: Archive, target: StorageTarget, name: str, manifest: dict, sha256: str,
-                           size: int) -> tuple[RenditionCopy, bool, bool]:
+                           size: int, actor=None) -> tuple[RenditionCopy, bool, bool]:
     """The rendition row of ``archive`` (created ``made`` when absent) and its copy on ``target`` (``indexed``).
-    Returns (copy, rendition created, copy created). A rendition recorded with another digest is never changed."""
+    Returns (copy, rendition created, copy created). A rendition recorded with another digest is never changed.
+    What it adds is audited (``rendition.index``) in the same transaction, as an archive's indexing is."""
     objects = [o for o in manifest.get("objects") or [] if isinstance(o, dict)]
     summary: dict[str, int] = {}
     for obj in objects:
@@ -76,6 +79,11 @@ def index_target_rendition(*, archive: Archive, target: StorageTarget, name: str
                            "not changed (check_archives --repair makes its copies whole)")
     copy, copy_created = RenditionCopy.objects.get_or_create(rendition=rendition, target=target, defaults={
         "path": name, "status": RenditionCopy.Status.INDEXED, "sha256": sha256, "size": size})
+    if created or copy_created:
+        record_event(actor=actor, event=Event.RENDITION_INDEX, institution=archive.institution.code,
+                     mrns=[archive.mrn], obj=rendition,
+                     detail={"rendition": name, "target": target.name, "rendition_created": created,
+                             "reason": "rebuild"})
     return copy, created, copy_created
 
 
@@ -94,7 +102,7 @@ def index_target_renditions(*, institution: Institution, target: StorageTarget, 
                 raise SidecarError(f"{target.name}: {name}: made from another archive than {archive_name} "
                                    "(its input_sha256 differs); left alone")
             copy, created, copy_created = index_target_rendition(archive=archive, target=target, name=name,
-                                                                 manifest=manifest, sha256=sha256, size=size)
+                                                                 manifest=manifest, sha256=sha256, size=size, actor=actor)
         except SidecarError as exc:
             report.problems.append(str(exc))
             continue

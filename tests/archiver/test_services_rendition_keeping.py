@@ -133,6 +133,8 @@ def test_rebuild_index_from_an_empty_database_brings_the_rendition_back(tmp_path
     assert back.status == "made" and back.archive.name == archive.name
     assert {f: getattr(back, f) for f in before} == before
     assert set(RenditionCopy.objects.values_list("status", flat=True)) == {"indexed"}
+    indexed = AuditEvent.objects.filter(event="rendition.index").order_by("id")
+    assert [(e.mrns, e.detail["rendition_created"]) for e in indexed] == [([archive.mrn], True), ([archive.mrn], False)]
 
     report = rebuild_index(institution=inst, actor="t", verify=True)
     assert report.renditions_verified == 2 and report.renditions_created == 0 and report.problems == []

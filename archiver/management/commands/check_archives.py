@@ -9,8 +9,6 @@ status printed is the one after repair. Exit 0 when every copy checked is ``veri
 """
 from __future__ import annotations
 
-
-
 from archiver.services.fixity import check_archives
 from core.commands import Findings, PdasCommand, cli_actor, dumps_json
 from sites.commands import institution_option, target_option
