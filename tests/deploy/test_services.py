@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from tests.servers.celery_worker import worker_database_url
+from tests.deploy.offline_site import unit_settings as unit_file_settings
 from tests.servers.nginx import nginx_config
 from tests.servers.ports import HOST, accepts_connections, free_port
 from tests.servers.process import REPO_ROOT, ServerProcess, require_binary, start_on_free_port
@@ -45,14 +46,8 @@ INSTANCES = ["pdas.target", "pdas-web.service", "pdas-worker.service", "pdas-wor
 
 
 def unit_settings(name: str) -> dict[str, list[str]]:
-    """Each ``Key=value`` of a unit file, every value of a repeated key in order (comments skipped)."""
-    found: dict[str, list[str]] = {}
-    for line in (UNITS / name).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";", "[")) and "=" in line:
-            key, _, value = line.partition("=")
-            found.setdefault(key.strip(), []).append(value.strip())
-    return found
+    """Each ``Key=value`` of a shipped unit file, every value of a repeated key in order (comments skipped)."""
+    return unit_file_settings(UNITS / name)
 
 
 # --- the units ------------------------------------------------------------------------------------
