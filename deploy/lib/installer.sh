@@ -246,6 +246,9 @@ EOF
         env_add_missing "$env_file" PDAS_MONITORING_TOKEN_FILE "$CONF/monitoring_token"
     fi
     env_add_missing "$env_file" PDAS_PROXY_COUNT 1
+    # Keep each web process's database connection for a minute: a new one per request costs its own
+    # PostgreSQL backend and password exchange (docs/operations.md, "Sizing").
+    env_add_missing "$env_file" DATABASE_CONN_MAX_AGE 60
     if [ "$WITH_DATABASE" -eq 1 ] && ! grep -q '^DATABASE_URL=' "$env_file"; then
         env_add_missing "$env_file" DATABASE_URL "postgres://pdas_app:$(new_secret)@127.0.0.1:$PG_PORT/pdas"
     fi

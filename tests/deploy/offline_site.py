@@ -399,6 +399,8 @@ def scenario(layout: Layout, bundle: Path, next_bundle: Path, repo: Path) -> dic
         result["second_install_output"] = again.stderr[-2000:]
         env_file = layout.conf / "pdas.env"
         result["env_file_mode"] = oct(env_file.stat().st_mode & 0o777)
+        result["env_conn_max_age"] = [line for line in env_file.read_text().splitlines()
+                                      if line.startswith("DATABASE_CONN_MAX_AGE=")]
         printed = install.stdout + install.stderr + again.stdout + again.stderr
         result["secrets_printed"] = [name for name, secret in generated_secrets(layout).items() if secret in printed]
 

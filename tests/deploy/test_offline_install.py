@@ -118,6 +118,7 @@ def test_install_upgrade_and_rollback_without_network(work):
     assert seen["interfaces"] == ["lo"]
     assert seen["second_install_changes"] == [], seen["second_install_changes"][:20]
     assert seen["env_file_mode"] == "0o600" and seen["secrets_printed"] == []
+    assert seen["env_conn_max_age"] == ["DATABASE_CONN_MAX_AGE=60"]  # web processes keep their connection
     assert "self-signed" in seen["install_output"].lower()
     assert seen["redis_without_password"].startswith("-NOAUTH")
 
