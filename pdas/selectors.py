@@ -4,12 +4,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from alerts.models import Alert
 from alerts.selectors import standing_alerts
 from archiver.models import ArchiveRun, PatientArchiveTask
-from inventory.models import Archive
+from inventory.models import Archive, TpsPatient
 from sites.models import Institution
 from lossdetect.models import LossScan
 
@@ -30,13 +31,15 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
     """One card per institution (of ``institutions``, default all) in six queries, however many there are."""
     latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
+    # Subqueries on the (institution, present, group) and (institution, last_seen) indexes: a join with
+    # every patient the TPS ever held took 90 ms at 100,000 of them, on every view of the home page.
+    patients = TpsPatient.objects.filter(institution=OuterRef("pk")).order_by()
+    pending = (patients.filter(present=True, group=OuterRef("pending_group"))
+               .values("institution").annotate(n=Count("pk")).values("n"))
     institutions = list(
         (Institution.objects.all() if institutions is None else institutions).annotate(
-            pending_patients=Count(
-                "tps_patients",
-                filter=Q(tps_patients__present=True, tps_patients__group=F("pending_group")),
-            ),
-            tps_read_at=Max("tps_patients__last_seen"),
+            pending_patients=Coalesce(Subquery(pending, output_field=IntegerField()), 0),
+            tps_read_at=Subquery(patients.order_by("-last_seen").values("last_seen")[:1]),
             last_run_id=Subquery(latest_run.values("id")[:1]),
             last_scan_id=Subquery(latest_scan.values("id")[:1]),
         ).order_by("code")

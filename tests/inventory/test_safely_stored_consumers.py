@@ -43,6 +43,32 @@ def test_the_queryset_and_the_row_give_the_same_answer(site):
         "archives": 4, "safely_stored": 2, "without_verified_copy": 1}
 
 
+def test_the_counts_agree_with_the_rows_across_institutions_rules_and_targets(site):
+    """keeping_counts (one grouped join) against each archive's own answer, with two institutions of
+    other rules, a disabled target, an archive without copies and copies of every state and age."""
+    from tests.factories import StorageTargetFactory
+
+    strict = InstitutionFactory(code="STRICT", min_copies=2, fixity_cycle_days=30)
+    on, also, off = (StorageTargetFactory(institution=strict, enabled=enabled) for enabled in (True, True, False))
+    now = timezone.now()
+    for n, copies in enumerate([[(on, "verified", 1), (off, "verified", 1)], [(on, "verified", 1), (also, "verified", 29)],
+                                [(on, "verified", 1), (also, "verified", 31)], [(on, "corrupt", 1), (also, "verified", 1)],
+                                [(off, "verified", 1)], [], [(on, "missing", 1), (also, "unreachable", 1)]]):
+        archive = ArchiveFactory(institution=strict, mrn=f"S{n}")
+        for target, status, days in copies:
+            ArchiveCopyFactory(archive=archive, target=target, status=status,
+                               last_checked_at=now - dt.timedelta(days=days))
+    for institution in (site, strict, None):
+        archives = Archive.objects.all() if institution is None else Archive.objects.filter(institution=institution)
+        verified = [a for a in archives if a.status == Archive.Status.VERIFIED]
+        assert archives.keeping_counts(now=now) == {
+            "archives": len(verified),
+            "safely_stored": sum(a.is_safely_stored(now=now) for a in verified),
+            "without_verified_copy": archives.without_verified_copy().count()}
+    assert Archive.objects.filter(institution=strict).keeping_counts(now=now) == {
+        "archives": 7, "safely_stored": 1, "without_verified_copy": 3}
+
+
 def test_min_copies_counts_verified_copies(site):
     site.min_copies = 2
     site.save()
