@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+
+from core.columns import DateTimeColumn
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -19,7 +21,7 @@ RESULT_MARKS = {"pass": ("✓", "table-success"), "error": ("×", "table-danger"
 class ArchiveRunTable(tables.Table):
     id = tables.LinkColumn("archiver:run-detail", args=[tables.A("pk")], verbose_name=_("Run"))
     institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
-    created_at = tables.DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
+    created_at = DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
     patients = tables.Column(verbose_name=_("Patients"), orderable=True)
     passed = tables.Column(verbose_name="✓")
     errors = tables.Column(verbose_name="×")
@@ -110,7 +112,7 @@ def _status_label(value: str) -> str:
 class RestoreCandidateTable(tables.Table):
     """Archives a restore could use (``archiver.services.restore.Candidate`` objects), newest first."""
 
-    packed_at = tables.DateTimeColumn(verbose_name=_("Packed"), format="Y-m-d H:i")
+    packed_at = DateTimeColumn(verbose_name=_("Packed"), format="Y-m-d H:i")
     patient = tables.Column(accessor="display_name", verbose_name=_("Patient"), orderable=False)
     mrn = tables.Column(verbose_name=_("MRN"))
     folder = tables.Column(accessor="tps_path", verbose_name=_("Pinnacle folder"))
@@ -160,7 +162,7 @@ class RestoreCandidateTable(tables.Table):
 
 class RestoreRecordTable(tables.Table):
     id = tables.LinkColumn("archiver:restore-detail", args=[tables.A("pk")], verbose_name=_("Restore"))
-    started_at = tables.DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
+    started_at = DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
     archive = tables.Column(accessor="archive__name", verbose_name=_("Archive"))
     mrn = tables.Column(accessor="archive__mrn", verbose_name=_("MRN"))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import django_tables2 as tables
+
+from core.columns import DateTimeColumn
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _, ngettext
@@ -78,9 +80,9 @@ class PseudonymMapTable(tables.Table):
     date_offset_days = tables.Column(verbose_name=_("Date offset (days)"))
     uids = tables.Column(accessor="uid_map", verbose_name=_("UIDs replaced"), orderable=False)
     exports = tables.Column(verbose_name=_("Exports"))
-    created_at = tables.DateTimeColumn(verbose_name=_("Created"), format="Y-m-d H:i")
+    created_at = DateTimeColumn(verbose_name=_("Created"), format="Y-m-d H:i")
     created_by = tables.Column(verbose_name=_("By"))
-    updated_at = tables.DateTimeColumn(verbose_name=_("Last export"), format="Y-m-d H:i")
+    updated_at = DateTimeColumn(verbose_name=_("Last export"), format="Y-m-d H:i")
 
     class Meta:
         attrs = {"class": "table table-sm align-middle", "id": "pseudonym-maps"}

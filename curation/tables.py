@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+
+from core.columns import DateTimeColumn
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -45,7 +47,7 @@ class CurationFindingTable(tables.Table):
     category = tables.Column(verbose_name=_("Category"))
     reasons = tables.Column(verbose_name=_("Reasons"), orderable=False)
     size = tables.Column(accessor="patient__total_bytes", verbose_name=_("Size"))
-    last_edit = tables.DateTimeColumn(verbose_name=_("Last edit"), format="Y-m-d H:i")
+    last_edit = DateTimeColumn(verbose_name=_("Last edit"), format="Y-m-d H:i")
     # In words: ✘ would read like the archive results' × ("failed").
     acknowledged = tables.BooleanColumn(verbose_name=_("Acknowledged"), orderable=False, yesno=(_("yes"), _("no")))
 

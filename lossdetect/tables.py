@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+
+from core.columns import DateTimeColumn
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -29,7 +31,7 @@ def _badge(colour: str, text) -> str:
 class LossScanTable(tables.Table):
     id = tables.LinkColumn("lossdetect:scan-detail", args=[tables.A("pk")], verbose_name=_("Scan"))
     institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
-    started_at = tables.DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
+    started_at = DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
     window = tables.Column(empty_values=(), order_by=("window_from", "window_to"), verbose_name=_("Window"))
     checked = tables.Column(accessor="summary__checked", default="", orderable=False, verbose_name=_("Plans checked"))
     pending = tables.Column(accessor="summary__pending", default="", orderable=False, verbose_name=_("Pending"))
@@ -78,7 +80,7 @@ YES_NO = (_("yes"), _("no"))  # BooleanColumn: (true, false)
 class LossFindingTable(tables.Table):
     mrn = tables.Column(verbose_name=_("MRN"))
     is_recourse = tables.BooleanColumn(verbose_name=_("Re-course"), yesno=YES_NO)
-    first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
+    first_delivery = DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
     also_known_as = tables.Column(verbose_name=_("Also known as"), orderable=False, default="")
 
     class Meta:
@@ -108,7 +110,7 @@ class OtherTpsRecordTable(tables.Table):
 
     mrn = tables.Column(verbose_name=_("MRN"))
     planning_system = tables.Column(verbose_name=_("Planning system"))
-    first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
+    first_delivery = DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
 
     class Meta:
         model = OtherTpsRecord
@@ -124,7 +126,7 @@ class MrnAliasTable(tables.Table):
     institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
     old_mrn = tables.Column(verbose_name=_("Old MRN"))
     mrn = tables.Column(verbose_name=_("Goes by MRN"))
-    recorded_at = tables.DateTimeColumn(verbose_name=_("Recorded"), format="Y-m-d H:i")
+    recorded_at = DateTimeColumn(verbose_name=_("Recorded"), format="Y-m-d H:i")
 
     class Meta:
         model = MrnAlias
@@ -142,7 +144,7 @@ class PendingPlanTable(tables.Table):
     institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
     mrn = tables.Column(verbose_name=_("MRN"))
     age = tables.Column(empty_values=(), order_by=("-first_delivery",), verbose_name=_("Age (days)"))
-    first_delivery = tables.DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
+    first_delivery = DateTimeColumn(verbose_name=_("First delivery"), format="Y-m-d H:i")
     released_archive = tables.Column(accessor="released_archive__name", default="", verbose_name=_("Archive"))
     is_recourse = tables.BooleanColumn(verbose_name=_("Re-course"), yesno=YES_NO)
 

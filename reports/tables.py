@@ -8,6 +8,8 @@ stay under 300 ms.
 from __future__ import annotations
 
 import django_tables2 as tables
+
+from core.columns import DateTimeColumn
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -70,8 +72,8 @@ class RunTable(tables.Table):
     """``reports.rows.run_rows``: each run's duration and MB/s."""
 
     id = tables.LinkColumn("archiver:run-detail", args=[tables.A("id")], verbose_name=_("Run"))
-    started_at = tables.DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
-    finished_at = tables.DateTimeColumn(verbose_name=_("Finished"), format="Y-m-d H:i", default=UNKNOWN)
+    started_at = DateTimeColumn(verbose_name=_("Started"), format="Y-m-d H:i")
+    finished_at = DateTimeColumn(verbose_name=_("Finished"), format="Y-m-d H:i", default=UNKNOWN)
     minutes = NumberColumn(verbose_name=_("Minutes"))
     requested_by = tables.Column(verbose_name=_("Started by"))
     status = tables.Column(verbose_name=_("Status"))
@@ -110,7 +112,7 @@ OUTCOME_CSS = {
 
 class ReconciliationImportTable(tables.Table):
     id = tables.LinkColumn("reports:reconcile-detail", args=[tables.A("pk")], verbose_name=_("Import"))
-    created_at = tables.DateTimeColumn(verbose_name=_("Imported"), format="Y-m-d H:i")
+    created_at = DateTimeColumn(verbose_name=_("Imported"), format="Y-m-d H:i")
     institution = tables.Column(accessor="institution__code", verbose_name=_("Institution"))
     needs_attention = tables.Column(empty_values=(), orderable=False, verbose_name=_("To look at"))
 
