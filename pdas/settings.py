@@ -220,6 +220,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# The Reports page keeps a report it counted for this many seconds per web process (0: counts on every
+# view); the page says when it was counted and offers to count again. Exports and the printable report
+# are always counted anew.
+PDAS_REPORT_CACHE_SECONDS = env.integer("PDAS_REPORT_CACHE_SECONDS", 300)
+
 # Archiving: a worker's claim on a patient lasts this long unless renewed (it is renewed as work
 # progresses), so the claim of a killed worker runs out and a rerun can take the patient over.
 PDAS_CLAIM_LEASE_SECONDS = env.integer("PDAS_CLAIM_LEASE_SECONDS", 900)

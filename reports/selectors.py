@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, fields, replace
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connections
 from django.db.models import (
     Case, Count, F, Func, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value, When,
@@ -429,6 +431,23 @@ def archived_patients(*, institution: Institution, bounds: list[dt.datetime]) ->
     return PatientArchiveTask.objects.filter(
         _ARCHIVED, run__in=runs_started(institution=institution, bounds=bounds).values("id"),
     ).aggregate(n=Count("archive__mrn", distinct=True))["n"]
+
+
+def recent_report(*, institution: Institution, period: Period, recount: bool = False) -> Report:
+    """``build_report``, or the one built for the same institution and period within the last
+    ``PDAS_REPORT_CACHE_SECONDS`` (0: never kept) in this process; its ``generated_at`` says when.
+
+    At 100,000 archives the report's aggregates take about half a second of the database's time; an
+    admin reading, switching tabs and coming back should not make the server count them again each time.
+    ``recount`` builds it anew (the page's "Count again")."""
+    seconds = settings.PDAS_REPORT_CACHE_SECONDS
+    key = f"pdas:report:{institution.pk}:{period.start.isoformat()}:{period.end.isoformat()}"
+    kept = None if recount or not seconds else cache.get(key)
+    if kept is None:
+        kept = build_report(institution=institution, period=period)
+        if seconds:
+            cache.set(key, kept, seconds)
+    return kept
 
 
 def build_report(*, institution: Institution, period: Period, now: dt.datetime | None = None) -> Report:

@@ -112,10 +112,15 @@ class ReportView(InstitutionScopedMixin, AuditedExportMixin, TemplateView):
 
     @cached_property
     def report(self) -> selectors.Report | None:
+        """The page's figures as counted within the last PDAS_REPORT_CACHE_SECONDS (``&refresh=1``: now); the
+        printable report and exports are counted for the request."""
         if not self.form.is_valid():
             return None
-        return selectors.build_report(institution=self.form.cleaned_data["institution"],
-                                      period=self.form.cleaned_data["report_period"])
+        institution, period = self.form.cleaned_data["institution"], self.form.cleaned_data["report_period"]
+        if self.is_export() or self.view_format == "print":
+            return selectors.build_report(institution=institution, period=period)
+        return selectors.recent_report(institution=institution, period=period,
+                                       recount=bool(self.request.GET.get("refresh")))
 
     @cached_property
     def rows(self) -> dict[str, list[dict]]:
@@ -144,6 +149,11 @@ class ReportView(InstitutionScopedMixin, AuditedExportMixin, TemplateView):
     def get_export_filename(self, export_format):
         return f"report-{self.report.institution.code}-{self.report.period.slug}-{self.export_table}.{export_format}"
 
+    def _refresh_query(self) -> str:
+        query = self.request.GET.copy()
+        query["refresh"] = "1"
+        return query.urlencode()
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         offered = self.form.fields["institution"].queryset.exists()
@@ -152,8 +162,8 @@ class ReportView(InstitutionScopedMixin, AuditedExportMixin, TemplateView):
         if self.report is not None and not self.is_export():
             context.update(
                 tables={name: page_table(REPORT_TABLES[name], rows) for name, rows in self.rows.items()},
-                runs_hidden=self.report.throughput.runs - len(self.rows["runs"]), chart_data=chart_data(self.report),
-                export_query=self.request.GET.urlencode())
+                runs_hidden=max(0, self.report.throughput.runs - len(self.rows["runs"])), chart_data=chart_data(self.report),
+                export_query=self.request.GET.urlencode(), refresh_query=self._refresh_query())
             record_event(actor=self.request.user, event=Event.REPORT_VIEW, institution=self.report.institution.code,
                          detail={"period": self.report.period.label, "from": str(self.report.period.first_day),
                                  "to": str(self.report.period.last_day), "format": self.view_format})

@@ -65,6 +65,16 @@ def pinnacle_sample(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Nothing a page kept (the Reports page's reports) outlives its test: row ids repeat between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _dispatch_inline(settings):
     """Background work runs at once in the test's thread and transaction (core.dispatch), so a test reads
     its outcome when the page or command returns. A test of the embedded pool sets it False (and needs

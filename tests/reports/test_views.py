@@ -159,9 +159,9 @@ def test_printable_report(admin_client, inst):
 
 
 def test_page_query_count_is_bounded_and_independent_of_the_archives(admin_client, inst):
-    def queries() -> int:
+    def queries() -> int:  # counted anew each time (refresh), as the first view of a report is
         with CaptureQueriesContext(connection) as captured:
-            assert admin_client.get(reverse("reports:index"), MARCH).status_code == 200
+            assert admin_client.get(reverse("reports:index"), {**MARCH, "refresh": "1"}).status_code == 200
         return len(captured)
 
     add_day_of_work(inst, 1)
@@ -169,6 +169,41 @@ def test_page_query_count_is_bounded_and_independent_of_the_archives(admin_clien
     for day in range(2, 29):
         add_day_of_work(inst, day)
     assert queries() == few <= 32, few
+
+
+def test_the_page_keeps_a_counted_report_and_counts_again_when_asked(admin_client, inst, settings):
+    settings.PDAS_REPORT_CACHE_SECONDS = 300
+    add_day_of_work(inst, 4)
+    first = admin_client.get(reverse("reports:index"), MARCH)
+    assert first.context["report"].volume.patients == 1
+    counted = first.context["report"].generated_at.astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    html = first.content.decode()
+    assert f"Counted {counted}." in html and "refresh=1" in html and "Count again" in html
+    add_day_of_work(inst, 5)
+    with CaptureQueriesContext(connection) as captured:
+        kept = admin_client.get(reverse("reports:index"), MARCH)
+    assert kept.context["report"].volume.patients == 1  # the report counted a moment ago
+    assert kept.context["report"].generated_at == first.context["report"].generated_at
+    # None of the report's aggregates ran again; the table of the latest runs (LIMIT) is read as it is.
+    counting = [q["sql"][:120] for q in captured.captured_queries
+                if ("COUNT(" in q["sql"] or "SUM(" in q["sql"]) and "LIMIT" not in q["sql"]]
+    assert counting == []
+    # The export and the printable report are counted for the request; "Count again" recounts the page.
+    export = admin_client.get(reverse("reports:index"), {**MARCH, "_export": "csv", "table": "figures"})
+    assert "Patients archived,2" in export.content.decode("utf-8-sig").replace("\r", "")
+    assert admin_client.get(reverse("reports:print"), MARCH).context["report"].volume.patients == 2
+    again = admin_client.get(reverse("reports:index"), {**MARCH, "refresh": "1"})
+    assert again.context["report"].volume.patients == 2
+    assert admin_client.get(reverse("reports:index"), MARCH).context["report"].volume.patients == 2
+    assert AuditEvent.objects.filter(event="report.view").count() == 5  # four page views and the print: kept or not
+
+
+def test_a_report_is_not_kept_when_the_setting_is_zero(admin_client, inst, settings):
+    settings.PDAS_REPORT_CACHE_SECONDS = 0
+    add_day_of_work(inst, 4)
+    assert admin_client.get(reverse("reports:index"), MARCH).context["report"].volume.patients == 1
+    add_day_of_work(inst, 5)
+    assert admin_client.get(reverse("reports:index"), MARCH).context["report"].volume.patients == 2
 
 
 # --- reconciliation --------------------------------------------------------------------------------------------
