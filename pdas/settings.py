@@ -139,10 +139,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # while an archive run writes.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # No JIT compilation: PDAS's aggregates over 100,000 archives are costed high enough to trigger it, and
-    # compiling took 250 ms of a 610 ms query that runs in 360 ms without it (docs/operations.md, Sizing).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
