@@ -10,6 +10,7 @@ from django.db.models import (Case, Count, F, IntegerField, Min, OuterRef, Q, Qu
 from django.utils import timezone
 
 from alerts.models import Alert
+from core.kept import kept
 from archiver.models import RestoreDrill
 from inventory.models import Archive, ArchiveCopy, DicomRendition, FixityCheck, TpsPatient
 from sites.models import Institution, StorageTarget
@@ -165,6 +166,7 @@ class TargetOverview:
     oldest_check: dt.datetime | None = None
     last_drill: RestoreDrill | None = None
     standing_alerts: int = 0
+    counted_at: dt.datetime | None = None  # when the copies were counted (core.kept)
 
     @property
     def institution(self) -> str:
@@ -184,9 +186,12 @@ class TargetOverview:
         return round(100 * self.checked_in_cycle / self.copies, 1) if self.copies else None
 
 
-def target_overviews(*, targets: QuerySet[StorageTarget], now: dt.datetime | None = None) -> list[TargetOverview]:
+def target_overviews(*, targets: QuerySet[StorageTarget], now: dt.datetime | None = None, keep_seconds: int = 0,
+                     recount: bool = False) -> list[TargetOverview]:
     """Every target of ``targets`` with its copies by state, the oldest full check, the share of the cycle
-    covered and its latest restore drill: one aggregate query per institution plus two, however many copies."""
+    covered and its latest restore drill: one aggregate query per institution plus two, however many copies.
+    With ``keep_seconds`` the copies' counts are as counted within that time (``core.kept``; ``recount``: now),
+    for the list of every target: they are aggregates over every copy."""
     now = now or timezone.now()
     targets = list(targets.select_related("institution").order_by("institution__code", "priority", "name"))
     rows = {t.pk: TargetOverview(target=t) for t in targets}
@@ -196,18 +201,26 @@ def target_overviews(*, targets: QuerySet[StorageTarget], now: dt.datetime | Non
         by_institution.setdefault(target.institution_id, []).append(target.pk)
     for target_ids in by_institution.values():
         cycle = rows[target_ids[0]].target.institution.fixity_cycle_days
-        counted = (ArchiveCopy.objects.filter(target_id__in=target_ids, archive__status=Archive.Status.VERIFIED)
-                   .order_by().values("target_id").annotate(
-                       copies=Count("pk"),
-                       **{s: Count("pk", filter=Q(status=s)) for s in
-                          (state.VERIFIED, state.MISSING, state.CORRUPT, state.UNREACHABLE)},
-                       checked_in_cycle=Count("pk", filter=Q(last_checked_at__gte=now - dt.timedelta(days=cycle))),
-                       oldest_check=Min("last_checked_at")))
-        for found in counted:
-            row = rows[found.pop("target_id")]
+
+        def count(target_ids=target_ids, cycle=cycle) -> list[dict]:
+            return list(ArchiveCopy.objects.filter(target_id__in=target_ids, archive__status=Archive.Status.VERIFIED)
+                        .order_by().values("target_id").annotate(
+                            copies=Count("pk"),
+                            **{s: Count("pk", filter=Q(status=s)) for s in
+                               (state.VERIFIED, state.MISSING, state.CORRUPT, state.UNREACHABLE)},
+                            checked_in_cycle=Count("pk", filter=Q(last_checked_at__gte=now - dt.timedelta(days=cycle))),
+                            oldest_check=Min("last_checked_at")))
+
+        counted = kept(f"pdas:copies-by-state:{','.join(map(str, target_ids))}:{cycle}", count,
+                       seconds=keep_seconds, recount=recount)
+        for found in counted.value:
+            row = rows[found["target_id"]]
             for key, value in found.items():
-                setattr(row, key, value)
+                if key != "target_id":
+                    setattr(row, key, value)
             row.other = row.copies - row.verified - row.missing - row.corrupt - row.unreachable
+        for target_id in target_ids:
+            rows[target_id].counted_at = counted.counted_at
     latest = RestoreDrill.objects.filter(target_id__in=rows).order_by("target_id", "-started_at", "-pk")
     for drill in latest.select_related("archive").defer("archive__manifest"):
         if rows[drill.target_id].last_drill is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django.conf import settings
 from django.contrib import messages
 from urllib.parse import urlencode
 
@@ -269,8 +270,18 @@ class TargetListView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixi
     export_mrn_field = None
 
     def get_table_data(self):
-        self.object_list = selectors.target_overviews(targets=self.scoped(StorageTarget.objects.all()))
+        # On the page the copies' counts are as counted within PDAS_COUNTS_CACHE_SECONDS (it says when;
+        # ?refresh=1: now); an export counts them for the request.
+        self.object_list = selectors.target_overviews(
+            targets=self.scoped(StorageTarget.objects.all()),
+            keep_seconds=0 if self.is_export() else settings.PDAS_COUNTS_CACHE_SECONDS,
+            recount=bool(self.request.GET.get("refresh")))
         return self.object_list
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["counted_at"] = min((row.counted_at for row in self.object_list if row.counted_at), default=None)
+        return context
 
 
 class TargetDetailView(InstitutionScopedMixin, AuditedExportMixin, SingleTableMixin, FilterView):

@@ -4,12 +4,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from alerts.models import Alert
 from alerts.selectors import standing_alerts
 from archiver.models import ArchiveRun, PatientArchiveTask
+from core.kept import kept
 from inventory.models import Archive, TpsPatient
 from sites.models import Institution
 from lossdetect.models import LossScan
@@ -23,12 +25,16 @@ class InstitutionCard:
     last_run: ArchiveRun | None
     last_scan: LossScan | None
     unsafe_archives: int = 0  # verified once, no verified copy left (docs/keeping.md): a standing alert
+    unsafe_counted_at: dt.datetime | None = None  # when unsafe_archives was counted (core.kept)
     alerts: tuple[Alert, ...] = ()  # the other standing alerts (no run, no scan, checks behind, target down)
     run_outcome: tuple[str, str] = ("", "")  # the last run's (css key, label): "Done with errors" when a × is in it
 
 
-def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> list[InstitutionCard]:
-    """One card per institution (of ``institutions``, default all) in six queries, however many there are."""
+def institution_cards(*, institutions: QuerySet[Institution] | None = None, recount: bool = False
+                      ) -> list[InstitutionCard]:
+    """One card per institution (of ``institutions``, default all) in six queries, however many there are.
+    The archives without a verified copy, an aggregate over every archive, are as counted within the last
+    ``PDAS_COUNTS_CACHE_SECONDS`` (``core.kept``; ``recount``: now)."""
     latest_run = ArchiveRun.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     latest_scan = LossScan.objects.filter(institution=OuterRef("pk")).order_by("-created_at", "-id")
     # Subqueries on the (institution, present, group) and (institution, last_seen) indexes: a join with
@@ -44,8 +50,11 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
             last_scan_id=Subquery(latest_scan.values("id")[:1]),
         ).order_by("code")
     )
-    unsafe = dict(Archive.objects.filter(institution__in=[i.pk for i in institutions]).without_verified_copy()
-                  .order_by().values("institution").annotate(n=Count("pk")).values_list("institution", "n"))
+    ids = sorted(i.pk for i in institutions)
+    unsafe = kept(f"pdas:unsafe-archives:{','.join(map(str, ids))}",
+                  lambda: dict(Archive.objects.filter(institution__in=ids).without_verified_copy().order_by()
+                               .values("institution").annotate(n=Count("pk")).values_list("institution", "n")),
+                  seconds=settings.PDAS_COUNTS_CACHE_SECONDS, recount=recount)
     alerts = standing_alerts(institutions=[i.pk for i in institutions])
     runs = ArchiveRun.objects.in_bulk([i.last_run_id for i in institutions if i.last_run_id])
     results = PatientArchiveTask.Result
@@ -60,7 +69,8 @@ def institution_cards(*, institutions: QuerySet[Institution] | None = None) -> l
             tps_read_at=institution.tps_read_at,
             last_run=runs.get(institution.last_run_id),
             last_scan=scans.get(institution.last_scan_id),
-            unsafe_archives=unsafe.get(institution.pk, 0),
+            unsafe_archives=unsafe.value.get(institution.pk, 0),
+            unsafe_counted_at=unsafe.counted_at,
             alerts=tuple(a for a in alerts.get(institution.pk, []) if a.kind != Alert.Kind.ARCHIVE_UNSAFE),
             run_outcome=_outcome(runs.get(institution.last_run_id), marks),
         )

@@ -220,6 +220,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # view); the page says when it was counted and offers to count again. Exports and the printable report
 # are always counted anew.
 PDAS_REPORT_CACHE_SECONDS = env.integer("PDAS_REPORT_CACHE_SECONDS", 300)
+# The same for the counts over every archive on the home page (archives without a verified copy) and the
+# storage page (copies by state): kept this many seconds per web process (core.kept; 0: every view).
+PDAS_COUNTS_CACHE_SECONDS = env.integer("PDAS_COUNTS_CACHE_SECONDS", 60)
 
 # Archiving: a worker's claim on a patient lasts this long unless renewed (it is renewed as work
 # progresses), so the claim of a killed worker runs out and a rerun can take the patient over.

@@ -16,8 +16,9 @@ from pdas.selectors import institution_cards
 
 @login_required
 def home(request):
-    """Counts only (no patient is named), so any logged-in user may see their institutions' cards."""
-    cards = institution_cards(institutions=institutions_for(request.user))
+    """Counts only (no patient is named), so any logged-in user may see their institutions' cards;
+    ``?refresh=1`` counts the archives without a verified copy now (core.kept)."""
+    cards = institution_cards(institutions=institutions_for(request.user), recount=bool(request.GET.get("refresh")))
     return render(request, "home.html", {"cards": cards, "no_access": not cards and has_no_institution(request.user)})
 
 

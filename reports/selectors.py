@@ -26,7 +26,6 @@ import datetime as dt
 from dataclasses import dataclass, field, fields, replace
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections
 from django.db.models import (
     Case, Count, F, Func, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value, When,
@@ -39,6 +38,7 @@ from archiver.models import ArchiveRun, PatientArchiveTask, RestoreDrill, Restor
 from inventory.models import Archive, ArchivedPlan, QuarantinedPatient
 from sites.models import Institution
 from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
+from core.kept import kept
 from reports.periods import Period
 
 Result = PatientArchiveTask.Result
@@ -440,14 +440,9 @@ def recent_report(*, institution: Institution, period: Period, recount: bool = F
     At 100,000 archives the report's aggregates take about half a second of the database's time; an
     admin reading, switching tabs and coming back should not make the server count them again each time.
     ``recount`` builds it anew (the page's "Count again")."""
-    seconds = settings.PDAS_REPORT_CACHE_SECONDS
-    key = f"pdas:report:{institution.pk}:{period.start.isoformat()}:{period.end.isoformat()}"
-    kept = None if recount or not seconds else cache.get(key)
-    if kept is None:
-        kept = build_report(institution=institution, period=period)
-        if seconds:
-            cache.set(key, kept, seconds)
-    return kept
+    return kept(f"pdas:report:{institution.pk}:{period.start.isoformat()}:{period.end.isoformat()}",
+                lambda: build_report(institution=institution, period=period),
+                seconds=settings.PDAS_REPORT_CACHE_SECONDS, recount=recount).value
 
 
 def build_report(*, institution: Institution, period: Period, now: dt.datetime | None = None) -> Report:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from zoneinfo import ZoneInfo
 import io
 
 import pytest
@@ -89,3 +90,35 @@ def test_the_pages_speak_chinese(client, storage):
     assert "存储目标" in body and "已校验" in body
     body = client.get(reverse("archiver:target-detail", args=[array.pk])).content.decode()
     assert "最近一次完整校验" in body
+
+
+def test_the_lists_counts_are_kept_for_a_while_say_when_and_are_counted_again_on_request(client, storage, settings):
+    inst, array, nas, hidden, user = storage
+    settings.PDAS_COUNTS_CACHE_SECONDS = 60
+    client.force_login(user)
+
+    def array_row(response):
+        return {row.name: row for row in response.context["table"].data}["array-1"]
+
+    first = client.get(reverse("archiver:target-list"))
+    assert array_row(first).corrupt == 1
+    counted = timezone.localtime(first.context["counted_at"], ZoneInfo(first.wsgi_request.site_time_zone))
+    counted = counted.strftime("%Y-%m-%d %H:%M:%S")  # in the site's zone, as every time on a page
+    assert f"Counted {counted}." in first.content.decode() and 'href="?refresh=1"' in first.content.decode()
+    array.copies.filter(status="corrupt").update(status="verified")  # repaired by the nightly check
+    assert array_row(client.get(reverse("archiver:target-list"))).corrupt == 1  # as counted a moment ago
+    exported = client.get(reverse("archiver:target-list"), {"_export": "csv"})  # an export counts now
+    header, row = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))[:2]
+    assert row[header.index("Corrupt")] == "0"
+    assert array_row(client.get(reverse("archiver:target-list"), {"refresh": "1"})).corrupt == 0
+    assert array_row(client.get(reverse("archiver:target-list"))).corrupt == 0
+
+
+def test_with_zero_seconds_the_list_counts_on_every_view(client, storage, settings):
+    inst, array, nas, hidden, user = storage
+    settings.PDAS_COUNTS_CACHE_SECONDS = 0
+    client.force_login(user)
+    client.get(reverse("archiver:target-list"))
+    array.copies.filter(status="corrupt").update(status="verified")
+    rows = {row.name: row for row in client.get(reverse("archiver:target-list")).context["table"].data}
+    assert rows["array-1"].corrupt == 0

@@ -6,6 +6,7 @@ tests/archiver/test_services_purge.py.)"""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -105,3 +106,25 @@ def test_no_archive_may_be_deleted_before_its_retention_or_under_legal_hold(site
     assert archive.may_be_deleted(now=now + dt.timedelta(days=2)) == (False, "under legal hold")
     archive.legal_hold, archive.retain_until = False, None
     assert archive.may_be_deleted(now=now) == (False, "no retention date")
+
+
+def test_the_home_pages_count_is_kept_for_a_while_says_when_and_is_counted_again_on_request(site, client, settings):
+    settings.PDAS_COUNTS_CACHE_SECONDS = 60
+    user = User.objects.create_user("viewer", password="x-not-used-1234")
+    Membership.objects.create(user=user, institution=site)
+    client.force_login(user)
+
+    def unsafe(response) -> int:
+        return response.context["cards"][0].unsafe_archives
+
+    first = client.get(reverse("home"))
+    counted = timezone.localtime(first.context["cards"][0].unsafe_counted_at, ZoneInfo(first.wsgi_request.site_time_zone))
+    counted = counted.strftime("%Y-%m-%d %H:%M:%S")  # in the site's zone, as every time on a page
+    assert unsafe(first) == 1 and f"Counted {counted}." in first.content.decode()
+    Archive.objects.get(mrn="004").copies.update(status="verified")  # put back on its target
+    assert unsafe(client.get(reverse("home"))) == 1  # as counted a moment ago
+    assert unsafe(client.get(reverse("home"), {"refresh": "1"})) == 0
+    assert unsafe(client.get(reverse("home"))) == 0
+    settings.PDAS_COUNTS_CACHE_SECONDS = 0
+    Archive.objects.get(mrn="004").copies.update(status="missing")
+    assert unsafe(client.get(reverse("home"))) == 1
