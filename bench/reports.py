@@ -50,8 +50,8 @@ def build_site(scale: float, rng: random.Random):
     from django.db import transaction
 
     from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
-    from inventory.models import Archive, ArchivedPlan, QuarantinedPatient, TpsPatient
-    from sites.models import Institution
+    from inventory.models import Archive, ArchiveCopy, ArchivedPlan, QuarantinedPatient, TpsPatient
+    from sites.models import Institution, StorageTarget
     from lossdetect.models import Category, LossFinding, LossScan, PendingPlan
 
     n_archives, n_findings = int(FULL["archives"] * scale), int(FULL["findings"] * scale)
@@ -69,6 +69,17 @@ def build_site(scale: float, rng: random.Random):
                      verified_at=spread(i, n_archives) + dt.timedelta(minutes=3)) for i in range(n_archives)],
             batch_size=BATCH)
         archives = list(Archive.objects.filter(institution=inst).order_by("id").values_list("id", flat=True))
+        # Two copies each, as min_copies asks; checked within the fixity cycle but for one in fifty, and one
+        # copy in a thousand found corrupt by its last check.
+        checked = dt.datetime.now(ZONE)
+        for target in (StorageTarget.objects.create(institution=inst, name=f"bench-{n}", url=f"file:///var/empty/{n}")
+                       for n in ("array", "offsite")):
+            ArchiveCopy.objects.bulk_create(
+                [ArchiveCopy(archive_id=a, target=target, path=f"P-{i}.tar.gz", size=10**8, checksum="0" * 64,
+                             status=ArchiveCopy.Status.CORRUPT if rng.random() < 0.001 else ArchiveCopy.Status.VERIFIED,
+                             stored_at=spread(i, n_archives),
+                             last_checked_at=checked - dt.timedelta(days=rng.choice([400] + [3] * 49)))
+                 for i, a in enumerate(archives)], batch_size=BATCH)
         ArchivedPlan.objects.bulk_create(
             [ArchivedPlan(archive_id=a, plan_id=p, name="PLAN") for a in archives for p in range(PLANS_PER_ARCHIVE)],
             batch_size=BATCH)
