@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import django_tables2 as tables
-
-from core.columns import DateTimeColumn
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -11,6 +9,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from core.columns import DateTimeColumn
 from archiver.models import ArchiveRun, PatientArchiveTask, RestoreRecord
 from inventory.models import Archive, FixityCheck
 

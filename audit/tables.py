@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import django_tables2 as tables
-
-from core.columns import DateTimeColumn
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _, ngettext
 
+from core.columns import DateTimeColumn
 from audit.models import AuditEvent
 
 SHOWN_MRNS = 3  # more fold into a "and N more" that opens on a click

@@ -3,8 +3,8 @@
     .venv/bin/python bench/reports.py [--scale 1.0] [--repeat 5] [--keep DIR]
 
 Builds a throw-away SQLite database (bulk inserts) holding five years (2020-2024) of one
-institution: 100,000 verified archives with 3 plans each, one archive run a day with its patient
-tasks, restores, quarantine rows, weekly loss scans with 150,000 findings and a pending-archive
+institution: 100,000 verified archives with 3 plans each and two copies each, one archive run a day
+with its patient tasks, restores, quarantine rows, weekly loss scans with 150,000 findings and a pending-archive
 table. Then times, for a month and for a year, the report's figures (``build_report``) and the
 whole page as a logged-in browser gets it (Django test client), against a naive baseline that
 computes the same figures with Python loops over the rows (ORM objects, per-row related counts),

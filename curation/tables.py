@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import django_tables2 as tables
-
-from core.columns import DateTimeColumn
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from core.columns import DateTimeColumn
 from curation.models import Category, CurationFinding
 
 # Bootstrap contextual colour of each category: rows use ``table-<colour>``, tabs and badges

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import django_tables2 as tables
-
-from core.columns import DateTimeColumn
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from core.columns import DateTimeColumn
 from lossdetect.models import Category, LossFinding, LossScan, MrnAlias, OtherTpsRecord, PendingPlan
 
 # Colour of each category (Bootstrap contextual names): lost red, unarchived amber, archived green;

@@ -8,11 +8,10 @@ stay under 300 ms.
 from __future__ import annotations
 
 import django_tables2 as tables
-
-from core.columns import DateTimeColumn
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from core.columns import DateTimeColumn
 from reports.models import ReconciliationEntry, ReconciliationImport
 
 UNKNOWN = "—"

@@ -115,7 +115,9 @@ def _convert(patient_dir: Path, output_dir: Path, include_plan: bool, result: Co
 
 
 def _restore_text_in_file(path: Path) -> None:
-    if b"~U" in path.read_bytes()[:65536]:  # the text elements come before the pixel data
+    with path.open("rb") as handle:
+        head = handle.read(65536)  # the text elements come before the pixel data: the rest is not read
+    if b"~U" in head:
         ds = pydicom.dcmread(path)
         if restore_text(ds):
             ds.save_as(path, enforce_file_format=True)
