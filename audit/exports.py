@@ -49,13 +49,31 @@ class AuditedExportMixin(ExportMixin):
             by_institution[code or ""] |= mrn_set([mrns])
         return by_institution
 
+    def get(self, request, *args, **kwargs):
+        """An export is the filtered rows, not the page: the page's context (its pagination, tab counts
+        and figures) is not built for it. Filtered as django-filter's ``FilterView.get`` filters."""
+        export_format = request.GET.get(self.export_trigger_param)
+        if not self.export_class.is_valid_format(export_format):
+            return super().get(request, *args, **kwargs)
+        if hasattr(self, "get_filterset_class"):
+            self.filterset = filterset = self.get_filterset(self.get_filterset_class())
+            valid = not filterset.is_bound or filterset.is_valid() or not self.get_strict()
+            self.object_list = filterset.qs if valid else filterset.queryset.none()
+        elif hasattr(self, "get_queryset"):
+            self.object_list = self.get_queryset()
+        return self.create_export(export_format)
+
+    def get_table_pagination(self, table):
+        return False if self.is_export() else super().get_table_pagination(table)
+
     def create_export(self, export_format):
-        response = super().create_export(export_format)
+        exporter = self.export_class(export_format=export_format, table=self.get_table(**self.get_table_kwargs()),
+                                     exclude_columns=self.exclude_columns, dataset_kwargs=self.get_dataset_kwargs())
+        response = exporter.response(filename=self.get_export_filename(export_format))
         rows = self.object_list
-        count = len(rows) if isinstance(rows, (list, tuple)) else rows.count()
         record_event_per_institution(
             actor=self.request.user, event=Event.EXPORT, mrns_by_institution=self._exported_mrns(rows),
             default_institution=self.audit_institution(),
             detail={"page": self.request.path, "format": export_format, "query": self.request.GET.urlencode(),
-                    "rows": count})
+                    "rows": len(exporter.dataset)})
         return response
