@@ -29,6 +29,24 @@ from django_tables2.utils import Accessor
 from core.table_signatures import signature
 
 _CELL_ARGUMENTS = frozenset(("value", "record", "column", "bound_column", "bound_row", "table"))
+_NEVER = object()  # a method that names an argument no cell has: the library does not call it
+
+
+def _arguments(method) -> tuple[str, ...] | None | object:
+    """The cell arguments ``method`` is given: their names, None for all (a ``**`` catch-all), or _NEVER."""
+    names, catch_all = signature(method)
+    if catch_all:
+        return None
+    return names if _CELL_ARGUMENTS.issuperset(names) else _NEVER
+
+
+def _call(method, names, arguments: dict[str, Any]) -> Any:
+    """``django_tables2.utils.call_with_appropriate(method, arguments)`` with the names worked out once."""
+    if names is _NEVER:
+        return None
+    if names is not None:
+        arguments = {name: arguments[name] for name in names}
+    return method(**arguments)
 
 
 def export_values(table, exclude_columns=()) -> Iterator[list[Any]]:
@@ -36,13 +54,14 @@ def export_values(table, exclude_columns=()) -> Iterator[list[Any]]:
     columns = [column for column in table.columns.iterall()
                if not (column.column.exclude_from_export or column.name in exclude_columns)]
     yield [force_str(column.header, strings_only=True) for column in columns]
-    readers = [_ColumnValues(column) for column in columns]
+    readers = [ColumnReader(column) for column in columns]
     for row in table.rows:
-        yield [force_str(reader.of(row), strings_only=True) for reader in readers]
+        yield [force_str(reader.value(row), strings_only=True) for reader in readers]
 
 
-class _ColumnValues:
-    """One column's export values, read as ``BoundRow.get_cell_value`` reads them."""
+class ColumnReader:
+    """One column's cells, read as ``BoundRow.get_cell_value`` (``value``: for exports) and
+    ``BoundRow.get_cell`` (``cell``: the page's rendered cell, linked where the column links) read them."""
 
     def __init__(self, bound_column):
         column = bound_column.column
@@ -53,13 +72,20 @@ class _ColumnValues:
         self.empty_values = column.empty_values
         self.many = isinstance(column, ManyToManyColumn)
         self.link_text = isinstance(column, BaseLinkColumn) and column.text is not None
-        self.value_method = bound_column.value
-        names, catch_all = signature(self.value_method)
-        self.argument_names = None if catch_all else names
-        self.always_none = not catch_all and not _CELL_ARGUMENTS.issuperset(names)
+        self.link = bound_column.link
+        self.value_method, self.value_arguments = bound_column.value, _arguments(bound_column.value)
+        self.render_method, self.render_arguments = bound_column.render, _arguments(bound_column.render)
         self.labels: dict[tuple[type, type], Any] = {}  # (record's class, penultimate's class) -> how to label
 
-    def of(self, row) -> Any:
+    def value(self, row) -> Any:
+        return self._read(row, self._value, empty=lambda: None)
+
+    def cell(self, row) -> Any:
+        return self._read(row, self._render, empty=lambda: self.bound_column.default)
+
+    def _read(self, row, call, empty) -> Any:
+        """``BoundRow._get_and_render_with``: the value at the accessor (a choice's label where the field has
+        choices), then ``empty()`` for an empty value, else ``call(row, value)``."""
         record = row.record
         value: Any = None
         remainder = self.remainder
@@ -73,22 +99,22 @@ class _ColumnValues:
                 value = self.accessor.resolve(record)
             except Exception:  # a column that is not a field (the library's own rule, its issue #257)
                 if self.link_text:
-                    return self._value(row, None)
+                    return call(row, None)
         if value in self.empty_values or (self.many and not value.exists()):
-            return None
-        return self._value(row, value)
+            return empty()
+        return call(row, value)
+
+    def _arguments_of(self, row, value) -> dict[str, Any]:
+        return {"value": value, "record": row.record, "column": self.column, "bound_column": self.bound_column,
+                "bound_row": row, "table": self.table}
 
     def _value(self, row, value) -> Any:
-        """``call_with_appropriate(bound_column.value, ...)``: the method gets only the arguments it names,
-        and is not called (None) when it names one a cell does not have."""
-        if self.always_none:
-            return None
-        arguments = {"value": value, "record": row.record, "column": self.column, "bound_column": self.bound_column,
-                     "bound_row": row, "table": self.table}
-        if self.argument_names is not None:
-            arguments = {name: arguments[name] for name in self.argument_names}
-        return self.value_method(**arguments)
+        return _call(self.value_method, self.value_arguments, self._arguments_of(row, value))
 
+    def _render(self, row, value) -> Any:
+        arguments = self._arguments_of(row, value)
+        content = _call(self.render_method, self.render_arguments, arguments)
+        return self.link(content, **arguments) if self.link else content
     def _labeller(self, record, penultimate):
         """None when the column shows the value itself; else a function of the penultimate object giving
         the label of its choice, as its ``get_<field>_display()`` does."""

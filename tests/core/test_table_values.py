@@ -1,4 +1,4 @@
-"""core.table_values.export_values gives what django-tables2's Table.as_values gives, cell for cell, in every
+"""core.table_values gives what django-tables2's Table.as_values (exports) and BoundRow.get_cell (pages) give, cell for cell, in every
 case the library's cell reading distinguishes: a choice's label (Django's generated get_FOO_display, and a
 model's own), a path across a relation that is null, a dictionary row, a column that is no field, a link
 column's text, a many-to-many column, value methods taking some, all or an unknown argument, and defaults.
@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import translation
 
 from archiver.models import PatientArchiveTask, RestoreRecord
-from core.table_values import export_values
+from core.table_values import ColumnReader, export_values
 from tests.factories import ArchiveFactory, InstitutionFactory, TpsPatientFactory
 from tests.reports.factories import ArchiveRunFactory, PatientArchiveTaskFactory
 
@@ -64,6 +64,13 @@ class UserTable(tables.Table):
     joined = tables.DateTimeColumn(accessor="date_joined", format="Y-m-d")
 
 
+def _cells(table):
+    """Each row's rendered cells: (ours, the library's BoundRow.get_cell)."""
+    readers = [ColumnReader(column) for column in table.columns]
+    return ([[str(reader.cell(row)) for reader in readers] for row in table.rows],
+            [[str(row.get_cell(column.name)) for column in table.columns] for row in table.rows])
+
+
 def _both(table_class, rows, **kwargs):
     return list(export_values(table_class(rows), **kwargs)), list(table_class(rows).as_values(**kwargs))
 
@@ -82,6 +89,8 @@ def test_model_rows_as_the_library_reads_them(language):
     with translation.override(language):
         ours, library = _both(TaskTable, rows)
         assert ours == library
+        cells, library_cells = _cells(TaskTable(rows))
+        assert cells == library_cells and "<b>" in cells[0][1] and 'href="/archive/runs/' in cells[0][8]
         assert len(ours) == 3 and "run_code" not in str(ours[0])
         labels = {str(PatientArchiveTask.Result.PASS.label), str(PatientArchiveTask.Result.ERROR.label)}
         assert {row[0] for row in ours[1:]} == labels  # the result column: labels, not stored values
@@ -96,12 +105,15 @@ def test_a_models_own_label_method_is_asked(monkeypatch):
     rows = RestoreRecord.objects.select_related("archive")
     ours, library = _both(RestoreTable, rows)
     assert ours == library and ours[1][0] == "own queued"
+    assert _cells(RestoreTable(rows))[0] == _cells(RestoreTable(rows))[1]
 
 
 def test_dictionary_rows():
     rows = [{"a": 1, "c": {"d": "deep"}}, {"a": None, "c": None}, {"a": "", "c__d": "flat"}]
     ours, library = _both(DictTable, rows)
     assert ours == library
+    cells, library_cells = _cells(DictTable(rows))
+    assert cells == library_cells and cells[1][2] == "gone"
 
 
 def test_many_to_many_and_date_columns():
@@ -110,6 +122,8 @@ def test_many_to_many_and_date_columns():
     User.objects.create(username="b")
     ours, library = _both(UserTable, User.objects.order_by("username"))
     assert ours == library and ours[1][1] == "physicists"
+    cells, library_cells = _cells(UserTable(User.objects.order_by("username")))
+    assert cells == library_cells and cells[1][1] == "—"
 
 
 def test_no_rows():
