@@ -1,16 +1,19 @@
-"""A table's export values: what django-tables2's ``Table.as_values`` gives, at a fraction of its cost.
+"""A table's cells as django-tables2 reads them (``Table.as_values`` for exports, ``BoundRow.get_cell`` for
+pages), at a fraction of its cost.
 
 For every cell the library finds the column by scanning all columns, builds two accessors, resolves the
 record's path twice, asks the model for the column's field to see whether it has choices, and then lets
 Django's ``get_FOO_display`` rebuild the whole choices dictionary and translate every label again. Under
 load (bench/load.py) exports were one request in twenty but 40 % of the web workers' time, most of it
-there: the runs list's CSV (1,828 runs, 11 columns) spent 0.45 s of 0.75 s in ``as_values``.
+there: the runs list's CSV (1,828 runs, 11 columns) spent 0.45 s of 0.75 s in ``as_values``; a page's
+100 rows spent a third of the page's time there.
 
-``export_values`` does per cell what the library does, in the same order, and works out once per export
+``ColumnReader`` does per cell what the library does, in the same order, and works out once per table
 what depends only on the column or on the class of the record: the accessors, whether the column shows
 a choice's label, the labels themselves (in the language of the request, as the library's would be) and
-the arguments the column's value method takes. tests/core/test_table_values.py compares it with
-``as_values`` over every table of PDAS.
+the arguments the column's value and render methods take. ``export_values`` is ``as_values`` with it;
+``pdas_tables.table_rows`` renders the page's cells with it. tests/core/test_table_values.py compares
+both with the library's, and tests/audit/test_exports.py every page's export file.
 """
 from __future__ import annotations
 
