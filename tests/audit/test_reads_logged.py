@@ -3,12 +3,14 @@ institution and the time (UTC); so does every export of it."""
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from pdas.middleware import site_zone_name
 from tests.access_world import MRN, clients_of, world  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +71,9 @@ def test_the_auditor_page_searches_by_user_event_mrn_dates_and_institution(world
 
     record_event(actor="zhang", event="restore", institution="ALPHA", mrns=["000777"])
     client = clients_of(world)["auditor"]
-    today = timezone.now().date()
+    # The page's dates are its zone's (pdas/middleware.py): near midnight UTC's date is another day.
+    zone = zoneinfo.ZoneInfo(site_zone_name(world["users"]["auditor"]))
+    today = timezone.localdate(timezone=zone)
 
     def events(**query):
         return [row.record.event for row in client.get(reverse("audit:log"), query).context["table"].paginated_rows]
