@@ -3,7 +3,8 @@
     .venv/bin/python bench/load.py [--users 50] [--seconds 120] [--think 2] [--scale 1.0] [--workers N]
 
 Builds, in a throw-away folder, what an installed PDAS runs (docs/operations.md): a PostgreSQL cluster,
-gunicorn in production mode with ``deploy/gunicorn.conf.py`` (``--workers`` processes, default the
+a Redis for the web processes' shared cache (``PDAS_CACHE_URL``, as deploy/install sets it), gunicorn in
+production mode with ``deploy/gunicorn.conf.py`` (``--workers`` processes, default the
 config's own), nginx running ``deploy/nginx/pdas.conf`` with TLS in front of it. The database holds the
 demo site (curated, archived, checked, scanned) and a second institution of five years with 100,000
 verified archives, their runs and patient tasks, restores, weekly loss scans with 150,000 findings and
@@ -60,7 +61,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 class Stack:
-    """PostgreSQL, gunicorn as pdas-web.service runs it, nginx with the shipped site and a certificate."""
+    """PostgreSQL, Redis, gunicorn as pdas-web.service runs it, nginx with the shipped site and a certificate."""
 
     def __init__(self, scratch: Path, workers: int | None):
         self.scratch = scratch
@@ -72,6 +73,12 @@ class Stack:
 
         self.postgres = start_postgres()
         return self.postgres.url
+
+    def start_cache(self) -> str:
+        from tests.servers.redis import start_redis
+
+        self.redis, url = start_redis(self.scratch / "redis")
+        return url.rsplit("/", 1)[0] + "/1"
 
     def environment(self, database_url: str) -> dict[str, str]:
         data = self.scratch / "data"
@@ -86,6 +93,7 @@ class Stack:
             "DJANGO_ALLOWED_HOSTS": HOST_NAME, "PDAS_AUDIT_MAC_KEY_FILE": str(key), "PDAS_PROXY_COUNT": "1",
             "PDAS_TIME_ZONE": "Asia/Shanghai", "PYTHONPATH": str(REPO),
             "DATABASE_CONN_MAX_AGE": "60",  # as deploy/install writes it into pdas.env
+            "PDAS_CACHE_URL": self.start_cache(),  # likewise
         })
         if self.workers:
             env["PDAS_WEB_WORKERS"] = str(self.workers)
@@ -120,6 +128,8 @@ class Stack:
         for process in reversed(self.processes):
             process.terminate()
             process.wait(30)
+        if getattr(self, "redis", None):
+            self.redis.stop()
         if getattr(self, "postgres", None):
             self.postgres.stop()
 

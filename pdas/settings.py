@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.mac import keys_from_environment
 from core import env
+from pdas.caches import caches
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The site-wide templates, static files and translations ship inside the pdas package (and its wheel).
@@ -216,13 +217,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# The Reports page keeps a report it counted for this many seconds per web process (0: counts on every
+# The Reports page keeps a report it counted for this many seconds (0: counts on every
 # view); the page says when it was counted and offers to count again. Exports and the printable report
 # are always counted anew.
 PDAS_REPORT_CACHE_SECONDS = env.integer("PDAS_REPORT_CACHE_SECONDS", 300)
 # The same for the counts over every archive on the home page (archives without a verified copy) and the
-# storage page (copies by state): kept this many seconds per web process (core.kept; 0: every view).
+# storage page (copies by state): kept this many seconds (core.kept; 0: every view).
 PDAS_COUNTS_CACHE_SECONDS = env.integer("PDAS_COUNTS_CACHE_SECONDS", 60)
+# Where both are kept: in each web process, or in the Redis PDAS_CACHE_URL names, shared by all of them
+# (pdas/caches.py; deploy/install sets it).
+CACHES = caches(env.string("PDAS_CACHE_URL"))
 
 # Archiving: a worker's claim on a patient lasts this long unless renewed (it is renewed as work
 # progresses), so the claim of a killed worker runs out and a rerun can take the patient over.

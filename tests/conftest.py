@@ -74,6 +74,20 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture
+def redis_cache(redis_server, settings):
+    """Django's cache in a real Redis, shared by every process, as deploy/install sets it (PDAS_CACHE_URL,
+    pdas/caches.py); database 3 of the session's Redis, apart from Celery's."""
+    from django.core.cache import cache
+
+    from pdas.caches import caches
+
+    settings.CACHES = caches(redis_server.rsplit("/", 1)[0] + "/3")
+    cache.clear()
+    yield settings.CACHES["default"]["LOCATION"]
+    cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _dispatch_inline(settings):
     """Background work runs at once in the test's thread and transaction (core.dispatch), so a test reads

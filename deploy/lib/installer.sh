@@ -262,9 +262,24 @@ EOF
     fi
     if [ "$WITH_REDIS" -eq 1 ]; then
         env_add_missing "$env_file" CELERY_BROKER_URL "redis://:$(new_secret)@127.0.0.1:6379/0"
+        env_add_missing_cache_url "$env_file"
     fi
     [ -f "$CONF/site.toml.example" ] || install -m 0640 -o root -g "$SERVICE_USER" \
         "$PDAS_SOURCE_DIR/deploy/site.toml.example" "$CONF/site.toml.example"
+}
+
+env_add_missing_cache_url() {
+    # The web processes' shared cache (pdas/caches.py): the broker's Redis and password, another database,
+    # so the processes count the figures over every archive once between them (docs/operations.md, "Sizing").
+    local file="$1" broker database
+    broker="$(env_value "$file" CELERY_BROKER_URL)"
+    case "$broker" in
+        redis://*/[0-9] | redis://*/[0-9][0-9] | rediss://*/[0-9] | rediss://*/[0-9][0-9]) ;;
+        *) return 0 ;;  # a broker of the administrator's own, without a database number: theirs to set
+    esac
+    database=1
+    [ "${broker##*/}" != 1 ] || database=2
+    env_add_missing "$file" PDAS_CACHE_URL "${broker%/*}/$database"
 }
 
 url_password() {

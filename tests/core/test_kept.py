@@ -30,3 +30,27 @@ def test_zero_seconds_counts_every_time_and_keys_are_apart():
     assert [kept("pdas:test:b", count, seconds=0).value for _ in range(3)] == [1, 2, 3]
     assert kept("pdas:test:c", count, seconds=60).value == 4
     assert kept("pdas:test:d", count, seconds=60).value == 5
+
+
+def test_a_shared_cache_keeps_a_figure_for_every_process(redis_cache):
+    """With PDAS_CACHE_URL (an installation's Redis) the figure is in Redis: another process's cache client,
+    made afresh here, finds it counted."""
+    from django.core.cache import caches
+
+    count, calls = counter()
+    first = kept("pdas:test:shared", count, seconds=60)
+    elsewhere = caches.create_connection("default")  # a client of its own, as another web process has
+    assert elsewhere.get("pdas:test:shared") == first and len(calls) == 1
+    assert kept("pdas:test:shared", count, seconds=60) == first and len(calls) == 1
+
+
+def test_a_cache_that_does_not_answer_costs_a_count_not_the_page(caplog):
+    from django.test import override_settings
+
+    from pdas.caches import caches
+    from tests.servers.ports import free_port
+
+    count, calls = counter()
+    with override_settings(CACHES=caches(f"redis://127.0.0.1:{free_port()}/1")):  # nothing listens there
+        assert [kept("pdas:test:gone", count, seconds=60).value for _ in range(2)] == [1, 2]
+    assert "PDAS_CACHE_URL: the cache did not answer (ConnectionError)" in caplog.text

@@ -288,6 +288,48 @@ def generated_secrets(layout: Layout) -> dict[str, str]:
     return found
 
 
+def shared_cache_facts(layout: Layout) -> dict:
+    """Whether the installer pointed PDAS_CACHE_URL at the broker's Redis (another database), and which kept
+    figures the web processes put there (core.kept keys, e.g. the home page's count); no secret returned."""
+    import redis
+
+    env = environment_file(layout.conf / "pdas.env")
+    cache_url, broker_url = env.get("PDAS_CACHE_URL", ""), env["CELERY_BROKER_URL"]
+    keys = redis.Redis.from_url(cache_url).keys("pdas:*") if cache_url else []
+    return {"set": bool(cache_url), "broker_redis_database_1": cache_url == broker_url.rsplit("/", 1)[0] + "/1",
+            "kept": sorted(key.decode().split(":")[3] for key in keys)}
+
+
+def rotate_redis_password(layout: Layout, services: "Services", repo: Path, bundle: Path) -> dict:
+    """docs/operations.md, "Rotating secrets", for Redis: drop the two URLs from pdas.env, run the installer
+    again, restart. Returns whether the password changed, the cache URL followed, and Redis refuses the old
+    password and takes the new one; /healthz afterwards (the scenario's) shows the broker answering."""
+    import redis
+
+    env_file = layout.conf / "pdas.env"
+    old = generated_secrets(layout)["pdas.env:CELERY_BROKER_URL"]
+    kept_lines = [line for line in env_file.read_text().splitlines(keepends=True)
+                  if not line.startswith(("CELERY_BROKER_URL=", "PDAS_CACHE_URL="))]
+    env_file.write_text("".join(kept_lines))
+    services.stop_pdas()
+    services.stop("redis")
+    run(["bash", str(repo / "deploy/install"), *layout.install_options(), str(bundle)])
+    services.start_redis()
+    services.start_pdas()
+    env = environment_file(env_file)
+    new = generated_secrets(layout)["pdas.env:CELERY_BROKER_URL"]
+
+    def accepted(password: str) -> bool:
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=6379, password=password, socket_timeout=5).ping())
+        except redis.AuthenticationError:
+            return False
+
+    return {"changed": bool(new) and new != old, "mode": oct(env_file.stat().st_mode & 0o777),
+            "cache_follows": env.get("PDAS_CACHE_URL", "") == env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/1",
+            "old_refused": not accepted(old), "new_accepted": accepted(new)}
+
+
 # An address of this namespace's loopback that is not in PDAS_MONITORING_ALLOW's default (127.0.0.1/32):
 # a client from it stands for a workstation on the hospital network.
 OTHER_CLIENT = "10.9.8.7"
@@ -427,6 +469,8 @@ def scenario(layout: Layout, bundle: Path, next_bundle: Path, repo: Path) -> dic
         scan_window = (str(window.get("from", ""))[:10], str(window.get("to", ""))[:10])
         layout.manage("curate", "--institution", INSTITUTION, check=False)
         result["browser"] = browser_session(layout, password, scan_window)
+        result["shared_cache"] = shared_cache_facts(layout)
+        result["redis_rotation"] = rotate_redis_password(layout, services, repo, bundle)
 
         token = (layout.conf / "monitoring_token").read_text().strip()
         status, body = https("/healthz", token=token)

@@ -119,6 +119,12 @@ def test_install_upgrade_and_rollback_without_network(work):
     assert seen["second_install_changes"] == [], seen["second_install_changes"][:20]
     assert seen["env_file_mode"] == "0o600" and seen["secrets_printed"] == []
     assert seen["env_conn_max_age"] == ["DATABASE_CONN_MAX_AGE=60"]  # web processes keep their connection
+    # ... and share what they keep: the home page's count went to the Redis of PDAS_CACHE_URL.
+    shared = seen["shared_cache"]
+    assert shared["set"] and shared["broker_redis_database_1"] and "unsafe-archives" in shared["kept"], shared
+    # Rotating Redis's password as docs/operations.md says; /healthz below then runs on the new one.
+    assert seen["redis_rotation"] == {"changed": True, "mode": "0o600", "cache_follows": True, "old_refused": True,
+                                      "new_accepted": True}
     assert "self-signed" in seen["install_output"].lower()
     assert seen["redis_without_password"].startswith("-NOAUTH")
 

@@ -171,7 +171,10 @@ def test_page_query_count_is_bounded_and_independent_of_the_archives(admin_clien
     assert queries() == few <= 32, few
 
 
-def test_the_page_keeps_a_counted_report_and_counts_again_when_asked(admin_client, inst, settings):
+@pytest.mark.parametrize("shared", [False, True], ids=["process cache", "redis cache"])
+def test_the_page_keeps_a_counted_report_and_counts_again_when_asked(admin_client, inst, settings, request, shared):
+    if shared:  # an installation's: the report goes to Redis and back (pdas/caches.py)
+        request.getfixturevalue("redis_cache")
     settings.PDAS_REPORT_CACHE_SECONDS = 300
     add_day_of_work(inst, 4)
     first = admin_client.get(reverse("reports:index"), MARCH)
