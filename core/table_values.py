@@ -33,6 +33,7 @@ from core.table_signatures import signature
 
 _CELL_ARGUMENTS = frozenset(("value", "record", "column", "bound_column", "bound_row", "table"))
 _NEVER = object()  # a method that names an argument no cell has: the library does not call it
+_EMPTY = object()  # the cell's value is one of the column's empty values
 
 
 def _arguments(method) -> tuple[str, ...] | None | object:
@@ -81,14 +82,16 @@ class ColumnReader:
         self.labels: dict[tuple[type, type], Any] = {}  # (record's class, penultimate's class) -> how to label
 
     def value(self, row) -> Any:
-        return self._read(row, self._value, empty=lambda: None)
+        found = self._read(row, self._value)
+        return None if found is _EMPTY else found
 
     def cell(self, row) -> Any:
-        return self._read(row, self._render, empty=lambda: self.bound_column.default)
+        found = self._read(row, self._render)
+        return self.bound_column.default if found is _EMPTY else found
 
-    def _read(self, row, call, empty) -> Any:
+    def _read(self, row, call) -> Any:
         """``BoundRow._get_and_render_with``: the value at the accessor (a choice's label where the field has
-        choices), then ``empty()`` for an empty value, else ``call(row, value)``."""
+        choices), then ``_EMPTY`` for an empty value, else ``call(row, value)``."""
         record = row.record
         value: Any = None
         remainder = self.remainder
@@ -104,7 +107,7 @@ class ColumnReader:
                 if self.link_text:
                     return call(row, None)
         if value in self.empty_values or (self.many and not value.exists()):
-            return empty()
+            return _EMPTY
         return call(row, value)
 
     def _arguments_of(self, row, value) -> dict[str, Any]:
@@ -118,6 +121,7 @@ class ColumnReader:
         arguments = self._arguments_of(row, value)
         content = _call(self.render_method, self.render_arguments, arguments)
         return self.link(content, **arguments) if self.link else content
+
     def _labeller(self, record, penultimate):
         """None when the column shows the value itself; else a function of the penultimate object giving
         the label of its choice, as its ``get_<field>_display()`` does."""
